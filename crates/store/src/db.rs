@@ -1,0 +1,338 @@
+//! Connections: one Diesel `MultiConnection` over SQLite and PostgreSQL, the pool, and migrations.
+
+use std::fmt;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::r2d2::R2D2Connection;
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::StoreError;
+
+/// A connection to either backend; queries written once run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// PostgreSQL, for production and for several instances sharing one database.
+    Pg(PgConnection),
+    /// Embedded SQLite, the default.
+    Sqlite(SqliteConnection),
+}
+
+/// Runs `$body` with `$c` bound to the inner connection of whichever backend `$conn` is; for the few
+/// statements (`ON CONFLICT`) that do not go through the `MultiConnection` enum.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Pg($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// PostgreSQL server.
+    Postgres,
+}
+
+impl Backend {
+    /// `sqlite` or `postgres`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A database location, with the backend chosen from its scheme (never by trial: SQLite would accept
+/// any string as a file name).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    backend: Backend,
+    /// For SQLite the file path; for PostgreSQL the whole URL (which may hold a password).
+    target: String,
+}
+
+impl DatabaseUrl {
+    /// Parses `sqlite://PATH`, `sqlite:PATH`, a plain file path, `postgres://…` or `postgresql://…`.
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(StoreError::InvalidUrl("the database URL is empty".into()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl {
+                backend: Backend::Postgres,
+                target: url.to_owned(),
+            });
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.is_empty() {
+            return Err(StoreError::InvalidUrl(
+                "the SQLite URL names no file".into(),
+            ));
+        }
+        if let Some((scheme, _)) = path.split_once("://") {
+            return Err(StoreError::InvalidUrl(format!(
+                "unsupported database scheme {scheme:?} (use sqlite:// or postgres://)"
+            )));
+        }
+        Ok(DatabaseUrl {
+            backend: Backend::Sqlite,
+            target: path.to_owned(),
+        })
+    }
+
+    /// The backend the URL names.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The SQLite file path, when the backend is SQLite.
+    pub fn sqlite_path(&self) -> Option<&str> {
+        (self.backend == Backend::Sqlite).then_some(self.target.as_str())
+    }
+
+    /// The URL with any password hidden, for logs.
+    pub fn redacted(&self) -> String {
+        match self.backend {
+            Backend::Sqlite => format!("sqlite://{}", self.target),
+            Backend::Postgres => redact_password(&self.target),
+        }
+    }
+
+    /// The URL as given, password included: only for connecting.
+    pub fn expose(&self) -> &str {
+        &self.target
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+/// Hides the password of `scheme://user:password@host/…` and of a `password=` query parameter.
+fn redact_password(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = out[rest_start..]
+            .find(['/', '?'])
+            .map_or(out.len(), |i| rest_start + i);
+        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+            let userinfo = &out[rest_start..rest_start + at];
+            if let Some(colon) = userinfo.find(':') {
+                let start = rest_start + colon + 1;
+                out.replace_range(start..rest_start + at, "[redacted]");
+            }
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (head, query) = out.split_at(q + 1);
+        let query = query
+            .split('&')
+            .map(|kv| {
+                if kv.to_ascii_lowercase().starts_with("password=") {
+                    "password=[redacted]".to_owned()
+                } else {
+                    kv.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+        out = format!("{head}{query}");
+    }
+    out
+}
+
+/// How connections are made and pooled.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Connections in the pool.
+    pub max_size: u32,
+    /// How long to wait for a connection before reporting the database unavailable.
+    pub connection_timeout: Duration,
+    /// How long SQLite waits on a lock held by another connection.
+    pub busy_timeout: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            max_size: 8,
+            connection_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Makes connections for r2d2, choosing the backend from the URL and setting SQLite up.
+#[derive(Debug)]
+pub struct Manager {
+    url: DatabaseUrl,
+    busy_timeout: Duration,
+}
+
+impl Manager {
+    /// A manager for `url`.
+    pub fn new(url: DatabaseUrl, busy_timeout: Duration) -> Self {
+        Manager { url, busy_timeout }
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<DbConnection, StoreError> {
+        connect(&self.url, self.busy_timeout)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
+        conn.ping().map_err(StoreError::from)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Opens one connection to `url`; for SQLite sets the durability and locking pragmas.
+pub fn connect(url: &DatabaseUrl, busy_timeout: Duration) -> Result<DbConnection, StoreError> {
+    match url.backend {
+        Backend::Postgres => PgConnection::establish(&url.target)
+            // libpq's message names host and port, never the password.
+            .map(DbConnection::Pg)
+            .map_err(|e| StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}"))),
+        Backend::Sqlite => {
+            let mut conn = SqliteConnection::establish(&url.target).map_err(|e| {
+                StoreError::Unavailable(format!("cannot open SQLite database: {e}"))
+            })?;
+            // busy_timeout first, so that switching to WAL waits on a concurrent opener.
+            conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = {};\
+                 PRAGMA journal_mode = WAL;\
+                 PRAGMA synchronous = FULL;\
+                 PRAGMA foreign_keys = ON;",
+                busy_timeout.as_millis()
+            ))?;
+            Ok(DbConnection::Sqlite(conn))
+        }
+    }
+}
+
+/// Applies every pending migration for the connection's backend; returns how many ran.
+pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
+    let ran = match conn {
+        DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(ran.len())
+}
+
+/// Reverts every applied migration (tests and `migrate --down`); returns how many were reverted.
+pub fn revert_all_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
+    let reverted = match conn {
+        DbConnection::Pg(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS),
+        DbConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(reverted.len())
+}
+
+/// The migration names embedded for `backend`, in order.
+pub fn migration_names(backend: Backend) -> Vec<String> {
+    use diesel::migration::MigrationSource;
+    let source = match backend {
+        Backend::Sqlite => SQLITE_MIGRATIONS,
+        Backend::Postgres => POSTGRES_MIGRATIONS,
+    };
+    MigrationSource::<diesel::sqlite::Sqlite>::migrations(&source)
+        .map(|ms| ms.iter().map(|m| m.name().to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_from_scheme() {
+        let cases = [
+            (
+                "sqlite://meterhook.db",
+                Some((Backend::Sqlite, "meterhook.db")),
+            ),
+            (
+                "sqlite:///var/lib/m.db",
+                Some((Backend::Sqlite, "/var/lib/m.db")),
+            ),
+            ("sqlite:m.db", Some((Backend::Sqlite, "m.db"))),
+            ("./data/m.db", Some((Backend::Sqlite, "./data/m.db"))),
+            (
+                "postgres://u:p@h/db",
+                Some((Backend::Postgres, "postgres://u:p@h/db")),
+            ),
+            (
+                "postgresql:///db?host=/tmp",
+                Some((Backend::Postgres, "postgresql:///db?host=/tmp")),
+            ),
+            ("", None),
+            ("sqlite://", None),
+            ("mysql://h/db", None),
+        ];
+        for (input, expected) in cases {
+            let got = DatabaseUrl::parse(input)
+                .ok()
+                .map(|u| (u.backend(), u.expose().to_owned()));
+            assert_eq!(got, expected.map(|(b, t)| (b, t.to_owned())), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn passwords_never_shown() {
+        let cases = [
+            (
+                "postgres://meter:s3cret@db:5432/m",
+                "postgres://meter:[redacted]@db:5432/m",
+            ),
+            ("postgres://meter@db/m", "postgres://meter@db/m"),
+            (
+                "postgresql://db/m?user=u&password=s3cret",
+                "postgresql://db/m?user=u&password=[redacted]",
+            ),
+            (
+                "postgres://a:b:c@h/m?sslmode=require",
+                "postgres://a:[redacted]@h/m?sslmode=require",
+            ),
+        ];
+        for (input, expected) in cases {
+            let url = DatabaseUrl::parse(input).expect("valid");
+            assert_eq!(url.redacted(), expected);
+            assert!(!format!("{url:?}").contains("s3cret"));
+        }
+    }
+}

@@ -1,0 +1,186 @@
+#![doc = include_str!("../README.md")]
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use meterhook_domain::Millis;
+
+mod db;
+mod models;
+mod outcome;
+mod repo;
+pub mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use db::{
+    connect, migration_names, revert_all_migrations, run_migrations, Backend, DatabaseUrl,
+    DbConnection, PoolOptions,
+};
+pub use models::{
+    EventRecord, EventSummary, MeterEntry, NewEvent, ProcessResult, Recorded, Stats, SyncLog,
+    TypeCount, Vehicle,
+};
+pub use outcome::{Outcome, SyncStatus};
+
+/// A pooled connection.
+pub type Pool = r2d2::Pool<db::Manager>;
+
+/// What can go wrong in the store. Messages never contain the database password.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or answered that it is unavailable; worth retrying.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The URL is not one the store understands.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+    /// The thing asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request contradicts what is stored.
+    #[error("{0}")]
+    Invalid(String),
+    /// Any other database error.
+    #[error("database error: {0}")]
+    Query(DieselError),
+}
+
+impl StoreError {
+    /// Whether trying again later may succeed (connection lost, lock timeout, pool exhausted).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Query(e) => is_transient_diesel(e),
+            _ => false,
+        }
+    }
+}
+
+fn is_transient_diesel(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(kind, info) => match kind {
+            DatabaseErrorKind::ClosedConnection
+            | DatabaseErrorKind::UnableToSendCommand
+            | DatabaseErrorKind::SerializationFailure => true,
+            _ => {
+                let msg = info.message().to_ascii_lowercase();
+                msg.contains("database is locked")
+                    || msg.contains("busy")
+                    || msg.contains("terminating connection")
+                    || msg.contains("server closed the connection")
+                    || msg.contains("no connection to the server")
+                    || msg.contains("the database system is")
+                    || msg.contains("disk i/o error")
+            }
+        },
+        DieselError::BrokenTransactionManager => true,
+        _ => false,
+    }
+}
+
+impl From<DieselError> for StoreError {
+    fn from(e: DieselError) -> Self {
+        if is_transient_diesel(&e) {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Query(e)
+        }
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+/// Shorthand for store results.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The store: a connection pool on one backend, with meterhook's repositories as methods.
+///
+/// Every method blocks; async callers run them off their executor threads.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    url: DatabaseUrl,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("url", &self.url).finish()
+    }
+}
+
+impl Store {
+    /// Opens the database at `url` and applies pending migrations.
+    pub fn open(url: &str, options: &PoolOptions) -> Result<Store> {
+        let store = Store::open_lazy(url, options)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Builds the pool without connecting; the first use connects (and fails if it cannot).
+    pub fn open_lazy(url: &str, options: &PoolOptions) -> Result<Store> {
+        let url = DatabaseUrl::parse(url)?;
+        let manager = db::Manager::new(url.clone(), options.busy_timeout);
+        let pool = r2d2::Pool::builder()
+            .max_size(options.max_size.max(1))
+            .min_idle(Some(0))
+            .connection_timeout(options.connection_timeout)
+            // A connection that died with the server is found before it is handed out.
+            .test_on_check_out(url.backend() == Backend::Postgres)
+            .error_handler(Box::new(r2d2::NopErrorHandler))
+            .build_unchecked(manager);
+        Ok(Store { pool, url })
+    }
+
+    /// Applies pending migrations; returns how many ran.
+    pub fn migrate(&self) -> Result<usize> {
+        let mut conn = self.conn()?;
+        run_migrations(&mut conn)
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.url.backend()
+    }
+
+    /// The database URL (its `Debug` and `redacted()` hide any password).
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// Checks that the database answers.
+    pub fn ping(&self) -> Result<()> {
+        use diesel::connection::SimpleConnection;
+        let mut conn = self.conn()?;
+        conn.batch_execute("SELECT 1")?;
+        Ok(())
+    }
+
+    pub(crate) fn conn(&self) -> Result<r2d2::PooledConnection<db::Manager>> {
+        Ok(self.pool.get()?)
+    }
+}
+
+/// The current time in UTC, to the microsecond (PostgreSQL's resolution).
+pub fn now() -> NaiveDateTime {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros())
+        .unwrap_or(now)
+        .naive_utc()
+}
+
+/// A domain instant as a UTC timestamp; `None` outside chrono's range.
+pub fn to_timestamp(at: Millis) -> Option<NaiveDateTime> {
+    DateTime::from_timestamp_millis(at.0).map(|t| t.naive_utc())
+}
+
+/// A UTC timestamp as a domain instant.
+pub fn to_millis(at: NaiveDateTime) -> Millis {
+    Millis(at.and_utc().timestamp_millis())
+}

@@ -1,0 +1,167 @@
+//! The stored outcome of an event and the status of a sync attempt.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// What became of an event; stored as text in `smartcar_webhook_events.outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Stored, not processed yet (or waiting for a retry).
+    Pending,
+    /// A meter entry was created.
+    Created,
+    /// The same reading was already recorded within the duplicate window; skipped.
+    Duplicate,
+    /// The reading contradicts its neighbours in time; kept out.
+    OutOfSequence,
+    /// The reading implies an impossible speed from its nearest neighbour; kept out.
+    ImplausibleJump,
+    /// The Smartcar vehicle is not registered; processed again when it is.
+    UnknownVehicle,
+    /// The Smartcar vehicle is registered but deactivated.
+    InactiveVehicle,
+    /// A state event without an odometer signal (other signals only).
+    NoOdometer,
+    /// The odometer signal was present but unusable (failed signal, unknown unit, bad value).
+    InvalidReading,
+    /// A VEHICLE_ERROR was recorded against its vehicle.
+    VehicleErrorRecorded,
+    /// An event type meterhook keeps but does not act on.
+    Ignored,
+    /// A signed body that is not a JSON object; kept as received.
+    Malformed,
+    /// Processing failed on every attempt; waits for `events reprocess`.
+    Dead,
+}
+
+impl Outcome {
+    /// Every outcome, for listings and metrics.
+    pub const ALL: [Outcome; 13] = [
+        Outcome::Pending,
+        Outcome::Created,
+        Outcome::Duplicate,
+        Outcome::OutOfSequence,
+        Outcome::ImplausibleJump,
+        Outcome::UnknownVehicle,
+        Outcome::InactiveVehicle,
+        Outcome::NoOdometer,
+        Outcome::InvalidReading,
+        Outcome::VehicleErrorRecorded,
+        Outcome::Ignored,
+        Outcome::Malformed,
+        Outcome::Dead,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pending => "pending",
+            Outcome::Created => "created",
+            Outcome::Duplicate => "duplicate",
+            Outcome::OutOfSequence => "out_of_sequence",
+            Outcome::ImplausibleJump => "implausible_jump",
+            Outcome::UnknownVehicle => "unknown_vehicle",
+            Outcome::InactiveVehicle => "inactive_vehicle",
+            Outcome::NoOdometer => "no_odometer",
+            Outcome::InvalidReading => "invalid_reading",
+            Outcome::VehicleErrorRecorded => "vehicle_error_recorded",
+            Outcome::Ignored => "ignored",
+            Outcome::Malformed => "malformed",
+            Outcome::Dead => "dead",
+        }
+    }
+
+    /// Whether the event failed: its data could not be used or processing gave up.
+    pub fn is_error(self) -> bool {
+        matches!(
+            self,
+            Outcome::InvalidReading | Outcome::Malformed | Outcome::Dead
+        )
+    }
+
+    /// The outcome of an odometer decision.
+    pub fn from_decision(decision: &meterhook_domain::Decision) -> Outcome {
+        use meterhook_domain::Decision;
+        match decision {
+            Decision::Accept { .. } => Outcome::Created,
+            Decision::Duplicate { .. } => Outcome::Duplicate,
+            Decision::OutOfSequence { .. } => Outcome::OutOfSequence,
+            Decision::ImplausibleJump { .. } => Outcome::ImplausibleJump,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not an outcome.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown outcome {0:?}")]
+pub struct UnknownOutcome(pub String);
+
+impl FromStr for Outcome {
+    type Err = UnknownOutcome;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Outcome::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| UnknownOutcome(s.to_owned()))
+    }
+}
+
+/// The status column of `smartcar_sync_logs`: how a sync attempt went, in the seed's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStatus {
+    /// Data was written (a meter entry, a vehicle error).
+    Success,
+    /// Nothing to write: a duplicate.
+    Skipped,
+    /// The data was refused by the rules.
+    Rejected,
+    /// The data could not be used.
+    Failed,
+}
+
+impl SyncStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatus::Success => "success",
+            SyncStatus::Skipped => "skipped",
+            SyncStatus::Rejected => "rejected",
+            SyncStatus::Failed => "failed",
+        }
+    }
+
+    /// The status that goes with an outcome.
+    pub fn for_outcome(outcome: Outcome) -> SyncStatus {
+        match outcome {
+            Outcome::Created | Outcome::VehicleErrorRecorded => SyncStatus::Success,
+            Outcome::Duplicate
+            | Outcome::UnknownVehicle
+            | Outcome::InactiveVehicle
+            | Outcome::NoOdometer
+            | Outcome::Ignored
+            | Outcome::Pending => SyncStatus::Skipped,
+            Outcome::OutOfSequence | Outcome::ImplausibleJump => SyncStatus::Rejected,
+            Outcome::InvalidReading | Outcome::Malformed | Outcome::Dead => SyncStatus::Failed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for o in Outcome::ALL {
+            assert_eq!(o.as_str().parse::<Outcome>(), Ok(o));
+        }
+        assert!("nope".parse::<Outcome>().is_err());
+    }
+}

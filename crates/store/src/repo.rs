@@ -1,0 +1,595 @@
+//! The repositories: every read and write the server makes, one method each.
+
+use chrono::NaiveDateTime;
+use diesel::dsl::count_star;
+use diesel::prelude::*;
+use meterhook_domain::{decide, Decision, Neighbours, Policy, Reading};
+
+use crate::db::{on_backend, DbConnection};
+use crate::models::{NewMeterEntry, NewSyncLog};
+use crate::schema::{
+    meter_entries, smartcar_sync_logs, smartcar_vehicles, smartcar_webhook_events,
+};
+use crate::{
+    now, to_millis, to_timestamp, EventRecord, EventSummary, MeterEntry, NewEvent, Outcome,
+    ProcessResult, Recorded, Result, Stats, Store, StoreError, SyncLog, SyncStatus, TypeCount,
+    Vehicle,
+};
+
+/// `source_type` of entries made from webhooks.
+pub const SOURCE_SMARTCAR_WEBHOOK: &str = "smartcar_webhook";
+
+impl Store {
+    // ---- vehicles ---------------------------------------------------------------------------
+
+    /// Registers a Smartcar vehicle for an app vehicle, or re-points and re-activates it.
+    pub fn register_vehicle(&self, smartcar_vehicle_id: &str, vehicle_id: &str) -> Result<Vehicle> {
+        use smartcar_vehicles::dsl as v;
+        if smartcar_vehicle_id.trim().is_empty() || vehicle_id.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "vehicle ids must not be empty".to_owned(),
+            ));
+        }
+        let mut conn = self.conn()?;
+        let at = now();
+        let row = (
+            v::smartcar_vehicle_id.eq(smartcar_vehicle_id),
+            v::vehicle_id.eq(vehicle_id),
+            v::is_active.eq(true),
+            v::created_at.eq(at),
+            v::updated_at.eq(at),
+        );
+        let update = (
+            v::vehicle_id.eq(vehicle_id),
+            v::is_active.eq(true),
+            v::updated_at.eq(at),
+        );
+        on_backend!(&mut *conn, |c| diesel::insert_into(v::smartcar_vehicles)
+            .values(row)
+            .on_conflict(v::smartcar_vehicle_id)
+            .do_update()
+            .set(update)
+            .execute(c))?;
+        self.find_vehicle_in(&mut conn, smartcar_vehicle_id)?
+            .ok_or_else(|| StoreError::NotFound(format!("vehicle {smartcar_vehicle_id} vanished")))
+    }
+
+    /// Turns processing for a vehicle on or off.
+    pub fn set_vehicle_active(&self, smartcar_vehicle_id: &str, active: bool) -> Result<Vehicle> {
+        use smartcar_vehicles::dsl as v;
+        let mut conn = self.conn()?;
+        let n = diesel::update(
+            v::smartcar_vehicles.filter(v::smartcar_vehicle_id.eq(smartcar_vehicle_id)),
+        )
+        .set((v::is_active.eq(active), v::updated_at.eq(now())))
+        .execute(&mut *conn)?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "no vehicle with Smartcar id {smartcar_vehicle_id}"
+            )));
+        }
+        self.find_vehicle_in(&mut conn, smartcar_vehicle_id)?
+            .ok_or_else(|| StoreError::NotFound(format!("vehicle {smartcar_vehicle_id} vanished")))
+    }
+
+    /// All registered vehicles, oldest first.
+    pub fn list_vehicles(&self) -> Result<Vec<Vehicle>> {
+        use smartcar_vehicles::dsl as v;
+        let mut conn = self.conn()?;
+        Ok(v::smartcar_vehicles
+            .order(v::id.asc())
+            .select(Vehicle::as_select())
+            .load(&mut *conn)?)
+    }
+
+    /// The vehicle with this Smartcar id.
+    pub fn find_vehicle(&self, smartcar_vehicle_id: &str) -> Result<Option<Vehicle>> {
+        let mut conn = self.conn()?;
+        self.find_vehicle_in(&mut conn, smartcar_vehicle_id)
+    }
+
+    fn find_vehicle_in(
+        &self,
+        conn: &mut DbConnection,
+        smartcar_vehicle_id: &str,
+    ) -> Result<Option<Vehicle>> {
+        find_vehicle(conn, smartcar_vehicle_id)
+    }
+
+    // ---- events -----------------------------------------------------------------------------
+
+    /// Stores an event unless its id is already stored, in one statement (`ON CONFLICT DO
+    /// NOTHING`): concurrent deliveries of one event store it once and exactly one sees `New`.
+    pub fn record_event(&self, event: &NewEvent<'_>) -> Result<Recorded> {
+        let mut conn = self.conn()?;
+        record_event(&mut conn, event)
+    }
+
+    /// The stored event with this id.
+    pub fn find_event(&self, event_id: &str) -> Result<Option<EventRecord>> {
+        use smartcar_webhook_events::dsl as e;
+        let mut conn = self.conn()?;
+        Ok(e::smartcar_webhook_events
+            .filter(e::event_id.eq(event_id))
+            .select(EventRecord::as_select())
+            .first(&mut *conn)
+            .optional()?)
+    }
+
+    /// The newest events first.
+    pub fn recent_events(&self, limit: i64) -> Result<Vec<EventSummary>> {
+        use smartcar_webhook_events::dsl as e;
+        let mut conn = self.conn()?;
+        Ok(e::smartcar_webhook_events
+            .order(e::id.desc())
+            .limit(limit.max(0))
+            .select(EventSummary::as_select())
+            .load(&mut *conn)?)
+    }
+
+    /// Finishes an event that needs no rules (ignored type, missing data, unusable reading),
+    /// writing a sync log when `sync_type` is given. Returns false when it was already processed.
+    pub fn complete_event(
+        &self,
+        event_id: &str,
+        outcome: Outcome,
+        error: Option<&str>,
+        sync: Option<(&str, Option<&str>, &serde_json::Value)>,
+    ) -> Result<bool> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            if !claim_event(conn, event_id)? {
+                return Ok(false);
+            }
+            if let Some((sync_type, smartcar_vehicle_id, data)) = sync {
+                write_sync_log(
+                    conn,
+                    sync_type,
+                    smartcar_vehicle_id,
+                    None,
+                    event_id,
+                    outcome,
+                    data,
+                )?;
+            }
+            finish_event(conn, event_id, outcome, error)?;
+            Ok(true)
+        })
+    }
+
+    /// Processes an odometer reading in one transaction: claims the event (so it is processed
+    /// once), serialises on the vehicle, loads the neighbouring readings, asks the rules, writes the
+    /// entry and the sync log, and marks the event processed.
+    pub fn process_odometer(
+        &self,
+        event_id: &str,
+        smartcar_vehicle_id: &str,
+        reading: Reading,
+        policy: &Policy,
+    ) -> Result<ProcessResult> {
+        let entry_date = to_timestamp(reading.observed_at).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "reading time {} is out of range",
+                reading.observed_at
+            ))
+        })?;
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            if !claim_event(conn, event_id)? {
+                return Ok(ProcessResult::already_processed(stored_outcome(
+                    conn, event_id,
+                )?));
+            }
+            let vehicle = match lock_vehicle(conn, smartcar_vehicle_id)? {
+                Ok(vehicle) => vehicle,
+                Err(outcome) => {
+                    let data = serde_json::json!({ "smartcarVehicleId": smartcar_vehicle_id });
+                    write_sync_log(
+                        conn,
+                        "odometer",
+                        Some(smartcar_vehicle_id),
+                        None,
+                        event_id,
+                        outcome,
+                        &data,
+                    )?;
+                    finish_event(conn, event_id, outcome, None)?;
+                    return Ok(ProcessResult {
+                        outcome,
+                        decision: None,
+                        entry_id: None,
+                        vehicle_id: None,
+                        processed_now: true,
+                    });
+                }
+            };
+            let neighbours = load_neighbours(conn, &vehicle.vehicle_id, entry_date, policy)?;
+            let decision = decide(reading, &neighbours, policy);
+            let outcome = Outcome::from_decision(&decision);
+            let entry_id = if decision.is_accept() {
+                let note = format!("Smartcar webhook event {event_id}");
+                let id = diesel::insert_into(meter_entries::table)
+                    .values(NewMeterEntry {
+                        vehicle_id: &vehicle.vehicle_id,
+                        value_m: reading.distance.metres(),
+                        entry_date,
+                        source_type: SOURCE_SMARTCAR_WEBHOOK,
+                        notes: Some(&note),
+                        event_id: Some(event_id),
+                        void: false,
+                        void_reason: None,
+                        created_at: now(),
+                    })
+                    .returning(meter_entries::id)
+                    .get_result::<i64>(conn)?;
+                Some(id)
+            } else {
+                None
+            };
+            let data = sync_data(&decision, reading, entry_id);
+            write_sync_log(
+                conn,
+                "odometer",
+                Some(smartcar_vehicle_id),
+                Some(&vehicle.vehicle_id),
+                event_id,
+                outcome,
+                &data,
+            )?;
+            finish_event(conn, event_id, outcome, None)?;
+            Ok(ProcessResult {
+                outcome,
+                decision: Some(decision),
+                entry_id,
+                vehicle_id: Some(vehicle.vehicle_id),
+                processed_now: true,
+            })
+        })
+    }
+
+    /// Records a VEHICLE_ERROR against its vehicle: `last_error` is set to `summary`, or cleared
+    /// when `summary` is `None` (every error resolved); a sync log keeps `data`.
+    pub fn record_vehicle_error(
+        &self,
+        event_id: &str,
+        smartcar_vehicle_id: &str,
+        summary: Option<&str>,
+        data: &serde_json::Value,
+    ) -> Result<ProcessResult> {
+        use smartcar_vehicles::dsl as v;
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            if !claim_event(conn, event_id)? {
+                return Ok(ProcessResult::already_processed(stored_outcome(
+                    conn, event_id,
+                )?));
+            }
+            let (outcome, vehicle_id) = match lock_vehicle(conn, smartcar_vehicle_id)? {
+                Ok(vehicle) => {
+                    let at = now();
+                    diesel::update(v::smartcar_vehicles.filter(v::id.eq(vehicle.id)))
+                        .set((
+                            v::last_error.eq(summary),
+                            v::last_error_at.eq(summary.map(|_| at)),
+                            v::updated_at.eq(at),
+                        ))
+                        .execute(conn)?;
+                    (Outcome::VehicleErrorRecorded, Some(vehicle.vehicle_id))
+                }
+                Err(outcome) => (outcome, None),
+            };
+            write_sync_log(
+                conn,
+                "vehicle_error",
+                Some(smartcar_vehicle_id),
+                vehicle_id.as_deref(),
+                event_id,
+                outcome,
+                data,
+            )?;
+            finish_event(conn, event_id, outcome, None)?;
+            Ok(ProcessResult {
+                outcome,
+                decision: None,
+                entry_id: None,
+                vehicle_id,
+                processed_now: true,
+            })
+        })
+    }
+
+    // ---- entries, logs, figures ---------------------------------------------------------------
+
+    /// A vehicle's meter entries by reading time, oldest first.
+    pub fn list_entries(&self, vehicle_id: &str, include_void: bool) -> Result<Vec<MeterEntry>> {
+        use meter_entries::dsl as m;
+        let mut conn = self.conn()?;
+        let mut query = m::meter_entries
+            .filter(m::vehicle_id.eq(vehicle_id))
+            .order((m::entry_date.asc(), m::id.asc()))
+            .select(MeterEntry::as_select())
+            .into_boxed();
+        if !include_void {
+            query = query.filter(m::void.eq(false));
+        }
+        Ok(query.load(&mut *conn)?)
+    }
+
+    /// The sync logs of one event, oldest first.
+    pub fn sync_logs_for_event(&self, event_id: &str) -> Result<Vec<SyncLog>> {
+        use smartcar_sync_logs::dsl as s;
+        let mut conn = self.conn()?;
+        Ok(s::smartcar_sync_logs
+            .filter(s::event_id.eq(event_id))
+            .order(s::id.asc())
+            .select(SyncLog::as_select())
+            .load(&mut *conn)?)
+    }
+
+    /// The seed's monitoring figures for events received since `since`.
+    pub fn stats(&self, since: NaiveDateTime) -> Result<Stats> {
+        use smartcar_sync_logs::dsl as s;
+        use smartcar_webhook_events::dsl as e;
+        let mut conn = self.conn()?;
+        let by_type: Vec<(String, bool, i64)> = e::smartcar_webhook_events
+            .filter(e::received_at.ge(since))
+            .group_by((e::event_type, e::processed))
+            .select((e::event_type, e::processed, count_star()))
+            .order((e::event_type.asc(), e::processed.asc()))
+            .load(&mut *conn)?;
+        let by_outcome: Vec<(String, i64)> = e::smartcar_webhook_events
+            .filter(e::received_at.ge(since))
+            .group_by(e::outcome)
+            .select((e::outcome, count_star()))
+            .order(e::outcome.asc())
+            .load(&mut *conn)?;
+        let syncs: Vec<(String, String, String, i64)> = s::smartcar_sync_logs
+            .filter(s::created_at.ge(since))
+            .group_by((s::sync_type, s::status, s::outcome))
+            .select((s::sync_type, s::status, s::outcome, count_star()))
+            .load(&mut *conn)?;
+
+        let count_of = |o: Outcome| {
+            by_outcome
+                .iter()
+                .filter(|(name, _)| name == o.as_str())
+                .map(|(_, n)| *n)
+                .sum::<i64>()
+        };
+        let events_total: i64 = by_outcome.iter().map(|(_, n)| n).sum();
+        let pending = count_of(Outcome::Pending);
+        let processed = events_total - pending;
+        let errors: i64 = by_outcome
+            .iter()
+            .filter(|(name, _)| name.parse::<Outcome>().is_ok_and(Outcome::is_error))
+            .map(|(_, n)| n)
+            .sum();
+        let odometer_syncs: i64 = syncs
+            .iter()
+            .filter(|(t, ..)| t == "odometer")
+            .map(|(.., n)| n)
+            .sum();
+        let odometer_duplicates: i64 = syncs
+            .iter()
+            .filter(|(t, _, o, _)| t == "odometer" && o == Outcome::Duplicate.as_str())
+            .map(|(.., n)| n)
+            .sum();
+        let syncs_total = syncs.iter().map(|(.., n)| n).sum();
+        let syncs_success = syncs
+            .iter()
+            .filter(|(_, st, ..)| st == SyncStatus::Success.as_str())
+            .map(|(.., n)| n)
+            .sum();
+        let dead = count_of(Outcome::Dead);
+        let ratio = |a: i64, b: i64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        Ok(Stats {
+            since,
+            events_total,
+            events_by_type: by_type
+                .into_iter()
+                .map(|(event_type, processed, count)| TypeCount {
+                    event_type,
+                    processed,
+                    count,
+                })
+                .collect(),
+            processing_success_rate: ratio(processed - errors, processed),
+            duplicate_rate: ratio(odometer_duplicates, odometer_syncs),
+            error_rate: ratio(errors, events_total),
+            events_by_outcome: by_outcome,
+            syncs_total,
+            syncs_success,
+            pending,
+            dead,
+        })
+    }
+}
+
+pub(crate) fn find_vehicle(
+    conn: &mut DbConnection,
+    smartcar_vehicle_id: &str,
+) -> Result<Option<Vehicle>> {
+    use smartcar_vehicles::dsl as v;
+    Ok(v::smartcar_vehicles
+        .filter(v::smartcar_vehicle_id.eq(smartcar_vehicle_id))
+        .select(Vehicle::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub(crate) fn record_event(conn: &mut DbConnection, event: &NewEvent<'_>) -> Result<Recorded> {
+    let inserted = on_backend!(conn, |c| diesel::insert_into(
+        smartcar_webhook_events::table
+    )
+    .values(event)
+    .on_conflict(smartcar_webhook_events::event_id)
+    .do_nothing()
+    .execute(c))?;
+    Ok(if inserted == 1 {
+        Recorded::New
+    } else {
+        Recorded::AlreadySeen
+    })
+}
+
+/// Takes the event for processing: counts the attempt and, as the transaction's first write,
+/// takes SQLite's write lock (serialising with every other writer) or PostgreSQL's row lock on the
+/// event (a concurrent processor of the same event waits, then sees it processed).
+fn claim_event(conn: &mut DbConnection, event_id: &str) -> Result<bool> {
+    use smartcar_webhook_events::dsl as e;
+    let n = diesel::update(
+        e::smartcar_webhook_events
+            .filter(e::event_id.eq(event_id))
+            .filter(e::processed.eq(false)),
+    )
+    .set(e::attempts.eq(e::attempts + 1))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+fn stored_outcome(conn: &mut DbConnection, event_id: &str) -> Result<Outcome> {
+    use smartcar_webhook_events::dsl as e;
+    let name: Option<String> = e::smartcar_webhook_events
+        .filter(e::event_id.eq(event_id))
+        .select(e::outcome)
+        .first(conn)
+        .optional()?;
+    match name {
+        Some(name) => Ok(name.parse().unwrap_or(Outcome::Pending)),
+        None => Err(StoreError::NotFound(format!("no event {event_id}"))),
+    }
+}
+
+/// Locks the vehicle row for the rest of the transaction, so that two readings of one vehicle
+/// are checked one after the other (PostgreSQL; SQLite already holds its single write lock).
+/// Returns the outcome to store instead when the vehicle is unknown or inactive.
+fn lock_vehicle(
+    conn: &mut DbConnection,
+    smartcar_vehicle_id: &str,
+) -> Result<std::result::Result<Vehicle, Outcome>> {
+    use smartcar_vehicles::dsl as v;
+    // A no-op UPDATE takes the row lock on both backends without backend-specific SQL.
+    diesel::update(v::smartcar_vehicles.filter(v::smartcar_vehicle_id.eq(smartcar_vehicle_id)))
+        .set(v::updated_at.eq(v::updated_at))
+        .execute(conn)?;
+    Ok(match find_vehicle(conn, smartcar_vehicle_id)? {
+        None => Err(Outcome::UnknownVehicle),
+        Some(vehicle) if !vehicle.is_active => Err(Outcome::InactiveVehicle),
+        Some(vehicle) => Ok(vehicle),
+    })
+}
+
+fn load_neighbours(
+    conn: &mut DbConnection,
+    vehicle_id: &str,
+    at: NaiveDateTime,
+    policy: &Policy,
+) -> Result<Neighbours> {
+    use meter_entries::dsl as m;
+    let active = m::meter_entries
+        .filter(m::vehicle_id.eq(vehicle_id))
+        .filter(m::void.eq(false));
+    let before: Option<(i64, NaiveDateTime)> = active
+        .filter(m::entry_date.le(at))
+        .order((m::entry_date.desc(), m::value_m.desc()))
+        .select((m::value_m, m::entry_date))
+        .first(conn)
+        .optional()?;
+    let after: Option<(i64, NaiveDateTime)> = active
+        .filter(m::entry_date.gt(at))
+        .order((m::entry_date.asc(), m::value_m.asc()))
+        .select((m::value_m, m::entry_date))
+        .first(conn)
+        .optional()?;
+    let window = chrono::TimeDelta::milliseconds(policy.duplicate_window_ms.max(0));
+    let (from, to) = (
+        at.checked_sub_signed(window).unwrap_or(NaiveDateTime::MIN),
+        at.checked_add_signed(window).unwrap_or(NaiveDateTime::MAX),
+    );
+    let nearby: Vec<(i64, NaiveDateTime)> = active
+        .filter(m::entry_date.between(from, to))
+        .order(m::entry_date.asc())
+        .limit(1_000)
+        .select((m::value_m, m::entry_date))
+        .load(conn)?;
+    let reading = |(value_m, date): (i64, NaiveDateTime)| {
+        meterhook_domain::Distance::from_metres(value_m)
+            .ok()
+            .map(|d| Reading::new(d, to_millis(date)))
+    };
+    Ok(Neighbours {
+        before: before.and_then(reading),
+        after: after.and_then(reading),
+        window: nearby.into_iter().filter_map(reading).collect(),
+    })
+}
+
+fn sync_data(decision: &Decision, reading: Reading, entry_id: Option<i64>) -> serde_json::Value {
+    let compared = match decision {
+        Decision::Accept { before, .. } => *before,
+        Decision::Duplicate { existing } => Some(*existing),
+        Decision::OutOfSequence { neighbour, .. } | Decision::ImplausibleJump { neighbour, .. } => {
+            Some(*neighbour)
+        }
+    };
+    let mut data = serde_json::json!({
+        "valueKm": reading.distance.km(),
+        "readingAt": to_timestamp(reading.observed_at).map(|t| t.and_utc().to_rfc3339()),
+        "decision": decision.outcome(),
+        "reason": decision.to_string(),
+    });
+    if let Some(id) = entry_id {
+        data["meterEntryId"] = id.into();
+    }
+    if let Some(c) = compared {
+        data["comparedWith"] = serde_json::json!({
+            "valueKm": c.distance.km(),
+            "readingAt": to_timestamp(c.observed_at).map(|t| t.and_utc().to_rfc3339()),
+        });
+    }
+    data
+}
+
+fn write_sync_log(
+    conn: &mut DbConnection,
+    sync_type: &str,
+    smartcar_vehicle_id: Option<&str>,
+    vehicle_id: Option<&str>,
+    event_id: &str,
+    outcome: Outcome,
+    data: &serde_json::Value,
+) -> Result<()> {
+    let data = data.to_string();
+    diesel::insert_into(smartcar_sync_logs::table)
+        .values(NewSyncLog {
+            sync_type,
+            smartcar_vehicle_id,
+            vehicle_id,
+            event_id: Some(event_id),
+            status: SyncStatus::for_outcome(outcome).as_str(),
+            outcome: outcome.as_str(),
+            data: &data,
+            created_at: now(),
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+fn finish_event(
+    conn: &mut DbConnection,
+    event_id: &str,
+    outcome: Outcome,
+    error: Option<&str>,
+) -> Result<()> {
+    use smartcar_webhook_events::dsl as e;
+    diesel::update(e::smartcar_webhook_events.filter(e::event_id.eq(event_id)))
+        .set((
+            e::processed.eq(true),
+            e::processed_at.eq(Some(now())),
+            e::outcome.eq(outcome.as_str()),
+            e::error.eq(error),
+            e::next_attempt_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,487 @@
+//! Repository tests, run on SQLite always and on PostgreSQL when `TEST_DATABASE_URL` is set.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use chrono::TimeDelta;
+use meterhook_domain::{Distance, DistanceUnit, Millis, Policy, Reading};
+use meterhook_store::testing::TestDatabase;
+use meterhook_store::{
+    migration_names, now, revert_all_migrations, run_migrations, Backend, NewEvent, Outcome,
+    Recorded, Store,
+};
+
+const H: i64 = Millis::HOUR;
+const T0: i64 = 1_769_852_860_000;
+
+fn each_backend(test: impl Fn(&Store)) {
+    for db in TestDatabase::all() {
+        let store = db.store();
+        eprintln!("-- on {}", db.backend());
+        test(&store);
+    }
+}
+
+fn km(value: f64, at: i64) -> Reading {
+    Reading::new(
+        Distance::from_value(value, DistanceUnit::Kilometres).unwrap(),
+        Millis(at),
+    )
+}
+
+fn record(store: &Store, event_id: &str) -> Recorded {
+    store
+        .record_event(&NewEvent::pending(
+            event_id,
+            "VEHICLE_STATE",
+            Some("sc-1"),
+            "{}",
+            now(),
+        ))
+        .unwrap()
+}
+
+/// Records and processes one odometer reading for `sc-1`, returning the outcome.
+fn ingest(store: &Store, event_id: &str, reading: Reading) -> Outcome {
+    record(store, event_id);
+    store
+        .process_odometer(event_id, "sc-1", reading, &Policy::default())
+        .unwrap()
+        .outcome
+}
+
+fn entry_values(store: &Store, vehicle_id: &str) -> Vec<i64> {
+    store
+        .list_entries(vehicle_id, false)
+        .unwrap()
+        .iter()
+        .map(|e| e.value_m)
+        .collect()
+}
+
+#[test]
+fn migrations_run_up_down_up_and_folders_stay_in_step() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations");
+    let list = |backend: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(format!("{root}/{backend}"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(list("sqlite"), list("postgres"));
+    assert_eq!(
+        migration_names(Backend::Sqlite),
+        migration_names(Backend::Postgres)
+    );
+    assert!(!migration_names(Backend::Sqlite).is_empty());
+
+    for db in TestDatabase::all() {
+        let url = meterhook_store::DatabaseUrl::parse(db.url()).unwrap();
+        let mut conn = meterhook_store::connect(&url, std::time::Duration::from_secs(5)).unwrap();
+        let total = migration_names(db.backend()).len();
+        assert_eq!(
+            run_migrations(&mut conn).unwrap(),
+            total,
+            "{}",
+            db.backend()
+        );
+        assert_eq!(run_migrations(&mut conn).unwrap(), 0);
+        assert_eq!(revert_all_migrations(&mut conn).unwrap(), total);
+        assert_eq!(run_migrations(&mut conn).unwrap(), total);
+        drop(conn);
+        // The schema works after the round trip.
+        let store = db.store();
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        assert_eq!(store.list_vehicles().unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn sqlite_runs_with_full_durability() {
+    use diesel::prelude::*;
+    let db = TestDatabase::sqlite();
+    let url = meterhook_store::DatabaseUrl::parse(db.url()).unwrap();
+    let mut conn = meterhook_store::connect(&url, std::time::Duration::from_secs(5)).unwrap();
+    #[derive(QueryableByName)]
+    struct Pragma {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        v: String,
+    }
+    let mut pragma = |name: &str, column: &str| {
+        diesel::sql_query(format!(
+            "SELECT CAST({column} AS TEXT) AS v FROM pragma_{name}"
+        ))
+        .get_result::<Pragma>(&mut conn)
+        .unwrap()
+        .v
+    };
+    assert_eq!(pragma("journal_mode", "journal_mode"), "wal");
+    assert_eq!(pragma("synchronous", "synchronous"), "2"); // FULL
+    assert_eq!(pragma("foreign_keys", "foreign_keys"), "1");
+    assert_eq!(pragma("busy_timeout", "timeout"), "5000");
+}
+
+#[test]
+fn vehicles_register_list_activate() {
+    each_backend(|store| {
+        let v = store.register_vehicle("sc-1", "car-1").unwrap();
+        assert_eq!(
+            (
+                v.smartcar_vehicle_id.as_str(),
+                v.vehicle_id.as_str(),
+                v.is_active
+            ),
+            ("sc-1", "car-1", true)
+        );
+        store.register_vehicle("sc-2", "car-2").unwrap();
+        assert_eq!(
+            store.set_vehicle_active("sc-1", false).unwrap().is_active,
+            false
+        );
+        assert!(!store.find_vehicle("sc-1").unwrap().unwrap().is_active);
+        // Registering again re-points and re-activates; no second row.
+        let again = store.register_vehicle("sc-1", "car-9").unwrap();
+        assert_eq!(
+            (again.vehicle_id.as_str(), again.is_active, again.id),
+            ("car-9", true, v.id)
+        );
+        let all = store.list_vehicles().unwrap();
+        assert_eq!(
+            all.iter()
+                .map(|v| v.smartcar_vehicle_id.as_str())
+                .collect::<Vec<_>>(),
+            ["sc-1", "sc-2"]
+        );
+        assert!(store.find_vehicle("nope").unwrap().is_none());
+        assert!(store.set_vehicle_active("nope", true).is_err());
+        assert!(store.register_vehicle("", "car").is_err());
+    });
+}
+
+#[test]
+fn events_are_recorded_once() {
+    each_backend(|store| {
+        assert_eq!(record(store, "ev-1"), Recorded::New);
+        assert_eq!(record(store, "ev-1"), Recorded::AlreadySeen);
+        assert_eq!(record(store, "ev-2"), Recorded::New);
+        let events = store.recent_events(10).unwrap();
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| e.event_id.as_str())
+                .collect::<Vec<_>>(),
+            ["ev-2", "ev-1"]
+        );
+        assert!(events
+            .iter()
+            .all(|e| !e.processed && e.outcome == "pending"));
+        let stored = store.find_event("ev-1").unwrap().unwrap();
+        assert_eq!(stored.payload, "{}");
+    });
+}
+
+#[test]
+fn odometer_rules_on_stored_readings() {
+    each_backend(|store| {
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        assert_eq!(ingest(store, "e1", km(1000.0, T0)), Outcome::Created);
+        // The same value within the hour: skipped.
+        assert_eq!(
+            ingest(store, "e2", km(1000.0, T0 + H / 2)),
+            Outcome::Duplicate
+        );
+        // Lower than the reading before it: kept out.
+        assert_eq!(
+            ingest(store, "e3", km(990.0, T0 + H)),
+            Outcome::OutOfSequence
+        );
+        // Later and higher: accepted.
+        assert_eq!(
+            ingest(store, "e4", km(1100.0, T0 + 2 * H)),
+            Outcome::Created
+        );
+        // A late reading for an earlier time that fits between its neighbours: accepted.
+        assert_eq!(ingest(store, "e5", km(1050.0, T0 + H)), Outcome::Created);
+        // A late reading higher than the later one: kept out.
+        assert_eq!(
+            ingest(store, "e6", km(1200.0, T0 + H + H / 2)),
+            Outcome::OutOfSequence
+        );
+        // An impossible jump: 5000 km in an hour.
+        assert_eq!(
+            ingest(store, "e7", km(6100.0, T0 + 3 * H)),
+            Outcome::ImplausibleJump
+        );
+        assert_eq!(
+            entry_values(store, "car-1"),
+            [1_000_000, 1_050_000, 1_100_000]
+        );
+
+        let entries = store.list_entries("car-1", false).unwrap();
+        assert_eq!(entries[0].source_type, "smartcar_webhook");
+        assert_eq!(entries[0].event_id.as_deref(), Some("e1"));
+        assert_eq!(
+            entries[0].notes.as_deref(),
+            Some("Smartcar webhook event e1")
+        );
+        assert_eq!(
+            meterhook_store::to_millis(entries[0].entry_date),
+            Millis(T0)
+        );
+
+        // The sync log names the entry made, and what a refused reading was compared with.
+        let log = store.sync_logs_for_event("e1").unwrap();
+        let data: serde_json::Value = serde_json::from_str(&log[0].data).unwrap();
+        assert_eq!(data["meterEntryId"], entries[0].id);
+        assert_eq!(
+            (log[0].status.as_str(), log[0].outcome.as_str()),
+            ("success", "created")
+        );
+        let log = store.sync_logs_for_event("e3").unwrap();
+        let data: serde_json::Value = serde_json::from_str(&log[0].data).unwrap();
+        assert_eq!(data["comparedWith"]["valueKm"], 1000.0);
+        assert!(data.get("meterEntryId").is_none());
+        assert_eq!(log[0].status, "rejected");
+
+        let event = store.find_event("e3").unwrap().unwrap();
+        assert!(event.processed);
+        assert_eq!(event.outcome, "out_of_sequence");
+        assert_eq!(event.attempts, 1);
+    });
+}
+
+#[test]
+fn unknown_and_inactive_vehicles_are_kept_with_their_outcome() {
+    each_backend(|store| {
+        assert_eq!(ingest(store, "e1", km(10.0, T0)), Outcome::UnknownVehicle);
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        store.set_vehicle_active("sc-1", false).unwrap();
+        assert_eq!(ingest(store, "e2", km(11.0, T0)), Outcome::InactiveVehicle);
+        assert!(entry_values(store, "car-1").is_empty());
+        assert_eq!(
+            store.find_event("e1").unwrap().unwrap().outcome,
+            "unknown_vehicle"
+        );
+    });
+}
+
+#[test]
+fn an_event_is_processed_once() {
+    each_backend(|store| {
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        record(store, "e1");
+        let first = store
+            .process_odometer("e1", "sc-1", km(5.0, T0), &Policy::default())
+            .unwrap();
+        let second = store
+            .process_odometer("e1", "sc-1", km(5.0, T0), &Policy::default())
+            .unwrap();
+        assert!(first.processed_now && !second.processed_now);
+        assert_eq!(second.outcome, Outcome::Created);
+        assert_eq!(entry_values(store, "car-1"), [5_000]);
+    });
+}
+
+#[test]
+fn concurrent_deliveries_of_one_event_are_processed_once() {
+    for db in TestDatabase::all() {
+        let store = db.store();
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        let threads = 16;
+        let barrier = Arc::new(Barrier::new(threads));
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                thread::spawn(move || {
+                    barrier.wait();
+                    let recorded = record(&store, "same");
+                    let result = store
+                        .process_odometer("same", "sc-1", km(42.0, T0), &Policy::default())
+                        .unwrap();
+                    (recorded, result.processed_now)
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(
+            results.iter().filter(|(r, _)| *r == Recorded::New).count(),
+            1,
+            "{}",
+            db.backend()
+        );
+        assert_eq!(
+            results.iter().filter(|(_, now)| *now).count(),
+            1,
+            "{}",
+            db.backend()
+        );
+        assert_eq!(entry_values(&store, "car-1"), [42_000]);
+        assert_eq!(store.sync_logs_for_event("same").unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn concurrent_readings_of_one_vehicle_keep_the_sequence() {
+    for db in TestDatabase::all() {
+        let store = db.store();
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        // Readings every 10 minutes whose values are scrambled against their times, arriving at
+        // once: any reading judged against stale neighbours breaks the order of the entries.
+        let n = 64;
+        let no_speed_limit = Policy {
+            max_speed_kmh: 0,
+            ..Policy::default()
+        };
+        let barrier = Arc::new(Barrier::new(n));
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                thread::spawn(move || {
+                    let value = 1000.0 + 5.0 * ((i * 37 + 11) % n) as f64;
+                    let id = format!("e{i}");
+                    barrier.wait();
+                    record(&store, &id);
+                    store
+                        .process_odometer(
+                            &id,
+                            "sc-1",
+                            km(value, T0 + i as i64 * 600_000),
+                            &no_speed_limit,
+                        )
+                        .unwrap()
+                        .outcome
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let entries = store.list_entries("car-1", false).unwrap();
+        assert!(!entries.is_empty());
+        for pair in entries.windows(2) {
+            assert!(pair[0].entry_date <= pair[1].entry_date);
+            assert!(
+                pair[0].value_m <= pair[1].value_m,
+                "{} on {}: {:?}",
+                db.backend(),
+                pair[0].value_m,
+                pair[1].value_m
+            );
+        }
+        let events = store.recent_events(1000).unwrap();
+        assert_eq!(events.len(), n);
+        assert!(events.iter().all(|e| e.processed));
+    }
+}
+
+#[test]
+fn vehicle_errors_are_recorded_and_cleared() {
+    each_backend(|store| {
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        record(store, "err-1");
+        let data = serde_json::json!({"errors": [{"type": "VEHICLE_STATE", "code": "ASLEEP"}]});
+        let result = store
+            .record_vehicle_error("err-1", "sc-1", Some("VEHICLE_STATE:ASLEEP"), &data)
+            .unwrap();
+        assert_eq!(result.outcome, Outcome::VehicleErrorRecorded);
+        let v = store.find_vehicle("sc-1").unwrap().unwrap();
+        assert_eq!(v.last_error.as_deref(), Some("VEHICLE_STATE:ASLEEP"));
+        assert!(v.last_error_at.is_some());
+        let log = store.sync_logs_for_event("err-1").unwrap();
+        assert_eq!(
+            (log[0].sync_type.as_str(), log[0].status.as_str()),
+            ("vehicle_error", "success")
+        );
+
+        record(store, "err-2");
+        store
+            .record_vehicle_error("err-2", "sc-1", None, &data)
+            .unwrap();
+        assert_eq!(
+            store.find_vehicle("sc-1").unwrap().unwrap().last_error,
+            None
+        );
+
+        record(store, "err-3");
+        let unknown = store
+            .record_vehicle_error("err-3", "sc-404", Some("x"), &data)
+            .unwrap();
+        assert_eq!(unknown.outcome, Outcome::UnknownVehicle);
+    });
+}
+
+#[test]
+fn monitoring_figures() {
+    each_backend(|store| {
+        let since = now() - TimeDelta::hours(1);
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        ingest(store, "e1", km(100.0, T0));
+        ingest(store, "e2", km(100.0, T0 + 1));
+        ingest(store, "e3", km(200.0, T0 + 2 * H));
+        ingest(store, "e4", km(150.0, T0 + 3 * H));
+        record(store, "e5");
+        store
+            .record_event(&NewEvent::pending(
+                "e6",
+                "VEHICLE_ERROR",
+                Some("sc-1"),
+                "{}",
+                now(),
+            ))
+            .unwrap();
+        store
+            .complete_event("e6", Outcome::InvalidReading, Some("bad unit"), None)
+            .unwrap();
+        let stats = store.stats(since).unwrap();
+        assert_eq!(stats.events_total, 6);
+        assert_eq!(stats.pending, 1);
+        // 5 processed, one of them an error.
+        assert!(
+            (stats.processing_success_rate - 0.8).abs() < 1e-9,
+            "{stats:?}"
+        );
+        // 4 odometer syncs, one duplicate.
+        assert!((stats.duplicate_rate - 0.25).abs() < 1e-9, "{stats:?}");
+        assert!((stats.error_rate - 1.0 / 6.0).abs() < 1e-9, "{stats:?}");
+        assert_eq!(stats.syncs_total, 4);
+        assert_eq!(stats.syncs_success, 2);
+        let state: Vec<_> = stats
+            .events_by_type
+            .iter()
+            .map(|t| (t.event_type.as_str(), t.processed, t.count))
+            .collect();
+        assert_eq!(
+            state,
+            [
+                ("VEHICLE_ERROR", true, 1),
+                ("VEHICLE_STATE", false, 1),
+                ("VEHICLE_STATE", true, 4)
+            ]
+        );
+        // Nothing in a window that starts later.
+        assert_eq!(
+            store
+                .stats(now() + TimeDelta::hours(1))
+                .unwrap()
+                .events_total,
+            0
+        );
+    });
+}
+
+#[test]
+fn completing_an_event_twice_is_refused() {
+    each_backend(|store| {
+        record(store, "v1");
+        assert!(store
+            .complete_event("v1", Outcome::Ignored, None, None)
+            .unwrap());
+        assert!(!store
+            .complete_event("v1", Outcome::Ignored, None, None)
+            .unwrap());
+        assert_eq!(store.find_event("v1").unwrap().unwrap().outcome, "ignored");
+    });
+}
