@@ -137,10 +137,7 @@ fn vehicles_register_list_activate() {
             ("sc-1", "car-1", true)
         );
         store.register_vehicle("sc-2", "car-2").unwrap();
-        assert_eq!(
-            store.set_vehicle_active("sc-1", false).unwrap().is_active,
-            false
-        );
+        assert!(!store.set_vehicle_active("sc-1", false).unwrap().is_active);
         assert!(!store.find_vehicle("sc-1").unwrap().unwrap().is_active);
         // Registering again re-points and re-activates; no second row.
         let again = store.register_vehicle("sc-1", "car-9").unwrap();
