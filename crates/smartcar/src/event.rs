@@ -1,0 +1,529 @@
+//! Webhook events: every envelope seen on the wire, normalised into one [`Event`].
+
+use std::fmt;
+
+use meterhook_domain::{Distance, DistanceError, DistanceUnit, Millis, Reading};
+use serde_json::{Map, Value};
+
+use crate::json;
+pub use crate::signal::{normalize_unit, Location, Signal, SignalError, SignalKind, ODOMETER_CODE};
+
+/// Why a body is not an event at all. Anything else is parsed leniently.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The body is not valid JSON (the parser's message).
+    #[error("body is not JSON: {0}")]
+    NotJson(String),
+    /// The body is JSON but not an object.
+    #[error("body is not a JSON object")]
+    NotObject,
+}
+
+/// One webhook delivery, normalised across the v4, v2 and shortened envelopes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The deduplication key.
+    pub id: EventId,
+    /// `eventType` (v4) or `eventName` (v2).
+    pub event_type: EventType,
+    /// Top-level `vehicleId`, else `data.vehicle.id`, else v2 `payload.vehicleId`.
+    pub vehicle_id: Option<String>,
+    /// `data.user.id`.
+    pub user_id: Option<String>,
+    /// The challenge of a VERIFY event (`data.challenge`, or v2 `payload.challenge`); never set on
+    /// other event types. Not yet checked: see [`crate::is_safe_challenge`].
+    pub challenge: Option<String>,
+    /// `data.signals`, plus a synthetic odometer signal for the shortened `data.odometer` form.
+    pub signals: Vec<Signal>,
+    /// `data.errors`, or the shortened `data.error`.
+    pub errors: Vec<VehicleErrorInfo>,
+    /// Top-level `triggers`, then `data.triggers`.
+    pub triggers: Vec<Trigger>,
+    /// The delivery metadata.
+    pub meta: Meta,
+}
+
+/// The key an event is deduplicated on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventId {
+    /// `eventId`, or `sha256:<hex>` of the raw body when there is none.
+    pub value: String,
+    /// Whether `value` is the body hash.
+    pub from_body_hash: bool,
+}
+
+impl EventId {
+    /// The id of an event without `eventId`: `sha256:` and the lowercase hex SHA-256 of `body`.
+    pub fn from_body(body: &[u8]) -> EventId {
+        let digest = ring::digest::digest(&ring::digest::SHA256, body);
+        EventId {
+            value: format!("sha256:{}", base16ct::lower::encode_string(digest.as_ref())),
+            from_body_hash: true,
+        }
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.value)
+    }
+}
+
+/// What an event is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum EventType {
+    /// The handshake sent when a webhook is created.
+    Verify,
+    /// Signal values of a vehicle.
+    VehicleState,
+    /// An error condition of a vehicle, or its resolution.
+    VehicleError,
+    /// Any other type, kept as sent (`UNKNOWN` when the body names none).
+    Other(String),
+}
+
+impl EventType {
+    /// The type named `name` (case-insensitive); unknown names are kept as [`EventType::Other`].
+    pub fn from_name(name: &str) -> EventType {
+        [
+            EventType::Verify,
+            EventType::VehicleState,
+            EventType::VehicleError,
+        ]
+        .into_iter()
+        .find(|t| t.as_str().eq_ignore_ascii_case(name))
+        .unwrap_or_else(|| EventType::Other(name.to_owned()))
+    }
+
+    /// `VERIFY`, `VEHICLE_STATE`, `VEHICLE_ERROR`, or the text of an unknown type.
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventType::Verify => "VERIFY",
+            EventType::VehicleState => "VEHICLE_STATE",
+            EventType::VehicleError => "VEHICLE_ERROR",
+            EventType::Other(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What caused a delivery (`triggers[]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    /// E.g. `SIGNAL_UPDATED` or `FIRST_DELIVERY`.
+    pub trigger_type: Option<String>,
+    /// The signal code; in old captures, whatever text `signal` held.
+    pub code: Option<String>,
+    /// The signal name.
+    pub name: Option<String>,
+    /// The signal group.
+    pub group: Option<String>,
+}
+
+impl Trigger {
+    /// Whether this is the first delivery after (re)subscribing, in either spelling.
+    pub fn is_first_delivery(&self) -> bool {
+        [&self.trigger_type, &self.code]
+            .into_iter()
+            .flatten()
+            .any(|s| s.eq_ignore_ascii_case("FIRST_DELIVERY"))
+    }
+
+    fn from_json(value: &Value) -> Option<Trigger> {
+        let map = match value {
+            Value::Object(map) => map,
+            Value::String(code) if !code.is_empty() => {
+                return Some(Trigger {
+                    trigger_type: None,
+                    code: Some(code.clone()),
+                    name: None,
+                    group: None,
+                })
+            }
+            _ => return None,
+        };
+        let mut trigger = Trigger {
+            trigger_type: json::string(map, "type"),
+            code: json::string(map, "code"),
+            name: json::string(map, "name"),
+            group: json::string(map, "group"),
+        };
+        match map.get("signal") {
+            Some(Value::Object(signal)) => {
+                trigger.code = json::string(signal, "code").or(trigger.code);
+                trigger.name = json::string(signal, "name").or(trigger.name);
+                trigger.group = json::string(signal, "group").or(trigger.group);
+            }
+            Some(signal) => {
+                trigger.code = json::non_empty(signal).map(str::to_owned).or(trigger.code)
+            }
+            None => {}
+        }
+        Some(trigger)
+    }
+}
+
+/// Delivery metadata (`meta`; v2 carries some of it at the top level).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// Payload version, e.g. `4.0` or `2.0`.
+    pub version: Option<String>,
+    /// Changes on every retry, unlike the event id.
+    pub delivery_id: Option<String>,
+    /// When this attempt was sent, epoch ms (from a number or RFC 3339 text).
+    pub delivered_at: Option<i64>,
+    /// The webhook's id.
+    pub webhook_id: Option<String>,
+    /// The webhook's name in the dashboard.
+    pub webhook_name: Option<String>,
+    /// `LIVE` or `TEST`.
+    pub mode: Option<String>,
+    /// How many signals the event says it carries.
+    pub signal_count: Option<i64>,
+}
+
+impl Meta {
+    fn from_json(root: &Map<String, Value>) -> Meta {
+        let meta = json::object(root, "meta");
+        let string = |key| {
+            meta.and_then(|m| json::string(m, key))
+                .or_else(|| json::string(root, key))
+        };
+        Meta {
+            version: string("version"),
+            delivery_id: string("deliveryId"),
+            delivered_at: meta
+                .and_then(|m| json::millis(m, "deliveredAt"))
+                .or_else(|| json::millis(root, "deliveredAt")),
+            webhook_id: string("webhookId"),
+            webhook_name: string("webhookName"),
+            mode: string("mode"),
+            signal_count: meta
+                .and_then(|m| json::integer(m, "signalCount"))
+                .or_else(|| json::integer(root, "signalCount")),
+        }
+    }
+}
+
+/// One error condition of a `VEHICLE_ERROR` event (`data.errors[]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VehicleErrorInfo {
+    /// E.g. `VEHICLE_STATE`, `COMPATIBILITY`, `PERMISSION`.
+    pub error_type: Option<String>,
+    /// E.g. `UNREACHABLE`, `ASLEEP`.
+    pub code: Option<String>,
+    /// `ERROR`, or `RESOLVED` when a condition clears.
+    pub state: Option<String>,
+    /// Developer-facing text.
+    pub description: Option<String>,
+    /// Text meant for the car's owner.
+    pub suggested_user_message: Option<String>,
+    /// `docURL`.
+    pub doc_url: Option<String>,
+    /// `resolution.type`, e.g. `RETRY_LATER`, `REAUTHENTICATE`.
+    pub resolution_type: Option<String>,
+    /// The affected signals' codes (their names when no code; plain text in old captures).
+    pub signals: Vec<String>,
+}
+
+impl VehicleErrorInfo {
+    /// Whether this reports that the condition has cleared.
+    pub fn is_resolved(&self) -> bool {
+        self.state
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("RESOLVED"))
+    }
+
+    fn from_json(value: &Value) -> Option<VehicleErrorInfo> {
+        let map = match value {
+            Value::Object(map) => map,
+            // The seed's shortened form: `"error": "Error details"`.
+            Value::String(text) if !text.is_empty() => {
+                return Some(VehicleErrorInfo {
+                    description: Some(text.clone()),
+                    ..VehicleErrorInfo::default()
+                })
+            }
+            _ => return None,
+        };
+        let resolution_type = match map.get("resolution") {
+            Some(Value::Object(r)) => json::string(r, "type"),
+            Some(other) => json::non_empty(other).map(str::to_owned),
+            None => None,
+        };
+        let signals = json::array(map, "signals")
+            .iter()
+            .filter_map(|s| match s {
+                Value::Object(s) => json::string(s, "code").or_else(|| json::string(s, "name")),
+                other => json::non_empty(other).map(str::to_owned),
+            })
+            .collect();
+        Some(VehicleErrorInfo {
+            error_type: json::string(map, "type"),
+            code: json::string(map, "code"),
+            state: json::string(map, "state"),
+            description: json::string(map, "description"),
+            suggested_user_message: json::string(map, "suggestedUserMessage"),
+            doc_url: json::string(map, "docURL").or_else(|| json::string(map, "docUrl")),
+            resolution_type,
+            signals,
+        })
+    }
+}
+
+/// Why an odometer signal gave no reading.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OdometerError {
+    /// The car or Smartcar reported the signal as failed.
+    #[error("odometer signal failed ({})", describe(error_type, code))]
+    SignalFailed {
+        /// `status.error.type`.
+        error_type: Option<String>,
+        /// `status.error.code`.
+        code: Option<String>,
+    },
+    /// `body.value` is absent or not a number.
+    #[error("odometer signal has no numeric value")]
+    MissingValue,
+    /// `body.unit` is absent.
+    #[error("odometer signal has no unit")]
+    MissingUnit,
+    /// `body.unit` is not a distance unit.
+    #[error("odometer unit {0:?} is not a known distance unit")]
+    UnknownUnit(String),
+    /// The value is not a valid distance.
+    #[error("odometer value rejected: {0}")]
+    Distance(#[from] DistanceError),
+}
+
+fn describe(error_type: &Option<String>, code: &Option<String>) -> String {
+    match (error_type, code) {
+        (Some(t), Some(c)) => format!("{t}: {c}"),
+        (Some(s), None) | (None, Some(s)) => s.clone(),
+        (None, None) => "no reason given".to_owned(),
+    }
+}
+
+impl Event {
+    /// The first signal of `kind`.
+    pub fn signal(&self, kind: SignalKind) -> Option<&Signal> {
+        self.signals.iter().find(|s| s.kind() == kind)
+    }
+
+    /// The odometer signal, if the event carries one.
+    pub fn odometer(&self) -> Option<&Signal> {
+        self.signal(SignalKind::Odometer)
+    }
+
+    /// The odometer reading; `None` when there is no odometer signal at all.
+    ///
+    /// `received_at` stands in for the observation time when the signal carries none.
+    pub fn odometer_reading(&self, received_at: Millis) -> Option<Result<Reading, OdometerError>> {
+        Some(odometer_reading(self.odometer()?, received_at))
+    }
+
+    /// Whether this is the dashboard's test payload (`meta.mode` `TEST`).
+    pub fn is_test(&self) -> bool {
+        self.meta
+            .mode
+            .as_deref()
+            .is_some_and(|m| m.eq_ignore_ascii_case("TEST"))
+    }
+}
+
+fn odometer_reading(signal: &Signal, received_at: Millis) -> Result<Reading, OdometerError> {
+    if signal.failed() {
+        let error = signal.error.clone();
+        return Err(OdometerError::SignalFailed {
+            error_type: error.as_ref().and_then(|e| e.error_type.clone()),
+            code: error.and_then(|e| e.code),
+        });
+    }
+    let value = signal.value().ok_or(OdometerError::MissingValue)?;
+    let unit = signal.unit().ok_or(OdometerError::MissingUnit)?;
+    let unit: DistanceUnit = unit
+        .parse()
+        .map_err(|_| OdometerError::UnknownUnit(unit.to_owned()))?;
+    let distance = Distance::from_value(value, unit)?;
+    Ok(Reading::new(distance, signal.observed_at(received_at)))
+}
+
+/// Parses a webhook body. Only bytes that are not a JSON object are refused; wrong types inside
+/// are skipped, unknown fields ignored, unknown event types kept.
+pub fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    let Value::Object(root) = value else {
+        return Err(ParseError::NotObject);
+    };
+    let empty = Map::new();
+    let data = json::object(&root, "data").unwrap_or(&empty);
+    // v2 (legacy) puts the event's content under `payload`.
+    let payload = json::object(&root, "payload").unwrap_or(&empty);
+
+    let id = json::string(&root, "eventId").map_or_else(
+        || EventId::from_body(body),
+        |value| EventId {
+            value,
+            from_body_hash: false,
+        },
+    );
+    let event_type = json::string(&root, "eventType")
+        .or_else(|| json::string(&root, "eventName"))
+        .map_or_else(
+            || EventType::Other("UNKNOWN".to_owned()),
+            |n| EventType::from_name(&n),
+        );
+    let vehicle_id = json::string(&root, "vehicleId")
+        .or_else(|| json::object(data, "vehicle").and_then(|v| json::string(v, "id")))
+        .or_else(|| json::string(payload, "vehicleId"));
+    let user_id = json::object(data, "user").and_then(|u| json::string(u, "id"));
+    // Only a VERIFY is answered with its challenge; keeping it off other events means a caller
+    // cannot be tricked into answering one by a differently typed body.
+    let challenge = (event_type == EventType::Verify)
+        .then(|| json::string(data, "challenge").or_else(|| json::string(payload, "challenge")))
+        .flatten();
+
+    let mut signals: Vec<Signal> = json::array(data, "signals")
+        .iter()
+        .filter_map(Signal::from_json)
+        .collect();
+    if !signals.iter().any(|s| s.kind() == SignalKind::Odometer) {
+        signals.extend(data.get("odometer").and_then(shortened_odometer));
+    }
+
+    let mut errors: Vec<VehicleErrorInfo> = json::array(data, "errors")
+        .iter()
+        .filter_map(VehicleErrorInfo::from_json)
+        .collect();
+    errors.extend(data.get("error").and_then(VehicleErrorInfo::from_json));
+
+    let triggers = json::array(&root, "triggers")
+        .iter()
+        .chain(json::array(data, "triggers"))
+        .filter_map(Trigger::from_json)
+        .collect();
+
+    Ok(Event {
+        id,
+        event_type,
+        vehicle_id,
+        user_id,
+        challenge,
+        signals,
+        errors,
+        triggers,
+        meta: Meta::from_json(&root),
+    })
+}
+
+/// The seed's `data.odometer` (`{distance, unit}`, or a bare number) as an odometer signal with
+/// no times, so its observation time falls back to the time of receipt.
+fn shortened_odometer(odometer: &Value) -> Option<Signal> {
+    let mut body = Map::new();
+    match odometer {
+        Value::Object(o) => {
+            if let Some(value) = o.get("distance").or_else(|| o.get("value")) {
+                body.insert("value".to_owned(), value.clone());
+            }
+            if let Some(unit) = o.get("unit") {
+                body.insert("unit".to_owned(), unit.clone());
+            }
+        }
+        Value::Number(_) | Value::String(_) => {
+            // No unit on the wire: it stays missing and the reading is flagged, not guessed.
+            body.insert("value".to_owned(), odometer.clone());
+        }
+        _ => return None,
+    }
+    Some(Signal {
+        code: ODOMETER_CODE.to_owned(),
+        name: None,
+        group: None,
+        body: Some(Value::Object(body)),
+        status: None,
+        error: None,
+        oem_updated_at: None,
+        retrieved_at: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_type(name: &str, expected: EventType, as_str: &str) {
+        let parsed = EventType::from_name(name);
+        assert_eq!(parsed, expected, "{name}");
+        assert_eq!(parsed.as_str(), as_str, "{name}");
+    }
+
+    #[test]
+    fn event_type_names() {
+        check_type("VERIFY", EventType::Verify, "VERIFY");
+        check_type("verify", EventType::Verify, "VERIFY");
+        check_type("VEHICLE_STATE", EventType::VehicleState, "VEHICLE_STATE");
+        check_type("vehicle_error", EventType::VehicleError, "VEHICLE_ERROR");
+        check_type(
+            "schedule",
+            EventType::Other("schedule".to_owned()),
+            "schedule",
+        );
+        check_type(
+            "VEHICLE STATE",
+            EventType::Other("VEHICLE STATE".to_owned()),
+            "VEHICLE STATE",
+        );
+    }
+
+    #[test]
+    fn odometer_error_messages() {
+        let failed = OdometerError::SignalFailed {
+            error_type: Some("COMPATIBILITY".to_owned()),
+            code: Some("VEHICLE_NOT_CAPABLE".to_owned()),
+        };
+        assert_eq!(
+            failed.to_string(),
+            "odometer signal failed (COMPATIBILITY: VEHICLE_NOT_CAPABLE)"
+        );
+        let bare = OdometerError::SignalFailed {
+            error_type: None,
+            code: None,
+        };
+        assert_eq!(bare.to_string(), "odometer signal failed (no reason given)");
+        assert_eq!(
+            OdometerError::UnknownUnit("ft".to_owned()).to_string(),
+            "odometer unit \"ft\" is not a known distance unit"
+        );
+    }
+
+    #[test]
+    fn trigger_shapes() {
+        let t = |v: Value| Trigger::from_json(&v);
+        let signal = |code: &str| Trigger {
+            trigger_type: None,
+            code: Some(code.to_owned()),
+            name: None,
+            group: None,
+        };
+        assert_eq!(
+            t(serde_json::json!("odometer-traveleddistance")),
+            Some(signal("odometer-traveleddistance"))
+        );
+        assert_eq!(t(serde_json::json!(7)), None);
+        assert_eq!(t(serde_json::json!("")), None);
+        let first = t(serde_json::json!({"code": "FIRST_DELIVERY"})).expect("trigger");
+        assert!(first.is_first_delivery());
+        let first = t(serde_json::json!({"type": "first_delivery"})).expect("trigger");
+        assert!(first.is_first_delivery());
+        let not_first =
+            t(serde_json::json!({"type": "SIGNAL_UPDATED", "signal": 5})).expect("trigger");
+        assert!(!not_first.is_first_delivery());
+        assert_eq!(not_first.code, None);
+    }
+}

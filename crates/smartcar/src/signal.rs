@@ -1,0 +1,433 @@
+//! Signals: one measured value of a vehicle (odometer, state of charge, location, …).
+
+use meterhook_domain::Millis;
+use serde_json::{Map, Value};
+
+use crate::json;
+
+/// The signal code of the odometer.
+pub const ODOMETER_CODE: &str = "odometer-traveleddistance";
+
+/// One signal of a `VEHICLE_STATE` event (`data.signals[]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    /// The signal code, e.g. `odometer-traveleddistance`.
+    pub code: String,
+    /// The signal name, e.g. `TraveledDistance`.
+    pub name: Option<String>,
+    /// The signal group, e.g. `Odometer`.
+    pub group: Option<String>,
+    /// The value as sent (`{value, unit}` for most signals); absent when the signal failed.
+    pub body: Option<Value>,
+    /// `status.value`: `SUCCESS` or `ERROR`.
+    pub status: Option<String>,
+    /// `status.error` of a failed signal.
+    pub error: Option<SignalError>,
+    /// `meta.oemUpdatedAt`, epoch ms; `0` for static attributes.
+    pub oem_updated_at: Option<i64>,
+    /// `meta.retrievedAt` (or the older `meta.fetchedAt`), epoch ms.
+    pub retrieved_at: Option<i64>,
+}
+
+/// Why a signal could not be read (`status.error`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalError {
+    /// The error type, e.g. `COMPATIBILITY`.
+    pub error_type: Option<String>,
+    /// The error code, e.g. `VEHICLE_NOT_CAPABLE`.
+    pub code: Option<String>,
+}
+
+/// The signals meterhook knows by code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SignalKind {
+    /// `odometer-traveleddistance`: `{value, unit}`.
+    Odometer,
+    /// `internalcombustionengine-fuellevel`: `{value, unit: "percent"}`.
+    FuelLevel,
+    /// `internalcombustionengine-amountremaining`: `{value, unit: "liters"}`.
+    FuelAmount,
+    /// `internalcombustionengine-range`: `{value, unit}`.
+    IceRange,
+    /// `tractionbattery-stateofcharge`: `{value, unit: "percent"}`.
+    EvStateOfCharge,
+    /// `tractionbattery-range`: `{value, unit, type?, additionalValues[]}`.
+    EvRange,
+    /// `charge-ischarging`: `{value: bool}`.
+    IsCharging,
+    /// `charge-detailedchargingstatus`: `{value: enum}`.
+    ChargingStatus,
+    /// `charge-ischargingcableconnected`: `{value: bool}`.
+    CableConnected,
+    /// `location-preciselocation`: `{latitude, longitude, heading?, locationType?}`.
+    Location,
+    /// `wheel-tires`: `{values[{row, column, tirePressure}], unit?}`.
+    Tires,
+    /// `lowvoltagebattery-stateofcharge`: `{value, unit: "percent"}`.
+    LowVoltageBattery,
+    /// Any other code.
+    Other,
+}
+
+const KINDS: [(&str, SignalKind); 12] = [
+    (ODOMETER_CODE, SignalKind::Odometer),
+    ("internalcombustionengine-fuellevel", SignalKind::FuelLevel),
+    (
+        "internalcombustionengine-amountremaining",
+        SignalKind::FuelAmount,
+    ),
+    ("internalcombustionengine-range", SignalKind::IceRange),
+    ("tractionbattery-stateofcharge", SignalKind::EvStateOfCharge),
+    ("tractionbattery-range", SignalKind::EvRange),
+    ("charge-ischarging", SignalKind::IsCharging),
+    ("charge-detailedchargingstatus", SignalKind::ChargingStatus),
+    (
+        "charge-ischargingcableconnected",
+        SignalKind::CableConnected,
+    ),
+    ("location-preciselocation", SignalKind::Location),
+    ("wheel-tires", SignalKind::Tires),
+    (
+        "lowvoltagebattery-stateofcharge",
+        SignalKind::LowVoltageBattery,
+    ),
+];
+
+impl SignalKind {
+    /// The kind of a signal code (case-insensitive); unknown codes are [`SignalKind::Other`].
+    pub fn from_code(code: &str) -> SignalKind {
+        KINDS
+            .iter()
+            .find(|(c, _)| c.eq_ignore_ascii_case(code))
+            .map_or(SignalKind::Other, |&(_, kind)| kind)
+    }
+
+    /// The signal code of this kind; `None` for [`SignalKind::Other`].
+    pub fn code(self) -> Option<&'static str> {
+        KINDS.iter().find(|(_, k)| *k == self).map(|&(c, _)| c)
+    }
+}
+
+/// A position from `location-preciselocation`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Location {
+    /// Degrees north.
+    pub latitude: f64,
+    /// Degrees east.
+    pub longitude: f64,
+    /// Degrees clockwise from north, when sent.
+    pub heading: Option<f64>,
+    /// E.g. `LAST_PARKED`, when sent.
+    pub location_type: Option<String>,
+}
+
+impl Signal {
+    /// Reads one `data.signals[]` entry; `None` when it is not an object with a code.
+    pub(crate) fn from_json(value: &Value) -> Option<Signal> {
+        let map = value.as_object()?;
+        let code = json::string(map, "code")?;
+        // Older captures carry `status` as a bare string.
+        let (status, error) = match map.get("status") {
+            Some(Value::Object(status)) => (
+                json::string(status, "value"),
+                json::object(status, "error").map(SignalError::from_json),
+            ),
+            Some(Value::String(s)) if !s.is_empty() => (Some(s.clone()), None),
+            _ => (None, None),
+        };
+        let meta = json::object(map, "meta");
+        let meta_millis = |key| meta.and_then(|m| json::millis(m, key));
+        Some(Signal {
+            code,
+            name: json::string(map, "name"),
+            group: json::string(map, "group"),
+            body: map.get("body").filter(|b| !b.is_null()).cloned(),
+            status,
+            error,
+            oem_updated_at: meta_millis("oemUpdatedAt"),
+            retrieved_at: meta_millis("retrievedAt").or_else(|| meta_millis("fetchedAt")),
+        })
+    }
+
+    /// The signal's kind, from its code.
+    pub fn kind(&self) -> SignalKind {
+        SignalKind::from_code(&self.code)
+    }
+
+    /// Whether the signal reports a failure (`status.value` `ERROR`, or a `status.error`).
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
+            || self
+                .status
+                .as_deref()
+                .is_some_and(|s| s.eq_ignore_ascii_case("ERROR"))
+    }
+
+    /// `body.value` when it is a finite number (or a string holding one).
+    pub fn value(&self) -> Option<f64> {
+        json::number(self.body_field("value")?)
+    }
+
+    /// `body.value` when it is a boolean.
+    pub fn bool_value(&self) -> Option<bool> {
+        self.body_field("value")?.as_bool()
+    }
+
+    /// `body.value` when it is a string, e.g. a charging status.
+    pub fn text_value(&self) -> Option<&str> {
+        self.body_field("value")?.as_str()
+    }
+
+    /// `body.unit` as sent.
+    pub fn unit(&self) -> Option<&str> {
+        self.body_field("unit")?.as_str()
+    }
+
+    /// `body.unit` under its canonical name (see [`normalize_unit`]); `None` when absent or unknown.
+    pub fn normalized_unit(&self) -> Option<&'static str> {
+        normalize_unit(self.unit()?)
+    }
+
+    /// The position of a location signal, when it has numeric latitude and longitude.
+    pub fn location(&self) -> Option<Location> {
+        let body = self.body.as_ref()?.as_object()?;
+        Some(Location {
+            latitude: json::number(body.get("latitude")?)?,
+            longitude: json::number(body.get("longitude")?)?,
+            heading: body.get("heading").and_then(json::number),
+            location_type: json::string(body, "locationType"),
+        })
+    }
+
+    /// When the car observed the value: `oemUpdatedAt` when positive, else `retrievedAt` /
+    /// `fetchedAt` when positive, else `received_at`.
+    pub fn observed_at(&self, received_at: Millis) -> Millis {
+        // 0 marks a static attribute, not 1970.
+        [self.oem_updated_at, self.retrieved_at]
+            .into_iter()
+            .flatten()
+            .find(|&t| t > 0)
+            .map_or(received_at, Millis)
+    }
+
+    fn body_field(&self, key: &str) -> Option<&Value> {
+        self.body.as_ref()?.as_object()?.get(key)
+    }
+}
+
+impl SignalError {
+    fn from_json(map: &Map<String, Value>) -> SignalError {
+        SignalError {
+            error_type: json::string(map, "type"),
+            code: json::string(map, "code"),
+        }
+    }
+}
+
+/// The canonical name of a unit alias (case-insensitive): `km`, `mi`, `percent`, `kWh`, `l`,
+/// `gal`, `kPa`, `bar`, `psi`. Unknown units give `None`: flagged, never guessed.
+pub fn normalize_unit(unit: &str) -> Option<&'static str> {
+    let canonical = match unit.trim().to_ascii_lowercase().as_str() {
+        "km" | "kilometers" | "kilometres" => "km",
+        "mi" | "miles" => "mi",
+        "percent" | "percentage" => "percent",
+        "kwh" | "kwhr" | "kilowatt_hours" | "kilowatt-hours" => "kWh",
+        "l" | "liters" | "litres" => "l",
+        "gal" | "gallons" => "gal",
+        "kpa" => "kPa",
+        "bar" => "bar",
+        "psi" => "psi",
+        _ => return None,
+    };
+    Some(canonical)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn check_unit(unit: &str, expected: Option<&str>) {
+        assert_eq!(normalize_unit(unit), expected, "{unit:?}");
+    }
+
+    #[test]
+    fn unit_aliases() {
+        check_unit("km", Some("km"));
+        check_unit("kilometers", Some("km"));
+        check_unit("kilometres", Some("km"));
+        check_unit("KM", Some("km"));
+        check_unit(" km ", Some("km"));
+        check_unit("mi", Some("mi"));
+        check_unit("miles", Some("mi"));
+        check_unit("percent", Some("percent"));
+        check_unit("percentage", Some("percent"));
+        check_unit("kWh", Some("kWh"));
+        check_unit("kWhr", Some("kWh"));
+        check_unit("kilowatt_hours", Some("kWh"));
+        check_unit("kilowatt-hours", Some("kWh"));
+        check_unit("liters", Some("l"));
+        check_unit("litres", Some("l"));
+        check_unit("l", Some("l"));
+        check_unit("L", Some("l"));
+        check_unit("gallons", Some("gal"));
+        check_unit("gal", Some("gal"));
+        check_unit("kPa", Some("kPa"));
+        check_unit("bar", Some("bar"));
+        check_unit("psi", Some("psi"));
+        check_unit("", None);
+        check_unit("m", None);
+        check_unit("kilowatts", None);
+        check_unit("%", None);
+        check_unit("furlongs", None);
+    }
+
+    fn check_kind(code: &str, expected: SignalKind) {
+        assert_eq!(SignalKind::from_code(code), expected, "{code}");
+        if expected != SignalKind::Other {
+            assert_eq!(
+                expected.code().map(str::to_ascii_lowercase),
+                Some(code.to_ascii_lowercase())
+            );
+        }
+    }
+
+    #[test]
+    fn kinds_by_code() {
+        check_kind("odometer-traveleddistance", SignalKind::Odometer);
+        check_kind("Odometer-TraveledDistance", SignalKind::Odometer);
+        check_kind("internalcombustionengine-fuellevel", SignalKind::FuelLevel);
+        check_kind(
+            "internalcombustionengine-amountremaining",
+            SignalKind::FuelAmount,
+        );
+        check_kind("internalcombustionengine-range", SignalKind::IceRange);
+        check_kind("tractionbattery-stateofcharge", SignalKind::EvStateOfCharge);
+        check_kind("tractionbattery-range", SignalKind::EvRange);
+        check_kind("charge-ischarging", SignalKind::IsCharging);
+        check_kind("charge-detailedchargingstatus", SignalKind::ChargingStatus);
+        check_kind(
+            "charge-ischargingcableconnected",
+            SignalKind::CableConnected,
+        );
+        check_kind("location-preciselocation", SignalKind::Location);
+        check_kind("wheel-tires", SignalKind::Tires);
+        check_kind(
+            "lowvoltagebattery-stateofcharge",
+            SignalKind::LowVoltageBattery,
+        );
+        check_kind("closure-islocked", SignalKind::Other);
+        check_kind("", SignalKind::Other);
+        assert_eq!(SignalKind::Other.code(), None);
+    }
+
+    fn signal(value: Value) -> Signal {
+        Signal::from_json(&value).expect("a signal")
+    }
+
+    #[test]
+    fn lenient_signal_entries() {
+        assert!(Signal::from_json(&json!({"name": "NoCode"})).is_none());
+        assert!(Signal::from_json(&json!({"code": 7})).is_none());
+        assert!(Signal::from_json(&json!("odometer-traveleddistance")).is_none());
+
+        let s = signal(json!({
+            "code": "x", "name": 1, "group": ["g"], "body": null, "status": "SUCCESS",
+            "meta": {"oemUpdatedAt": "1769852860000", "fetchedAt": 5}
+        }));
+        assert_eq!((s.name, s.group, s.body), (None, None, None));
+        assert_eq!(s.status.as_deref(), Some("SUCCESS"));
+        assert_eq!(
+            (s.oem_updated_at, s.retrieved_at),
+            (Some(1_769_852_860_000), Some(5))
+        );
+
+        let s = signal(json!({"code": "x", "status": 3, "meta": "later"}));
+        assert_eq!((s.status, s.error, s.oem_updated_at), (None, None, None));
+    }
+
+    #[test]
+    fn typed_values() {
+        let s = signal(json!({"code": "charge-ischarging", "body": {"value": true}}));
+        assert_eq!(
+            (s.bool_value(), s.value(), s.text_value()),
+            (Some(true), None, None)
+        );
+        let s =
+            signal(json!({"code": "charge-detailedchargingstatus", "body": {"value": "CHARGING"}}));
+        assert_eq!(s.text_value(), Some("CHARGING"));
+        let s = signal(
+            json!({"code": "tractionbattery-stateofcharge", "body": {"value": 89, "unit": "percentage"}}),
+        );
+        assert_eq!(
+            (s.value(), s.normalized_unit()),
+            (Some(89.0), Some("percent"))
+        );
+        let s = signal(json!({"code": "wheel-tires", "body": {"values": [], "unit": "furlongs"}}));
+        assert_eq!(
+            (s.value(), s.unit(), s.normalized_unit()),
+            (None, Some("furlongs"), None)
+        );
+        let s = signal(json!({"code": "x", "body": [1, 2]}));
+        assert_eq!((s.value(), s.unit()), (None, None));
+    }
+
+    #[test]
+    fn locations() {
+        let s = signal(json!({"code": "location-preciselocation",
+            "body": {"latitude": 61.111111, "longitude": 23.333333, "locationType": "LAST_PARKED"}}));
+        assert_eq!(
+            s.location(),
+            Some(Location {
+                latitude: 61.111111,
+                longitude: 23.333333,
+                heading: None,
+                location_type: Some("LAST_PARKED".to_owned()),
+            })
+        );
+        let s = signal(
+            json!({"code": "location-preciselocation", "body": {"latitude": 1.0, "heading": 90}}),
+        );
+        assert_eq!(s.location(), None);
+    }
+
+    fn check_observed(oem: Option<i64>, retrieved: Option<i64>, expected: i64) {
+        let s = Signal {
+            code: ODOMETER_CODE.to_owned(),
+            name: None,
+            group: None,
+            body: None,
+            status: None,
+            error: None,
+            oem_updated_at: oem,
+            retrieved_at: retrieved,
+        };
+        assert_eq!(
+            s.observed_at(Millis(99)),
+            Millis(expected),
+            "{oem:?} {retrieved:?}"
+        );
+    }
+
+    #[test]
+    fn observed_at_fallbacks() {
+        check_observed(Some(10), Some(20), 10);
+        check_observed(Some(0), Some(20), 20);
+        check_observed(Some(-5), Some(20), 20);
+        check_observed(None, Some(20), 20);
+        check_observed(Some(0), None, 99);
+        check_observed(Some(0), Some(0), 99);
+        check_observed(None, None, 99);
+    }
+
+    #[test]
+    fn failure_detection() {
+        let failed = signal(json!({"code": "x", "status": {"value": "ERROR"}}));
+        assert!(failed.failed());
+        let failed = signal(json!({"code": "x", "status": {"error": {"type": "T"}}}));
+        assert!(failed.failed());
+        let ok = signal(json!({"code": "x", "status": {"value": "SUCCESS"}}));
+        assert!(!ok.failed());
+    }
+}

@@ -1,0 +1,1116 @@
+//! The wire format against the official SDK's vectors and captured payloads (`tests/data`, copied
+//! byte for byte from `shared/smartcar`).
+
+use std::path::Path;
+
+use meterhook_domain::{DistanceError, Millis};
+use meterhook_smartcar::{
+    hash_challenge, is_safe_challenge, parse_event, sign, Event, EventId, EventType, Location,
+    OdometerError, ParseError, SignalKind, SignatureCheck, SigningKeys, Trigger, VehicleErrorInfo,
+    ODOMETER_CODE, SIGNATURE_HEADER,
+};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+fn data(path: &str) -> Vec<u8> {
+    let full = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(path);
+    std::fs::read(&full).unwrap_or_else(|e| panic!("reading {}: {e}", full.display()))
+}
+
+fn payload(name: &str) -> Vec<u8> {
+    data(&format!("payloads/{name}"))
+}
+
+fn event(name: &str) -> Event {
+    parse_event(&payload(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn vectors() -> Value {
+    serde_json::from_slice(&data("vectors.json")).expect("vectors.json is JSON")
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v[key].as_str().unwrap_or_else(|| panic!("{key} in {v}"))
+}
+
+fn keys(keys: &[&str]) -> SigningKeys {
+    SigningKeys::new(keys).expect("non-empty keys")
+}
+
+fn s(text: &str) -> Option<String> {
+    Some(text.to_owned())
+}
+
+// --- signatures and challenges -------------------------------------------------------------
+
+#[test]
+fn header_name() {
+    assert_eq!(SIGNATURE_HEADER, "SC-Signature");
+}
+
+#[test]
+fn challenge_vectors() {
+    let vectors = vectors();
+    let challenges = vectors["challenges"].as_array().expect("challenges");
+    assert_eq!(challenges.len(), 3);
+    for v in challenges {
+        let (token, challenge, expected) =
+            (text(v, "token"), text(v, "challenge"), text(v, "expected"));
+        assert_eq!(hash_challenge(token.as_bytes(), challenge), expected, "{v}");
+        assert_eq!(keys(&[token]).answer_challenge(challenge), expected, "{v}");
+        assert_eq!(
+            keys(&[token, "other"]).answer_challenge(challenge),
+            expected,
+            "{v}"
+        );
+        assert!(is_safe_challenge(challenge), "{v}");
+    }
+}
+
+#[test]
+fn swapped_key_and_message_is_wrong() {
+    let vectors = vectors();
+    let wrong = &vectors["wrong_if_you_get_this"];
+    let (token, challenge, value) = (
+        text(wrong, "token"),
+        text(wrong, "challenge"),
+        text(wrong, "value"),
+    );
+    assert_ne!(hash_challenge(token.as_bytes(), challenge), value);
+    // Proves the vector is what it claims, so the inequality above tests the argument order.
+    assert_eq!(hash_challenge(challenge.as_bytes(), token), value);
+    let keys = keys(&[token]);
+    assert_ne!(keys.answer_challenge(challenge), value);
+    assert_eq!(
+        keys.verify(Some(value.as_bytes()), challenge.as_bytes()),
+        SignatureCheck::Invalid
+    );
+    assert_eq!(
+        keys.verify(
+            Some(keys.answer_challenge(challenge).as_bytes()),
+            challenge.as_bytes()
+        ),
+        SignatureCheck::Valid
+    );
+}
+
+#[test]
+fn signature_vectors() {
+    let vectors = vectors();
+    let signatures = vectors["signatures"].as_array().expect("signatures");
+    assert_eq!(signatures.len(), 10);
+    for v in signatures {
+        let token = text(v, "token");
+        let expected = text(v, "sc_signature");
+        let body = match v.get("body_file") {
+            Some(file) => {
+                let body = data(file.as_str().expect("path"));
+                assert_eq!(Some(body.len() as u64), v["bytes"].as_u64(), "{v}");
+                body
+            }
+            None => text(v, "body_inline").as_bytes().to_vec(),
+        };
+        assert_eq!(sign(token.as_bytes(), &body), expected, "{v}");
+        let set = keys(&[token]);
+        assert_eq!(set.sign(&body), expected, "{v}");
+        assert_eq!(
+            set.verify(Some(expected.as_bytes()), &body),
+            SignatureCheck::Valid,
+            "{v}"
+        );
+        let upper = expected.to_ascii_uppercase();
+        assert_eq!(
+            set.verify(Some(upper.as_bytes()), &body),
+            SignatureCheck::Valid,
+            "{v}"
+        );
+        assert_eq!(set.verify(None, &body), SignatureCheck::Missing, "{v}");
+        let mut tampered = body.clone();
+        tampered.push(b' ');
+        assert_eq!(
+            set.verify(Some(expected.as_bytes()), &tampered),
+            SignatureCheck::Invalid,
+            "{v}"
+        );
+        assert_eq!(
+            keys(&["not-the-amt"]).verify(Some(expected.as_bytes()), &body),
+            SignatureCheck::Invalid
+        );
+    }
+}
+
+/// The official Node/Ruby vector: key `amt`, body `{"pizza":"pasta"}`.
+const PIZZA: &[u8] = br#"{"pizza":"pasta"}"#;
+const PIZZA_SIG: &str = "4c05a8da471f05156ad717baa4017acd13a3a809850b9ca7d3301dcaaa854f70";
+
+fn check_header(header: Option<&[u8]>, expected: SignatureCheck) {
+    let shown = header.map(String::from_utf8_lossy);
+    assert_eq!(keys(&["amt"]).verify(header, PIZZA), expected, "{shown:?}");
+}
+
+#[test]
+fn malformed_headers() {
+    let sig = PIZZA_SIG.as_bytes();
+    let with = |extra: &str| format!("{PIZZA_SIG}{extra}").into_bytes();
+    check_header(Some(sig), SignatureCheck::Valid);
+    check_header(
+        Some(PIZZA_SIG.to_ascii_uppercase().as_bytes()),
+        SignatureCheck::Valid,
+    );
+    check_header(
+        Some(format!(" \t{PIZZA_SIG}\r\n").as_bytes()),
+        SignatureCheck::Valid,
+    );
+    check_header(None, SignatureCheck::Missing);
+    check_header(Some(b""), SignatureCheck::Invalid);
+    check_header(Some(b"   "), SignatureCheck::Invalid);
+    check_header(Some(&sig[..63]), SignatureCheck::Invalid);
+    check_header(Some(&sig[..62]), SignatureCheck::Invalid);
+    check_header(Some(&sig[..32]), SignatureCheck::Invalid);
+    check_header(Some(&sig[..8]), SignatureCheck::Invalid);
+    check_header(Some(&with("0")), SignatureCheck::Invalid);
+    check_header(Some(&with("00")), SignatureCheck::Invalid);
+    check_header(Some(&with("g")), SignatureCheck::Invalid);
+    check_header(Some(&with(",v1")), SignatureCheck::Invalid);
+    check_header(
+        Some(format!("sha256={PIZZA_SIG}").as_bytes()),
+        SignatureCheck::Invalid,
+    );
+    check_header(
+        Some(format!("{}zz", &PIZZA_SIG[..62]).as_bytes()),
+        SignatureCheck::Invalid,
+    );
+    check_header(
+        Some(format!("{} {}", &PIZZA_SIG[..32], &PIZZA_SIG[32..]).as_bytes()),
+        SignatureCheck::Invalid,
+    );
+    check_header(Some(&[0xff; 64]), SignatureCheck::Invalid);
+    check_header(Some(&[b'0'; 64]), SignatureCheck::Invalid);
+    check_header(
+        Some(sign(b"amt", b"another body").as_bytes()),
+        SignatureCheck::Invalid,
+    );
+    check_header(
+        Some(sign(b"amt2", PIZZA).as_bytes()),
+        SignatureCheck::Invalid,
+    );
+}
+
+#[test]
+fn any_configured_key_verifies() {
+    let sig = Some(PIZZA_SIG.as_bytes());
+    assert_eq!(
+        keys(&["old-secret", "amt"]).verify(sig, PIZZA),
+        SignatureCheck::Valid
+    );
+    assert_eq!(
+        keys(&["a", "b", "amt"]).verify(sig, PIZZA),
+        SignatureCheck::Valid
+    );
+    assert_eq!(
+        keys(&["amt", "b"]).verify(sig, PIZZA),
+        SignatureCheck::Valid
+    );
+    assert_eq!(
+        keys(&["a", "b"]).verify(sig, PIZZA),
+        SignatureCheck::Invalid
+    );
+    // Challenges and self-made signatures always use the first (current) key.
+    let rotated = keys(&["new-amt", "amt"]);
+    assert_eq!(rotated.len(), 2);
+    assert_eq!(
+        rotated.answer_challenge("challenge"),
+        hash_challenge(b"new-amt", "challenge")
+    );
+    assert_eq!(rotated.sign(PIZZA), sign(b"new-amt", PIZZA));
+}
+
+#[test]
+fn debug_hides_keys() {
+    let keys = keys(&["test-amt-123", "amt"]);
+    let shown = format!("{keys:?}");
+    assert_eq!(shown, "SigningKeys([redacted; 2])");
+    assert!(!shown.contains("amt"));
+}
+
+fn check_safe(challenge: &str, safe: bool) {
+    assert_eq!(is_safe_challenge(challenge), safe, "{challenge:?}");
+}
+
+#[test]
+fn safe_challenges() {
+    check_safe("challenge", true);
+    check_safe("nsQsLU7wY9WKt2IU", true);
+    check_safe("3a5c8f72-e6d9-4b1a-9f2e-8c7d6a5b4e3f", true);
+    check_safe("UPPER_lower-09", true);
+    check_safe("a", true);
+    check_safe(&"a".repeat(128), true);
+    check_safe(&"a".repeat(129), false);
+    check_safe("", false);
+    check_safe(r#"{"eventId":"x","eventType":"VEHICLE_STATE"}"#, false);
+    check_safe(
+        std::str::from_utf8(&payload("v4_vehicle_state.json")).expect("utf-8"),
+        false,
+    );
+    check_safe("has space", false);
+    check_safe(" leading", false);
+    check_safe("trailing\n", false);
+    check_safe("héllo", false);
+    check_safe("日本", false);
+    check_safe("a.b", false);
+    check_safe("a/b", false);
+    check_safe("a=b", false);
+    check_safe("a+b", false);
+    check_safe("a\0b", false);
+}
+
+#[test]
+fn oracle_attempt_is_parsed_but_not_safe() {
+    let forged = r#"{"eventId":"x","eventType":"VEHICLE_STATE","data":{}}"#;
+    let body = json!({"eventType": "VERIFY", "data": {"challenge": forged}}).to_string();
+    let event = parse_event(body.as_bytes()).expect("parses");
+    assert_eq!(event.challenge.as_deref(), Some(forged));
+    assert!(!is_safe_challenge(forged));
+}
+
+// --- captured payloads ---------------------------------------------------------------------
+
+const RECEIVED: Millis = Millis(1_800_000_000_000);
+
+#[test]
+fn v4_vehicle_state() {
+    let e = event("v4_vehicle_state.json");
+    assert_eq!(e.event_type, EventType::VehicleState);
+    assert_eq!(
+        e.id,
+        EventId {
+            value: "fc457667-b065-4c8c-8441-4a8fb6f64976".to_owned(),
+            from_body_hash: false
+        }
+    );
+    assert_eq!(e.vehicle_id, s("b3014ded-85db-4f12-8923-7a231354d8d0"));
+    assert_eq!(e.user_id, s("da4ef0df-73b9-4ad7-8c59-1b15ff646f0b"));
+    assert_eq!(e.challenge, None);
+    assert_eq!(e.signals.len(), 6);
+    assert_eq!(e.meta.signal_count, Some(6));
+    assert!(e.errors.is_empty());
+
+    let reading = e
+        .odometer_reading(RECEIVED)
+        .expect("has an odometer")
+        .expect("valid");
+    assert_eq!(reading.distance.metres(), 42_506_300);
+    assert_eq!(reading.observed_at, Millis(1_769_852_860_000));
+    let odometer = e.odometer().expect("odometer");
+    assert_eq!(odometer.code, ODOMETER_CODE);
+    assert_eq!(
+        (odometer.name.as_deref(), odometer.group.as_deref()),
+        (Some("TraveledDistance"), Some("Odometer"))
+    );
+    assert_eq!(odometer.status.as_deref(), Some("SUCCESS"));
+    assert_eq!(odometer.retrieved_at, Some(1_769_937_942_628));
+    assert_eq!(
+        (odometer.value(), odometer.unit()),
+        (Some(42506.3), Some("km"))
+    );
+
+    let soc = e
+        .signal(SignalKind::EvStateOfCharge)
+        .expect("state of charge");
+    assert_eq!(
+        (soc.value(), soc.normalized_unit()),
+        (Some(89.0), Some("percent"))
+    );
+    let range = e.signal(SignalKind::EvRange).expect("range");
+    assert_eq!(
+        (range.value(), range.normalized_unit()),
+        (Some(290.0), Some("km"))
+    );
+    assert_eq!(
+        e.signal(SignalKind::IsCharging)
+            .and_then(|s| s.bool_value()),
+        Some(true)
+    );
+    assert_eq!(
+        e.signal(SignalKind::Location).and_then(|s| s.location()),
+        Some(Location {
+            latitude: 61.111111,
+            longitude: 23.333333,
+            heading: None,
+            location_type: s("LAST_PARKED"),
+        })
+    );
+    let fuel = e.signal(SignalKind::FuelLevel).expect("fuel level");
+    assert!(fuel.failed());
+    assert_eq!(fuel.body, None);
+    let error = fuel.error.as_ref().expect("error");
+    assert_eq!(
+        (error.error_type.as_deref(), error.code.as_deref()),
+        (Some("COMPATIBILITY"), Some("VEHICLE_NOT_CAPABLE"))
+    );
+    assert_eq!(e.signal(SignalKind::Tires), None);
+
+    assert_eq!(
+        e.triggers,
+        [Trigger {
+            trigger_type: s("SIGNAL_UPDATED"),
+            code: s(ODOMETER_CODE),
+            name: s("TraveledDistance"),
+            group: s("Odometer"),
+        }]
+    );
+    assert!(!e.triggers[0].is_first_delivery());
+    assert_eq!(e.meta.delivered_at, Some(1_769_937_943_464));
+    assert_eq!(
+        e.meta.delivery_id,
+        s("23db56ff-a58b-4c0d-990b-91846fd3a451")
+    );
+    assert_eq!(e.meta.version, s("4.0"));
+    assert_eq!(e.meta.webhook_id, s("7ff798f5-bbce-4300-a1f4-d553d0fb23b0"));
+    assert_eq!(e.meta.webhook_name, s("Odometer Ingest"));
+    assert_eq!(e.meta.mode, s("LIVE"));
+    assert!(!e.is_test());
+}
+
+#[test]
+fn v4_vehicle_error() {
+    let e = event("v4_vehicle_error.json");
+    assert_eq!(e.event_type, EventType::VehicleError);
+    assert_eq!(e.id.value, "5a537912-9ad3-424b-ba33-65a1704567e9");
+    assert_eq!(e.vehicle_id, s("123e4567-e89b-12d3-a456-426614174000"));
+    assert_eq!(e.user_id, s("93b3ea96-ca37-43a9-9073-f4334719aaa7"));
+    assert!(e.signals.is_empty());
+    assert_eq!(e.odometer_reading(RECEIVED), None);
+    assert_eq!(
+        e.errors,
+        [VehicleErrorInfo {
+            error_type: s("VEHICLE_STATE"),
+            code: s("UNREACHABLE"),
+            state: s("ERROR"),
+            description: s("The vehicle is not connected to the internet."),
+            suggested_user_message: s("Your car is currently unreachable."),
+            doc_url: s(
+                "https://smartcar.com/docs/errors/api-errors/vehicle-state-errors#unreachable"
+            ),
+            resolution_type: s("RETRY_LATER"),
+            signals: vec![ODOMETER_CODE.to_owned()],
+        }]
+    );
+    assert!(!e.errors[0].is_resolved());
+    assert!(e.triggers.is_empty());
+    assert_eq!(e.meta.delivered_at, Some(1_761_896_351_529));
+    assert_eq!(
+        e.meta.delivery_id,
+        s("48b25f8f-9fea-42e1-9085-81043682cbb8")
+    );
+    assert_eq!(e.meta.mode, s("LIVE"));
+    assert_eq!(e.meta.signal_count, None);
+}
+
+#[test]
+fn v4_verify() {
+    let e = event("v4_verify.json");
+    assert_eq!(e.event_type, EventType::Verify);
+    assert_eq!(e.id.value, "0b6a4a8e-7c1d-4f53-9a52-5d0e2f8c1a77");
+    assert!(!e.id.from_body_hash);
+    assert_eq!(e.challenge, s("nsQsLU7wY9WKt2IU"));
+    assert_eq!(e.vehicle_id, None);
+    assert_eq!(e.meta.delivered_at, Some(1_761_896_351_529));
+    assert_eq!(e.meta.webhook_name, s("Odometer Ingest"));
+    let challenge = e.challenge.as_deref().expect("challenge");
+    assert!(is_safe_challenge(challenge));
+    assert_eq!(
+        keys(&["test-amt-123"]).answer_challenge(challenge),
+        "eaee8adba92c5612b2a61c36bd7c7f36f1305aa93222d45f5d77d22f4571a1ab"
+    );
+}
+
+#[test]
+fn v2_verify() {
+    let body = payload("v2_verify.json");
+    let e = parse_event(&body).expect("parses");
+    assert_eq!(e.event_type, EventType::Verify);
+    assert_eq!(e.event_type.as_str(), "VERIFY");
+    assert_eq!(e.challenge, s("nsQsLU7wY9WKt2IU"));
+    assert_eq!(e.id, EventId::from_body(&body));
+    assert_eq!(e.meta.version, s("2.0"));
+    assert_eq!(e.meta.webhook_id, s("865ca68d-a9b6-4d74-856e-605db0209eca"));
+    assert_eq!(
+        keys(&["test-amt-123"]).answer_challenge("nsQsLU7wY9WKt2IU"),
+        "eaee8adba92c5612b2a61c36bd7c7f36f1305aa93222d45f5d77d22f4571a1ab"
+    );
+    let upper =
+        parse_event(br#"{"eventName":"VERIFY","payload":{"challenge":"abc","vehicleId":"v"}}"#)
+            .expect("parses");
+    assert_eq!(
+        (upper.event_type, upper.challenge, upper.vehicle_id),
+        (EventType::Verify, s("abc"), s("v"))
+    );
+}
+
+#[test]
+fn seed_verify() {
+    let body = payload("seed_verify.json");
+    let e = parse_event(&body).expect("parses");
+    assert_eq!(e.event_type, EventType::Verify);
+    assert_eq!(e.challenge, s("nsQsLU7wY9WKt2IU"));
+    assert!(e.id.from_body_hash);
+    assert_eq!(e.meta, Default::default());
+}
+
+#[test]
+fn seed_vehicle_state() {
+    let e = event("seed_vehicle_state.json");
+    assert_eq!(e.event_type, EventType::VehicleState);
+    assert_eq!(e.vehicle_id, s("vehicle-id-here"));
+    assert!(e.id.from_body_hash);
+    assert_eq!(e.signals.len(), 1);
+    let odometer = e.odometer().expect("synthetic odometer");
+    assert_eq!(odometer.code, ODOMETER_CODE);
+    assert_eq!(
+        odometer.body,
+        Some(json!({"value": 12345, "unit": "kilometers"}))
+    );
+    assert_eq!(
+        (odometer.oem_updated_at, odometer.retrieved_at),
+        (None, None)
+    );
+    let reading = e
+        .odometer_reading(RECEIVED)
+        .expect("odometer")
+        .expect("valid");
+    assert_eq!(reading.distance.metres(), 12_345_000);
+    assert_eq!(reading.observed_at, RECEIVED);
+}
+
+#[test]
+fn seed_vehicle_error() {
+    let e = event("seed_vehicle_error.json");
+    assert_eq!(e.event_type, EventType::VehicleError);
+    assert_eq!(e.vehicle_id, s("vehicle-id-here"));
+    assert_eq!(
+        e.errors,
+        [VehicleErrorInfo {
+            description: s("Error details"),
+            ..Default::default()
+        }]
+    );
+    assert_eq!(e.odometer(), None);
+}
+
+#[test]
+fn minimal_event_has_an_odometer_without_unit() {
+    let e = event("minimal_event.json");
+    assert_eq!(e.id.value, "evt-1");
+    assert_eq!(e.event_type, EventType::VehicleState);
+    // A bare number carries no unit; it is flagged rather than assumed to be km.
+    assert_eq!(e.odometer().and_then(|s| s.value()), Some(12345.6));
+    assert_eq!(
+        e.odometer_reading(RECEIVED),
+        Some(Err(OdometerError::MissingUnit))
+    );
+}
+
+#[test]
+fn utf8_event() {
+    let e = event("utf8_event.json");
+    assert_eq!(e.id.value, "e-1");
+    assert_eq!(e.event_type, EventType::VehicleState);
+    assert_eq!(e.vehicle_id, None);
+    assert!(e.signals.is_empty());
+    assert_eq!(e.odometer_reading(RECEIVED), None);
+}
+
+#[test]
+fn every_payload_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/payloads");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).expect("payload dir") {
+        let path = entry.expect("entry").path();
+        let body = std::fs::read(&path).expect("payload");
+        let e = parse_event(&body).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        assert_ne!(e.event_type.as_str(), "UNKNOWN", "{}", path.display());
+        count += 1;
+    }
+    assert_eq!(count, 9);
+}
+
+// --- ids, types, metadata ------------------------------------------------------------------
+
+#[test]
+fn body_hash_ids() {
+    let a = br#"{"eventType":"VEHICLE_STATE","vehicleId":"v","data":{"odometer":{"distance":1,"unit":"km"}}}"#;
+    let b = br#"{"eventType":"VEHICLE_STATE","vehicleId":"v","data":{"odometer":{"distance":2,"unit":"km"}}}"#;
+    let id = |body: &[u8]| parse_event(body).expect("parses").id;
+    assert_eq!(id(a), id(a));
+    assert_ne!(id(a), id(b));
+    // Whitespace changes the bytes, hence the id: the hash is over what was received.
+    let mut spaced = a.to_vec();
+    spaced.push(b'\n');
+    assert_ne!(id(a), id(&spaced));
+    let hashed = id(a);
+    assert!(hashed.from_body_hash);
+    assert_eq!(hashed, EventId::from_body(a));
+    let hex = hashed.value.strip_prefix("sha256:").expect("prefix");
+    assert_eq!(hex.len(), 64);
+    assert!(hex
+        .bytes()
+        .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+    assert_eq!(
+        EventId::from_body(b"").value,
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    // An empty or non-string eventId is no id.
+    assert!(id(br#"{"eventId":"","eventType":"VERIFY"}"#).from_body_hash);
+    assert!(id(br#"{"eventId":42,"eventType":"VERIFY"}"#).from_body_hash);
+    assert_eq!(
+        id(br#"{"eventId":"e","eventType":"VERIFY"}"#).to_string(),
+        "e"
+    );
+}
+
+fn check_type(body: &str, expected: EventType) {
+    assert_eq!(
+        parse_event(body.as_bytes()).expect("parses").event_type,
+        expected,
+        "{body}"
+    );
+}
+
+#[test]
+fn event_types() {
+    check_type(r#"{"eventType":"VERIFY"}"#, EventType::Verify);
+    check_type(r#"{"eventType":"VEHICLE_STATE"}"#, EventType::VehicleState);
+    check_type(r#"{"eventType":"VEHICLE_ERROR"}"#, EventType::VehicleError);
+    check_type(r#"{"eventName":"verify"}"#, EventType::Verify);
+    check_type(
+        r#"{"eventType":"VEHICLE_MOOD"}"#,
+        EventType::Other("VEHICLE_MOOD".to_owned()),
+    );
+    check_type(
+        r#"{"eventName":"schedule"}"#,
+        EventType::Other("schedule".to_owned()),
+    );
+    check_type(r#"{}"#, EventType::Other("UNKNOWN".to_owned()));
+    check_type(
+        r#"{"eventType":""}"#,
+        EventType::Other("UNKNOWN".to_owned()),
+    );
+    check_type(r#"{"eventType":7}"#, EventType::Other("UNKNOWN".to_owned()));
+    assert_eq!(
+        EventType::Other("VEHICLE_MOOD".to_owned()).as_str(),
+        "VEHICLE_MOOD"
+    );
+    assert_eq!(EventType::VehicleError.to_string(), "VEHICLE_ERROR");
+}
+
+#[test]
+fn challenge_only_on_verify() {
+    let e = parse_event(br#"{"eventType":"VEHICLE_STATE","data":{"challenge":"abc"}}"#)
+        .expect("parses");
+    assert_eq!(e.challenge, None);
+    let e = parse_event(br#"{"eventType":"VERIFY","data":{"challenge":42}}"#).expect("parses");
+    assert_eq!(e.challenge, None);
+}
+
+fn check_delivered_at(value: Value, expected: Option<i64>) {
+    let body = json!({"eventId": "e", "eventType": "VEHICLE_STATE", "meta": {"deliveredAt": value.clone()}});
+    let e = parse_event(body.to_string().as_bytes()).expect("parses");
+    assert_eq!(e.meta.delivered_at, expected, "{value}");
+}
+
+#[test]
+fn delivered_at_forms() {
+    check_delivered_at(json!(1_761_896_351_529_i64), Some(1_761_896_351_529));
+    check_delivered_at(json!("2025-10-31T07:39:11.529Z"), Some(1_761_896_351_529));
+    check_delivered_at(
+        json!("2025-10-31T09:39:11.529+02:00"),
+        Some(1_761_896_351_529),
+    );
+    check_delivered_at(json!("2025-10-31T07:39:11Z"), Some(1_761_896_351_000));
+    check_delivered_at(json!("1761896351529"), Some(1_761_896_351_529));
+    check_delivered_at(json!("2025-10-31T07:39:11"), None);
+    check_delivered_at(json!("yesterday"), None);
+    check_delivered_at(json!(null), None);
+    check_delivered_at(json!([1]), None);
+}
+
+#[test]
+fn triggers_in_every_shape() {
+    let body = json!({
+        "eventId": "e", "eventType": "VEHICLE_STATE",
+        "triggers": [
+            {"type": "SIGNAL_UPDATED", "signal": {"name": "TraveledDistance", "code": ODOMETER_CODE, "group": "Odometer"}},
+            {"type": "SIGNAL_UPDATED", "signal": "Odometer.TraveledDistance"},
+            {"type": "FIRST_DELIVERY"},
+            "ignored-not-an-object-but-kept-as-code",
+            7,
+        ],
+        "data": {"triggers": [
+            {"code": "tractionbattery-stateofcharge", "name": "StateOfCharge", "group": "TractionBattery"},
+            {"code": "FIRST_DELIVERY"},
+        ]},
+    });
+    let e = parse_event(body.to_string().as_bytes()).expect("parses");
+    let t = |trigger_type: Option<&str>,
+             code: Option<&str>,
+             name: Option<&str>,
+             group: Option<&str>| Trigger {
+        trigger_type: trigger_type.map(str::to_owned),
+        code: code.map(str::to_owned),
+        name: name.map(str::to_owned),
+        group: group.map(str::to_owned),
+    };
+    assert_eq!(
+        e.triggers,
+        [
+            t(
+                Some("SIGNAL_UPDATED"),
+                Some(ODOMETER_CODE),
+                Some("TraveledDistance"),
+                Some("Odometer")
+            ),
+            t(
+                Some("SIGNAL_UPDATED"),
+                Some("Odometer.TraveledDistance"),
+                None,
+                None
+            ),
+            t(Some("FIRST_DELIVERY"), None, None, None),
+            t(
+                None,
+                Some("ignored-not-an-object-but-kept-as-code"),
+                None,
+                None
+            ),
+            t(
+                None,
+                Some("tractionbattery-stateofcharge"),
+                Some("StateOfCharge"),
+                Some("TractionBattery")
+            ),
+            t(None, Some("FIRST_DELIVERY"), None, None),
+        ]
+    );
+    let first: Vec<bool> = e.triggers.iter().map(Trigger::is_first_delivery).collect();
+    assert_eq!(first, [false, false, true, false, false, true]);
+}
+
+#[test]
+fn error_infos_in_every_shape() {
+    let body = json!({
+        "eventId": "e", "eventType": "VEHICLE_ERROR",
+        "data": {"errors": [
+            {"type": "COMPATIBILITY", "code": "VEHICLE_NOT_CAPABLE", "state": "ERROR",
+             "resolution": {"type": null},
+             "signals": ["InternalCombustionEngine.FuelLevel", {"name": "OnlyName"}, {"code": "closure-islocked", "name": "IsLocked"}, 5]},
+            {"type": "PERMISSION", "code": null, "state": "RESOLVED", "docUrl": "https://x", "resolution": "REAUTHENTICATE"},
+            "a bare message",
+            17,
+        ]},
+    });
+    let e = parse_event(body.to_string().as_bytes()).expect("parses");
+    assert_eq!(
+        e.errors,
+        [
+            VehicleErrorInfo {
+                error_type: s("COMPATIBILITY"),
+                code: s("VEHICLE_NOT_CAPABLE"),
+                state: s("ERROR"),
+                signals: vec![
+                    "InternalCombustionEngine.FuelLevel".to_owned(),
+                    "OnlyName".to_owned(),
+                    "closure-islocked".to_owned(),
+                ],
+                ..Default::default()
+            },
+            VehicleErrorInfo {
+                error_type: s("PERMISSION"),
+                state: s("RESOLVED"),
+                doc_url: s("https://x"),
+                resolution_type: s("REAUTHENTICATE"),
+                ..Default::default()
+            },
+            VehicleErrorInfo {
+                description: s("a bare message"),
+                ..Default::default()
+            },
+        ]
+    );
+    assert!(e.errors[1].is_resolved());
+}
+
+#[test]
+fn test_mode() {
+    let e =
+        parse_event(br#"{"eventType":"VEHICLE_STATE","meta":{"mode":"TEST"}}"#).expect("parses");
+    assert!(e.is_test());
+}
+
+// --- odometer readings ---------------------------------------------------------------------
+
+const NOW: Millis = Millis(1_000);
+
+/// Parses an event whose only signal is `signal` and reads its odometer as (metres, observed ms).
+fn check_odometer(signal: Value, expected: Result<(i64, i64), OdometerError>) {
+    let body = json!({"eventId": "e", "eventType": "VEHICLE_STATE", "data": {"signals": [signal.clone()]}});
+    let e = parse_event(body.to_string().as_bytes()).expect("parses");
+    let got = e
+        .odometer_reading(NOW)
+        .expect("an odometer signal")
+        .map(|r| (r.distance.metres(), r.observed_at.0));
+    assert_eq!(got, expected, "{signal}");
+}
+
+fn odo(body: Value, meta: Value) -> Value {
+    json!({"code": ODOMETER_CODE, "body": body, "meta": meta, "status": {"value": "SUCCESS"}})
+}
+
+#[test]
+fn odometer_readings() {
+    let at = json!({"oemUpdatedAt": 5_000, "retrievedAt": 6_000});
+    check_odometer(
+        odo(json!({"value": 42506.3, "unit": "km"}), at.clone()),
+        Ok((42_506_300, 5_000)),
+    );
+    check_odometer(
+        odo(json!({"value": 12345, "unit": "kilometers"}), at.clone()),
+        Ok((12_345_000, 5_000)),
+    );
+    check_odometer(
+        odo(json!({"value": 12345, "unit": "kilometres"}), at.clone()),
+        Ok((12_345_000, 5_000)),
+    );
+    check_odometer(
+        odo(json!({"value": 10, "unit": "mi"}), at.clone()),
+        Ok((16_093, 5_000)),
+    );
+    check_odometer(
+        odo(json!({"value": 10, "unit": "miles"}), at.clone()),
+        Ok((16_093, 5_000)),
+    );
+    check_odometer(
+        odo(json!({"value": 1000, "unit": "miles"}), at.clone()),
+        Ok((1_609_344, 5_000)),
+    );
+    check_odometer(
+        odo(json!({"value": 0, "unit": "km"}), at.clone()),
+        Ok((0, 5_000)),
+    );
+    check_odometer(
+        odo(json!({"value": "42506.3", "unit": "km"}), at.clone()),
+        Ok((42_506_300, 5_000)),
+    );
+    check_odometer(
+        odo(json!({"value": 1, "unit": "furlongs"}), at.clone()),
+        Err(OdometerError::UnknownUnit("furlongs".to_owned())),
+    );
+    check_odometer(
+        odo(json!({"value": 1, "unit": "m"}), at.clone()),
+        Err(OdometerError::UnknownUnit("m".to_owned())),
+    );
+    check_odometer(
+        odo(json!({"value": 1}), at.clone()),
+        Err(OdometerError::MissingUnit),
+    );
+    check_odometer(
+        odo(json!({"value": 1, "unit": 5}), at.clone()),
+        Err(OdometerError::MissingUnit),
+    );
+    check_odometer(
+        odo(json!({"unit": "km"}), at.clone()),
+        Err(OdometerError::MissingValue),
+    );
+    check_odometer(
+        odo(json!({"value": "far", "unit": "km"}), at.clone()),
+        Err(OdometerError::MissingValue),
+    );
+    check_odometer(
+        odo(json!({"value": true, "unit": "km"}), at.clone()),
+        Err(OdometerError::MissingValue),
+    );
+    check_odometer(odo(json!(42), at.clone()), Err(OdometerError::MissingValue));
+    check_odometer(
+        odo(json!({"value": -1, "unit": "km"}), at.clone()),
+        Err(OdometerError::Distance(DistanceError::Negative)),
+    );
+    check_odometer(
+        odo(json!({"value": 1e12, "unit": "km"}), at.clone()),
+        Err(OdometerError::Distance(DistanceError::TooLarge)),
+    );
+    check_odometer(
+        json!({"code": ODOMETER_CODE, "status": {"value": "ERROR", "error": {"type": "COMPATIBILITY", "code": "VEHICLE_NOT_CAPABLE"}}}),
+        Err(OdometerError::SignalFailed {
+            error_type: s("COMPATIBILITY"),
+            code: s("VEHICLE_NOT_CAPABLE"),
+        }),
+    );
+    check_odometer(
+        json!({"code": ODOMETER_CODE, "body": {"value": 1, "unit": "km"}, "status": {"value": "ERROR"}}),
+        Err(OdometerError::SignalFailed {
+            error_type: None,
+            code: None,
+        }),
+    );
+}
+
+#[test]
+fn odometer_observation_times() {
+    let km = || json!({"value": 1, "unit": "km"});
+    check_odometer(
+        odo(km(), json!({"oemUpdatedAt": 5_000, "retrievedAt": 6_000})),
+        Ok((1_000, 5_000)),
+    );
+    check_odometer(
+        odo(km(), json!({"oemUpdatedAt": 0, "retrievedAt": 6_000})),
+        Ok((1_000, 6_000)),
+    );
+    check_odometer(
+        odo(km(), json!({"oemUpdatedAt": 0, "fetchedAt": 7_000})),
+        Ok((1_000, 7_000)),
+    );
+    check_odometer(odo(km(), json!({"fetchedAt": 7_000})), Ok((1_000, 7_000)));
+    check_odometer(
+        odo(km(), json!({"retrievedAt": 6_000, "fetchedAt": 7_000})),
+        Ok((1_000, 6_000)),
+    );
+    check_odometer(
+        odo(km(), json!({"oemUpdatedAt": "5000"})),
+        Ok((1_000, 5_000)),
+    );
+    check_odometer(odo(km(), json!({"oemUpdatedAt": 0})), Ok((1_000, NOW.0)));
+    check_odometer(odo(km(), json!({})), Ok((1_000, NOW.0)));
+    check_odometer(odo(km(), json!("not an object")), Ok((1_000, NOW.0)));
+}
+
+#[test]
+fn oem_updated_at_zero_is_kept() {
+    let body = json!({"eventType": "VEHICLE_STATE", "data": {"signals": [
+        odo(json!({"value": 1, "unit": "km"}), json!({"oemUpdatedAt": 0, "retrievedAt": 6_000}))
+    ]}});
+    let e = parse_event(body.to_string().as_bytes()).expect("parses");
+    let odometer = e.odometer().expect("odometer");
+    assert_eq!(
+        (odometer.oem_updated_at, odometer.retrieved_at),
+        (Some(0), Some(6_000))
+    );
+}
+
+#[test]
+fn shortened_odometer_variants() {
+    let reading = |data: Value| {
+        let body = json!({"eventType": "VEHICLE_STATE", "vehicleId": "v", "data": data});
+        parse_event(body.to_string().as_bytes())
+            .expect("parses")
+            .odometer_reading(NOW)
+            .map(|r| r.map(|r| r.distance.metres()))
+    };
+    assert_eq!(
+        reading(json!({"odometer": {"distance": 12345, "unit": "kilometers"}})),
+        Some(Ok(12_345_000))
+    );
+    assert_eq!(
+        reading(json!({"odometer": {"distance": 10, "unit": "miles"}})),
+        Some(Ok(16_093))
+    );
+    assert_eq!(
+        reading(json!({"odometer": {"value": 5, "unit": "km"}})),
+        Some(Ok(5_000))
+    );
+    assert_eq!(
+        reading(json!({"odometer": {"distance": 5}})),
+        Some(Err(OdometerError::MissingUnit))
+    );
+    assert_eq!(
+        reading(json!({"odometer": {"unit": "km"}})),
+        Some(Err(OdometerError::MissingValue))
+    );
+    assert_eq!(reading(json!({"odometer": null})), None);
+    assert_eq!(reading(json!({"odometer": [1]})), None);
+    assert_eq!(reading(json!({})), None);
+    // A real odometer signal wins over the shortened form.
+    let both = json!({
+        "odometer": {"distance": 1, "unit": "km"},
+        "signals": [odo(json!({"value": 2, "unit": "km"}), json!({"oemUpdatedAt": 5}))],
+    });
+    assert_eq!(reading(both), Some(Ok(2_000)));
+}
+
+// --- refusals and leniency -----------------------------------------------------------------
+
+fn check_refused(body: &[u8], not_json: bool) {
+    let shown = String::from_utf8_lossy(body);
+    match parse_event(body) {
+        Err(ParseError::NotJson(message)) => assert!(not_json && !message.is_empty(), "{shown}"),
+        Err(ParseError::NotObject) => assert!(!not_json, "{shown}"),
+        Ok(e) => panic!("{shown} parsed as {e:?}"),
+    }
+}
+
+#[test]
+fn refused_bodies() {
+    check_refused(b"[]", false);
+    check_refused(b"\"x\"", false);
+    check_refused(b"1", false);
+    check_refused(b"null", false);
+    check_refused(b"true", false);
+    check_refused(br#"[{"eventType":"VERIFY"}]"#, false);
+    check_refused(b"", true);
+    check_refused(b"{", true);
+    check_refused(b"{\"eventType\":}", true);
+    check_refused(b"{} {}", true);
+    check_refused(b"eventType=VERIFY", true);
+    check_refused(b"\xff\xfe{}", true);
+    check_refused(b"{\"a\":\"\xff\"}", true);
+    check_refused("[".repeat(10_000).as_bytes(), true);
+    assert_eq!(
+        ParseError::NotObject.to_string(),
+        "body is not a JSON object"
+    );
+}
+
+#[test]
+fn wrong_types_are_skipped() {
+    let body = json!({
+        "eventId": ["x"], "eventType": {"v": 1}, "vehicleId": 7,
+        "data": {"user": "u", "vehicle": {"id": 9}, "signals": {"code": ODOMETER_CODE}, "errors": "boom",
+                 "triggers": {"type": "x"}},
+        "triggers": "SIGNAL_UPDATED",
+        "meta": {"version": 4, "deliveredAt": {"ms": 1}, "signalCount": "6", "mode": false},
+    });
+    let e = parse_event(body.to_string().as_bytes()).expect("lenient");
+    assert!(e.id.from_body_hash);
+    assert_eq!(e.event_type, EventType::Other("UNKNOWN".to_owned()));
+    assert_eq!((e.vehicle_id, e.user_id), (None, None));
+    assert!(e.signals.is_empty() && e.errors.is_empty() && e.triggers.is_empty());
+    assert_eq!(
+        (e.meta.version, e.meta.delivered_at, e.meta.mode),
+        (None, None, None)
+    );
+    assert_eq!(e.meta.signal_count, Some(6));
+
+    let e = parse_event(br#"{"eventType":"VEHICLE_STATE","data":[1,2],"meta":"x","payload":7}"#)
+        .expect("lenient");
+    assert!(e.signals.is_empty());
+    let e = parse_event(br#"{"eventType":"VEHICLE_STATE","data":{"signals":[1,"x",null,{"code":"a"},{"name":"no code"}]}}"#)
+        .expect("lenient");
+    let codes: Vec<&str> = e.signals.iter().map(|s| s.code.as_str()).collect();
+    assert_eq!(codes, ["a"]);
+    // Unknown fields anywhere are ignored.
+    let e = parse_event(br#"{"eventId":"e","eventType":"VERIFY","future":{"x":1},"data":{"challenge":"c","extra":[1]}}"#)
+        .expect("lenient");
+    assert_eq!(e.challenge, s("c"));
+}
+
+// --- never panics --------------------------------------------------------------------------
+
+/// Arbitrary JSON values, nested a few levels.
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        "[a-zA-Z0-9 _.:+-]{0,24}".prop_map(Value::String),
+        Just(json!("2025-10-31T07:39:11.529Z")),
+        Just(json!(ODOMETER_CODE)),
+    ];
+    leaf.prop_recursive(3, 32, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map("[a-zA-Z]{1,12}", inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// JSON pointers to every value below the root of `value`.
+fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
+    let children: Vec<(String, &Value)> = match value {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| (k.replace('~', "~0").replace('/', "~1"), v))
+            .collect(),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i.to_string(), v))
+            .collect(),
+        _ => Vec::new(),
+    };
+    for (key, child) in children {
+        let path = format!("{at}/{key}");
+        pointers(child, path.clone(), out);
+        out.push(path);
+    }
+}
+
+fn exercise(body: &[u8]) {
+    if let Ok(e) = parse_event(body) {
+        let _ = e.odometer_reading(NOW);
+        for signal in &e.signals {
+            let _ = (
+                signal.kind(),
+                signal.value(),
+                signal.normalized_unit(),
+                signal.location(),
+            );
+            let _ = signal.observed_at(NOW);
+        }
+    }
+    let keys = keys(&["amt", "test-amt-123"]);
+    let _ = keys.verify(Some(body), PIZZA);
+    let _ = keys.verify(Some(body), body);
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        exercise(&body);
+    }
+
+    #[test]
+    fn arbitrary_headers_never_panic(header in prop::collection::vec(any::<u8>(), 0..80)) {
+        let check = keys(&["amt"]).verify(Some(&header), PIZZA);
+        prop_assert_ne!(check, SignatureCheck::Missing);
+    }
+
+    #[test]
+    fn byte_mutations_never_panic(
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        cut in any::<prop::sample::Index>(),
+        truncate in any::<bool>(),
+    ) {
+        let mut body = payload("v4_vehicle_state.json");
+        for (at, byte) in edits {
+            let i = at.index(body.len());
+            body[i] = byte;
+        }
+        if truncate {
+            body.truncate(cut.index(body.len()));
+        }
+        exercise(&body);
+    }
+
+    #[test]
+    fn replaced_values_still_parse(
+        file in prop::sample::select(vec![
+            "v4_vehicle_state.json", "v4_vehicle_error.json", "v4_verify.json", "v2_verify.json",
+            "seed_vehicle_state.json", "seed_vehicle_error.json", "minimal_event.json",
+        ]),
+        target in any::<prop::sample::Index>(),
+        replacement in any_json(),
+    ) {
+        let mut value: Value = serde_json::from_slice(&payload(file)).expect("payload is JSON");
+        let mut paths = Vec::new();
+        pointers(&value, String::new(), &mut paths);
+        let path = &paths[target.index(paths.len())];
+        *value.pointer_mut(path).expect("path exists") = replacement;
+        let body = serde_json::to_vec(&value).expect("serialisable");
+        // Still an object at the root, so the wrong type inside must be tolerated, not refused.
+        prop_assert!(parse_event(&body).is_ok(), "{}", String::from_utf8_lossy(&body));
+        exercise(&body);
+    }
+}
