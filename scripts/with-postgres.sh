@@ -41,6 +41,6 @@ run_pg "$bindir/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
 
 export TEST_DATABASE_URL="postgresql:///postgres?host=$pgdir&user=$user"
 export REQUIRE_POSTGRES_TESTS=1
-export METERHOOK_PG_DIR="$pgdir" METERHOOK_PG_BIN="$bindir"
+export PG_TEST_DIR="$pgdir" PG_TEST_BIN="$bindir"
 echo "with-postgres: PostgreSQL $("$bindir/postgres" --version | awk '{print $3}') on $pgdir" >&2
 "$@"

@@ -1,1 +1,24 @@
-fn main() {}
+//! The `meterhook` binary.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use meterhook::cli::{self, Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The service logs at info; the operator's commands only warn, so their output stays clean.
+    let default_level = match cli.command {
+        None | Some(Command::Serve) => "info",
+        Some(_) => "warn",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .init();
+    match cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", e.0);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The HTTP error policy, in one place.
+//!
+//! | error | status | why |
+//! |---|---|---|
+//! | `BadRequest` | 400 | the body can never succeed (malformed, unsafe challenge); Smartcar's retries would fail too |
+//! | `Unauthorized` | 401 | missing or invalid `SC-Signature`; nothing is stored |
+//! | (body too large) | 413 | actix's payload limit, set from `body_limit` |
+//! | `Unavailable` | 503 + `Retry-After` | the event could not be stored; Smartcar retries |
+//! | `Internal` | 500 | a bug; the event is not acknowledged, so Smartcar retries |
+//!
+//! There is no blanket conversion from other errors: each call site chooses.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use meterhook_store::StoreError;
+
+/// Seconds a client is asked to wait after a 503.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// An error answered to an HTTP client. Messages never carry secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401.
+    #[error("missing or invalid SC-Signature")]
+    Unauthorized,
+    /// 503.
+    #[error("storage unavailable, retry later")]
+    Unavailable,
+    /// 500.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A store failure while storing: transient ones are 503 (retry), the rest 500.
+    pub fn from_store(e: StoreError) -> ApiError {
+        if e.is_transient() {
+            log::warn!("storage unavailable: {e}");
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal(e.to_string())
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let ApiError::Internal(detail) = self {
+            log::error!("internal error: {detail}");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unavailable) {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        response.json(serde_json::json!({ "error": self.to_string() }))
+    }
+}

@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod processor;
+pub mod routes;
+pub mod startup;
+pub mod state;
+
+pub use config::{Secret, Settings};
+pub use startup::{Application, StartError};

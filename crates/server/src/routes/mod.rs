@@ -1,0 +1,4 @@
+//! HTTP routes.
+
+pub mod health;
+pub mod webhook;

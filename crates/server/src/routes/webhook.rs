@@ -1,0 +1,138 @@
+//! `POST /api/smartcar/webhook`: verify, store durably, answer, process.
+
+use actix_web::http::header::HeaderValue;
+use actix_web::{web, HttpRequest, HttpResponse};
+use log::{error, info, warn};
+use meterhook_smartcar::{
+    is_safe_challenge, parse_event, ChallengeAnswer, Event, EventId, EventType, SignatureCheck,
+    SIGNATURE_HEADER,
+};
+use meterhook_store::{NewEvent, Outcome, Recorded};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What a delivery is answered with when it was stored.
+#[derive(Debug, Serialize)]
+struct Accepted<'a> {
+    status: &'static str,
+    #[serde(rename = "eventId")]
+    event_id: &'a str,
+    outcome: &'a str,
+}
+
+/// The webhook endpoint.
+pub async fn receive(
+    req: HttpRequest,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let received_at = meterhook_store::now();
+    let header = req.headers().get(SIGNATURE_HEADER).map(HeaderValue::as_bytes);
+    let check = state.keys.verify(header, &body);
+    if check != SignatureCheck::Valid {
+        // The handshake is sent unsigned; anything else must be signed.
+        if check == SignatureCheck::Missing {
+            if let Ok(event) = parse_event(&body) {
+                if event.event_type == EventType::Verify {
+                    return answer_challenge(&state, &event);
+                }
+            }
+        }
+        warn!(
+            "Rejected webhook from {}: {} {SIGNATURE_HEADER} ({} bytes)",
+            peer(&req),
+            if check == SignatureCheck::Missing { "missing" } else { "invalid" },
+            body.len()
+        );
+        return Err(ApiError::Unauthorized);
+    }
+
+    let event = match parse_event(&body) {
+        Ok(event) => event,
+        Err(parse_error) => return keep_malformed(state, body, received_at, parse_error).await,
+    };
+    if event.event_type == EventType::Verify {
+        return answer_challenge(&state, &event);
+    }
+
+    let event_id = event.id.value.clone();
+    let outcome = {
+        let state = state.clone();
+        let event_id = event_id.clone();
+        web::block(move || state.ingest(&event_id, &event, &body, received_at))
+            .await
+            .map_err(|_| ApiError::Internal("the ingest task stopped".into()))??
+    };
+    Ok(HttpResponse::Ok().json(Accepted {
+        status: if outcome.is_some() { "accepted" } else { "duplicate" },
+        event_id: &event_id,
+        outcome: outcome.map_or("already_received", Outcome::as_str),
+    }))
+}
+
+fn answer_challenge(state: &AppState, event: &Event) -> Result<HttpResponse, ApiError> {
+    info!("Webhook verification requested");
+    let Some(challenge) = event.challenge.as_deref() else {
+        warn!("Webhook verification refused: no challenge in the VERIFY body");
+        return Err(ApiError::BadRequest("VERIFY without a challenge".into()));
+    };
+    if !is_safe_challenge(challenge) {
+        // Answering would sign arbitrary text with the management token.
+        warn!("Webhook verification refused: the challenge is not 1-128 characters of A-Z a-z 0-9 _ -");
+        return Err(ApiError::BadRequest(
+            "the challenge must be 1 to 128 characters of A-Z, a-z, 0-9, _ and -".into(),
+        ));
+    }
+    let answer = state.keys.answer_challenge(challenge);
+    info!("Webhook verification successful");
+    Ok(HttpResponse::Ok().json(ChallengeAnswer { challenge: answer }))
+}
+
+/// A signed body that is not a JSON object: kept as received (hex when it is not UTF-8), then 400.
+async fn keep_malformed(
+    state: web::Data<AppState>,
+    body: web::Bytes,
+    received_at: chrono::NaiveDateTime,
+    parse_error: meterhook_smartcar::ParseError,
+) -> Result<HttpResponse, ApiError> {
+    let id = EventId::from_body(&body).value;
+    let message = parse_error.to_string();
+    let stored = {
+        let (id, message) = (id.clone(), message.clone());
+        web::block(move || {
+            let (payload, note) = match std::str::from_utf8(&body) {
+                Ok(text) => (text.to_owned(), message),
+                Err(_) => (
+                    format!("hex:{}", base16ct::lower::encode_string(&body)),
+                    format!("{message}; the body is not UTF-8, so payload holds its bytes as hex"),
+                ),
+            };
+            let event = NewEvent {
+                processed: true,
+                processed_at: Some(received_at),
+                outcome: Outcome::Malformed.as_str(),
+                error: Some(&note),
+                ..NewEvent::pending(&id, "UNKNOWN", None, &payload, received_at)
+            };
+            state.store.record_event(&event)
+        })
+        .await
+        .map_err(|_| ApiError::Internal("the ingest task stopped".into()))?
+    };
+    match stored {
+        Ok(Recorded::New) => warn!("Webhook event {id}: malformed ({message}); kept in the event log"),
+        Ok(Recorded::AlreadySeen) => info!("Webhook event {id}: malformed again; already kept"),
+        Err(e) => {
+            error!("Webhook event {id}: malformed, and it could not be kept: {e}");
+            return Err(ApiError::from_store(e));
+        }
+    }
+    Err(ApiError::BadRequest(format!("body is not a JSON object: {message}")))
+}
+
+fn peer(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map_or_else(|| "unknown peer".to_owned(), |a| a.ip().to_string())
+}

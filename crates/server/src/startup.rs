@@ -1,0 +1,117 @@
+//! Building and running the HTTP server.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use log::{info, warn};
+use meterhook_store::Store;
+
+use crate::config::{ConfigError, Settings};
+use crate::routes::{health, webhook};
+use crate::state::AppState;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A setting is wrong or missing.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Store(#[from] meterhook_store::StoreError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        /// The address asked for.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet running, meterhook server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Opens the store (applying migrations) and binds the listen address (`:0` picks a port).
+    pub fn build(settings: &Settings) -> Result<Application, StartError> {
+        let store = Store::open(settings.database_url.expose(), &settings.pool_options())?;
+        Application::build_with_store(settings, store)
+    }
+
+    /// Binds with an already opened store.
+    pub fn build_with_store(settings: &Settings, store: Store) -> Result<Application, StartError> {
+        let keys = settings.signing_keys()?;
+        if settings.token_is_short() {
+            warn!("SMARTCAR_MANAGEMENT_TOKEN is shorter than 16 bytes; check that it is the whole token");
+        }
+        let policy = settings.policy()?;
+        let client_timeout = settings.client_timeout()?;
+        let listener = TcpListener::bind(&settings.listen).map_err(|source| StartError::Bind {
+            address: settings.listen.clone(),
+            source,
+        })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        info!(
+            "meterhook listening on {} ({} database {}, {} signing key{})",
+            listener
+                .local_addr()
+                .map_or_else(|_| settings.listen.clone(), |a| a.to_string()),
+            store.backend(),
+            store.url().redacted(),
+            keys.len(),
+            if keys.len() == 1 { "" } else { "s" }
+        );
+        let state = web::Data::new(AppState {
+            store,
+            keys,
+            policy,
+        });
+        let body_limit = settings.body_limit;
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::PayloadConfig::new(body_limit))
+                .route("/api/smartcar/webhook", web::post().to(webhook::receive))
+                .route("/healthz", web::get().to(health::healthz))
+                .route("/readyz", web::get().to(health::readyz))
+                .default_service(web::to(|| async {
+                    HttpResponse::NotFound().json(serde_json::json!({ "error": "not found" }))
+                }))
+        })
+        .client_request_timeout(client_timeout)
+        .client_disconnect_timeout(std::time::Duration::from_secs(2))
+        .max_connection_rate(256)
+        .shutdown_timeout(30);
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartError::Bind {
+                address: settings.listen.clone(),
+                source,
+            })?
+            .run();
+        Ok(Application { port, server })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped (SIGINT/SIGTERM stop it gracefully).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
