@@ -126,7 +126,11 @@ pub struct SendTestEvent {
     #[arg(long, required_unless_present = "verify")]
     pub vehicle: Option<String>,
     /// Odometer value.
-    #[arg(long, required_unless_present = "verify", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        required_unless_present = "verify",
+        allow_negative_numbers = true
+    )]
     pub odometer: Option<f64>,
     /// Odometer unit.
     #[arg(long, value_enum, default_value_t = UnitArg::Km)]
@@ -222,7 +226,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Stats { since, json } => {
             let window = parse_duration("--since", &since)?;
             let from = meterhook_store::now()
-                - chrono::TimeDelta::from_std(window).map_err(|_| CliError("--since is too long".into()))?;
+                - chrono::TimeDelta::from_std(window)
+                    .map_err(|_| CliError("--since is too long".into()))?;
             let stats = open_store(&settings)?.stats(from)?;
             if json {
                 let mut value = serde_json::to_value(&stats)?;
@@ -232,16 +237,32 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 let mut out = format!("Since {} ({since})\n", rfc3339(stats.since));
                 let _ = writeln!(out, "Events received:          {}", stats.events_total);
                 for t in &stats.events_by_type {
-                    let state = if t.processed { "processed" } else { "unprocessed" };
+                    let state = if t.processed {
+                        "processed"
+                    } else {
+                        "unprocessed"
+                    };
                     let _ = writeln!(out, "  {:<22} {:<12} {}", t.event_type, state, t.count);
                 }
                 let _ = writeln!(out, "Outcomes:");
                 for (outcome, count) in &stats.events_by_outcome {
                     let _ = writeln!(out, "  {outcome:<35} {count}");
                 }
-                let _ = writeln!(out, "Processing success rate:  {:.1}%", stats.processing_success_rate * 100.0);
-                let _ = writeln!(out, "Duplicate rate:           {:.1}%", stats.duplicate_rate * 100.0);
-                let _ = writeln!(out, "Error rate:               {:.1}%", stats.error_rate * 100.0);
+                let _ = writeln!(
+                    out,
+                    "Processing success rate:  {:.1}%",
+                    stats.processing_success_rate * 100.0
+                );
+                let _ = writeln!(
+                    out,
+                    "Duplicate rate:           {:.1}%",
+                    stats.duplicate_rate * 100.0
+                );
+                let _ = writeln!(
+                    out,
+                    "Error rate:               {:.1}%",
+                    stats.error_rate * 100.0
+                );
                 let _ = writeln!(out, "Pending:                  {}", stats.pending);
                 let _ = writeln!(out, "Dead:                     {}", stats.dead);
                 print!("{out}");
@@ -260,7 +281,10 @@ fn serve(settings: &Settings) -> Result<(), CliError> {
 }
 
 fn open_store(settings: &Settings) -> Result<Store, CliError> {
-    Ok(Store::open(settings.database_url.expose(), &settings.pool_options())?)
+    Ok(Store::open(
+        settings.database_url.expose(),
+        &settings.pool_options(),
+    )?)
 }
 
 fn vehicles(store: &Store, cmd: VehiclesCommand) -> Result<(), CliError> {
@@ -396,12 +420,19 @@ fn send_test_event(settings: &Settings, args: &SendTestEvent) -> Result<(), CliE
         })
         .to_string();
         let (status, answer) = post(&agent, &args.url, &body, None)?;
-        println!("POST {} (VERIFY, challenge {challenge}) -> {status}", args.url);
+        println!(
+            "POST {} (VERIFY, challenge {challenge}) -> {status}",
+            args.url
+        );
         println!("{answer}");
         let expected = keys.answer_challenge(&challenge);
         let got = serde_json::from_str::<serde_json::Value>(&answer)
             .ok()
-            .and_then(|v| v.get("challenge").and_then(|c| c.as_str()).map(str::to_owned));
+            .and_then(|v| {
+                v.get("challenge")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_owned)
+            });
         return if status == 200 && got.as_deref() == Some(expected.as_str()) {
             println!("verification handshake OK: the answer matches the management token");
             Ok(())
@@ -413,7 +444,9 @@ fn send_test_event(settings: &Settings, args: &SendTestEvent) -> Result<(), CliE
     }
 
     let (Some(vehicle), Some(odometer)) = (args.vehicle.as_deref(), args.odometer) else {
-        return Err(CliError("--vehicle and --odometer are required without --verify".into()));
+        return Err(CliError(
+            "--vehicle and --odometer are required without --verify".into(),
+        ));
     };
     let unit = match args.unit {
         UnitArg::Km => "km",
@@ -452,7 +485,10 @@ fn send_test_event(settings: &Settings, args: &SendTestEvent) -> Result<(), CliE
     .to_string();
     let signature = keys.sign(body.as_bytes());
     let (status, answer) = post(&agent, &args.url, &body, Some(&signature))?;
-    println!("POST {} (VEHICLE_STATE {event_id}, odometer {odometer} {unit}) -> {status}", args.url);
+    println!(
+        "POST {} (VEHICLE_STATE {event_id}, odometer {odometer} {unit}) -> {status}",
+        args.url
+    );
     println!("{answer}");
     if (200..300).contains(&status) {
         Ok(())

@@ -140,7 +140,8 @@ impl Settings {
 
     fn defaults() -> config::ConfigBuilder<config::builder::DefaultState> {
         let set = |b: config::ConfigBuilder<_>, k: &str, v: config::Value| {
-            b.set_default(k, v).unwrap_or_else(|_| unreachable!("static key"))
+            b.set_default(k, v)
+                .unwrap_or_else(|_| unreachable!("static key"))
         };
         let mut b = config::Config::builder();
         b = set(b, "database_url", "sqlite://meterhook.db".into());
@@ -182,12 +183,10 @@ impl Settings {
     pub fn signing_keys(&self) -> Result<SigningKeys, ConfigError> {
         let token = match &self.management_token {
             Some(t) if !t.expose().is_empty() => t,
-            _ => {
-                return invalid(
-                    "SMARTCAR_MANAGEMENT_TOKEN",
-                    "is not set; it is the Application Management Token from the Smartcar dashboard",
-                )
-            }
+            _ => return invalid(
+                "SMARTCAR_MANAGEMENT_TOKEN",
+                "is not set; it is the Application Management Token from the Smartcar dashboard",
+            ),
         };
         let mut keys = vec![token.expose().as_bytes()];
         if let Some(secret) = &self.webhook_secret {
@@ -272,7 +271,10 @@ mod tests {
         s.management_token = Some(Secret::new("tok-abcdefghijklmnop"));
         s.database_url = Secret::new("postgres://u:pw-xyz@h/db");
         let shown = format!("{s:?}");
-        assert!(!shown.contains("tok-abcdefghijklmnop") && !shown.contains("pw-xyz"), "{shown}");
+        assert!(
+            !shown.contains("tok-abcdefghijklmnop") && !shown.contains("pw-xyz"),
+            "{shown}"
+        );
         assert!(shown.contains("[redacted]"));
     }
 
@@ -284,7 +286,11 @@ mod tests {
         assert!(err.contains("METERHOOK_DUPLICATE_WINDOW"), "{err}");
         let mut s = Settings::default_settings();
         s.database_url = Secret::new("mysql://x/y");
-        assert!(s.validate().expect_err("invalid").to_string().contains("DATABASE_URL"));
+        assert!(s
+            .validate()
+            .expect_err("invalid")
+            .to_string()
+            .contains("DATABASE_URL"));
         let mut s = Settings::default_settings();
         s.management_token = Some(Secret::new(""));
         assert!(s

@@ -14,17 +14,18 @@ pub fn process(
     received_at: Millis,
     policy: &Policy,
 ) -> Result<ProcessResult, StoreError> {
-    let simple = |outcome: Outcome, error: Option<&str>, sync: Option<(&str, &serde_json::Value)>| {
-        let sync = sync.map(|(kind, data)| (kind, event.vehicle_id.as_deref(), data));
-        let processed_now = store.complete_event(event_id, outcome, error, sync)?;
-        Ok(ProcessResult {
-            outcome,
-            decision: None,
-            entry_id: None,
-            vehicle_id: None,
-            processed_now,
-        })
-    };
+    let simple =
+        |outcome: Outcome, error: Option<&str>, sync: Option<(&str, &serde_json::Value)>| {
+            let sync = sync.map(|(kind, data)| (kind, event.vehicle_id.as_deref(), data));
+            let processed_now = store.complete_event(event_id, outcome, error, sync)?;
+            Ok(ProcessResult {
+                outcome,
+                decision: None,
+                entry_id: None,
+                vehicle_id: None,
+                processed_now,
+            })
+        };
     match &event.event_type {
         EventType::VehicleState => {
             let Some(vehicle) = event.vehicle_id.as_deref() else {
@@ -49,11 +50,9 @@ pub fn process(
                     .process_odometer(event_id, vehicle, reading, policy)
                     .or_else(|e| match e {
                         // A time chrono cannot represent is the data's fault, not the database's.
-                        StoreError::Invalid(message) => simple(
-                            Outcome::InvalidReading,
-                            Some(&message),
-                            None,
-                        ),
+                        StoreError::Invalid(message) => {
+                            simple(Outcome::InvalidReading, Some(&message), None)
+                        }
                         other => Err(other),
                     }),
             }

@@ -41,9 +41,16 @@ impl AppState {
             &payload,
             received_at,
         );
-        match self.store.record_event(&new).map_err(ApiError::from_store)? {
+        match self
+            .store
+            .record_event(&new)
+            .map_err(ApiError::from_store)?
+        {
             Recorded::AlreadySeen => {
-                info!("Webhook event {event_id} ({}): already received; not processed again", event.event_type);
+                info!(
+                    "Webhook event {event_id} ({}): already received; not processed again",
+                    event.event_type
+                );
                 return Ok(None);
             }
             Recorded::New => {}
@@ -66,7 +73,10 @@ impl AppState {
             }
             Err(e) => {
                 // Stored but not processed: it stays pending for a retry; the delivery succeeded.
-                error!("Webhook event {event_id} ({}): stored, processing failed: {e}", event.event_type);
+                error!(
+                    "Webhook event {event_id} ({}): stored, processing failed: {e}",
+                    event.event_type
+                );
                 Ok(Some(Outcome::Pending))
             }
         }

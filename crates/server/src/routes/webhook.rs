@@ -29,7 +29,10 @@ pub async fn receive(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let received_at = meterhook_store::now();
-    let header = req.headers().get(SIGNATURE_HEADER).map(HeaderValue::as_bytes);
+    let header = req
+        .headers()
+        .get(SIGNATURE_HEADER)
+        .map(HeaderValue::as_bytes);
     let check = state.keys.verify(header, &body);
     if check != SignatureCheck::Valid {
         // The handshake is sent unsigned; anything else must be signed.
@@ -43,7 +46,11 @@ pub async fn receive(
         warn!(
             "Rejected webhook from {}: {} {SIGNATURE_HEADER} ({} bytes)",
             peer(&req),
-            if check == SignatureCheck::Missing { "missing" } else { "invalid" },
+            if check == SignatureCheck::Missing {
+                "missing"
+            } else {
+                "invalid"
+            },
             body.len()
         );
         return Err(ApiError::Unauthorized);
@@ -66,7 +73,11 @@ pub async fn receive(
             .map_err(|_| ApiError::Internal("the ingest task stopped".into()))??
     };
     Ok(HttpResponse::Ok().json(Accepted {
-        status: if outcome.is_some() { "accepted" } else { "duplicate" },
+        status: if outcome.is_some() {
+            "accepted"
+        } else {
+            "duplicate"
+        },
         event_id: &event_id,
         outcome: outcome.map_or("already_received", Outcome::as_str),
     }))
@@ -122,14 +133,18 @@ async fn keep_malformed(
         .map_err(|_| ApiError::Internal("the ingest task stopped".into()))?
     };
     match stored {
-        Ok(Recorded::New) => warn!("Webhook event {id}: malformed ({message}); kept in the event log"),
+        Ok(Recorded::New) => {
+            warn!("Webhook event {id}: malformed ({message}); kept in the event log")
+        }
         Ok(Recorded::AlreadySeen) => info!("Webhook event {id}: malformed again; already kept"),
         Err(e) => {
             error!("Webhook event {id}: malformed, and it could not be kept: {e}");
             return Err(ApiError::from_store(e));
         }
     }
-    Err(ApiError::BadRequest(format!("body is not a JSON object: {message}")))
+    Err(ApiError::BadRequest(format!(
+        "body is not a JSON object: {message}"
+    )))
 }
 
 fn peer(req: &HttpRequest) -> String {

@@ -1,0 +1,221 @@
+//! One way to start the app for a test: a real server on a real port, on a throwaway database.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use meterhook::{Application, Secret, Settings};
+use meterhook_store::testing::TestDatabase;
+use meterhook_store::{PoolOptions, Store};
+
+/// The token the official SDK vectors were computed with.
+pub const TOKEN: &str = "test-amt-123";
+
+/// A running meterhook.
+pub struct TestApp {
+    pub address: String,
+    pub store: Store,
+    pub db: TestDatabase,
+    handle: actix_web::dev::ServerHandle,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+/// Settings for a test server on `db`, listening on a free port.
+pub fn test_settings(db: &TestDatabase) -> Settings {
+    let mut settings = Settings::default_settings();
+    settings.management_token = Some(Secret::new(TOKEN));
+    settings.database_url = Secret::new(db.url());
+    settings.listen = "127.0.0.1:0".into();
+    settings.workers = 2;
+    settings
+}
+
+/// A server on a new SQLite database.
+pub fn spawn_app() -> TestApp {
+    spawn_app_on(TestDatabase::sqlite(), PoolOptions::default())
+}
+
+/// A server on `db`, with a store opened with `pool`.
+pub fn spawn_app_on(db: TestDatabase, pool: PoolOptions) -> TestApp {
+    let settings = test_settings(&db);
+    let store = Store::open(db.url(), &pool).expect("open store");
+    let (tx, rx) = mpsc::channel();
+    let (app_settings, app_store) = (settings.clone(), store.clone());
+    let thread = thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let app = Application::build_with_store(&app_settings, app_store).expect("build app");
+            tx.send((app.port(), app.handle())).expect("report port");
+            app.run_until_stopped().await.expect("server ran");
+        });
+    });
+    let (port, handle) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server started");
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        store,
+        db,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+/// Every backend available: SQLite, plus PostgreSQL when `TEST_DATABASE_URL` is set.
+pub fn spawn_apps() -> Vec<TestApp> {
+    TestDatabase::all()
+        .into_iter()
+        .map(|db| spawn_app_on(db, PoolOptions::default()))
+        .collect()
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        actix_web::rt::System::new().block_on(handle.stop(true));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An HTTP answer.
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+impl TestApp {
+    pub fn webhook_url(&self) -> String {
+        format!("{}/api/smartcar/webhook", self.address)
+    }
+
+    /// POSTs `body` to the webhook with an optional `SC-Signature`.
+    pub fn post_raw(&self, body: &[u8], signature: Option<&str>) -> Answer {
+        let mut req = agent()
+            .post(self.webhook_url())
+            .content_type("application/json");
+        if let Some(sig) = signature {
+            req = req.header("SC-Signature", sig);
+        }
+        answer(req.send(body).expect("request sent"))
+    }
+
+    /// POSTs `body` signed with the test token.
+    pub fn post_signed(&self, body: &[u8]) -> Answer {
+        self.post_raw(
+            body,
+            Some(&meterhook_smartcar::sign(TOKEN.as_bytes(), body)),
+        )
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        answer(
+            agent()
+                .get(format!("{}{path}", self.address))
+                .call()
+                .expect("request sent"),
+        )
+    }
+
+    pub fn outcome(&self, event_id: &str) -> String {
+        self.store
+            .find_event(event_id)
+            .expect("query")
+            .unwrap_or_else(|| panic!("event {event_id} not stored"))
+            .outcome
+    }
+
+    pub fn event_count(&self) -> usize {
+        self.store.recent_events(1_000_000).expect("query").len()
+    }
+}
+
+fn answer(mut response: ureq::http::Response<ureq::Body>) -> Answer {
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let body = response.body_mut().read_to_string().unwrap_or_default();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A v4 VEHICLE_STATE body with one odometer signal.
+pub fn odometer_event(event_id: &str, vehicle: &str, value: f64, unit: &str, at_ms: i64) -> String {
+    serde_json::json!({
+        "eventId": event_id,
+        "eventType": "VEHICLE_STATE",
+        "data": {
+            "vehicle": { "id": vehicle },
+            "signals": [{
+                "code": "odometer-traveleddistance",
+                "name": "TraveledDistance",
+                "group": "Odometer",
+                "body": { "value": value, "unit": unit },
+                "meta": { "oemUpdatedAt": at_ms, "retrievedAt": at_ms + 500 },
+                "status": { "value": "SUCCESS" }
+            }]
+        },
+        "meta": { "version": "4.0", "deliveryId": "d", "deliveredAt": at_ms + 900, "mode": "LIVE" }
+    })
+    .to_string()
+}
+
+/// The official payloads, from the smartcar crate's copy.
+pub fn payload(name: &str) -> Vec<u8> {
+    std::fs::read(payloads_dir().join(name)).expect("payload file")
+}
+
+pub fn payloads_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../smartcar/tests/data/payloads")
+}
+
+/// The built `meterhook` binary, run in `dir` with only the given environment.
+pub fn meterhook(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meterhook"));
+    cmd.current_dir(dir).env_clear().args(args);
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run meterhook")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

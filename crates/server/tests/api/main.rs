@@ -1,0 +1,6 @@
+//! The server's integration tests: one binary, real HTTP on real ports, the real `meterhook` binary.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod cli;
+mod helpers;
+mod webhook;
