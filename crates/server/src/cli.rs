@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use chrono::{NaiveDateTime, SecondsFormat};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use meterhook_store::{MeterEntry, Store};
+use meterhook_store::{MeterEntry, Outcome, Reprocess, Store};
 use serde_json::json;
 
 use crate::config::{parse_duration, Settings};
+use crate::processor;
 use crate::startup::Application;
 
 /// Receives Smartcar webhooks and turns odometer readings into meter entries.
@@ -48,6 +49,16 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Delete processed events older than a window (never younger than 7 days, never
+    /// unprocessed or dead ones).
+    Prune {
+        /// The window, e.g. 30d.
+        #[arg(long)]
+        older_than: String,
+        /// Rows deleted per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
     },
     /// Sign and post a test event (or run the verification handshake) against a running meterhook.
     SendTestEvent(SendTestEvent),
@@ -111,6 +122,15 @@ pub enum EventsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Process events again: one by id, or every event with an outcome (e.g. dead).
+    Reprocess {
+        /// The event id.
+        #[arg(required_unless_present = "outcome", conflicts_with = "outcome")]
+        event_id: Option<String>,
+        /// Every event with this outcome.
+        #[arg(long)]
+        outcome: Option<String>,
+    },
 }
 
 /// `meterhook send-test-event …`
@@ -172,7 +192,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             );
             Ok(())
         }
-        Command::Vehicles(cmd) => vehicles(&open_store(&settings)?, cmd),
+        Command::Vehicles(cmd) => vehicles(&open_store(&settings)?, &settings, cmd),
         Command::Entries(EntriesCommand::List {
             vehicle_id,
             all,
@@ -180,6 +200,53 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }) => {
             let entries = open_store(&settings)?.list_entries(&vehicle_id, all)?;
             print_entries(&entries, json);
+            Ok(())
+        }
+        Command::Events(EventsCommand::Reprocess { event_id, outcome }) => {
+            let store = open_store(&settings)?;
+            let which = match (&event_id, &outcome) {
+                (Some(id), _) => Reprocess::Event(id),
+                (None, Some(name)) => Reprocess::Outcome(name.parse::<Outcome>()?),
+                (None, None) => return Err(CliError("name an event id or --outcome".into())),
+            };
+            let done =
+                processor::reprocess(&store, which, &settings.policy()?, &settings.retry()?)?;
+            if done.is_empty() {
+                if let Some(id) = &event_id {
+                    return Err(CliError(match store.find_event(id)? {
+                        None => format!("no event {id}"),
+                        Some(e) => format!(
+                            "event {id} has outcome {} and is not processed again",
+                            e.outcome
+                        ),
+                    }));
+                }
+            }
+            for (id, outcome) in &done {
+                println!("{id}: {outcome}");
+            }
+            println!(
+                "reprocessed {} event{}",
+                done.len(),
+                if done.len() == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }
+        Command::Prune { older_than, batch } => {
+            let window = parse_duration("--older-than", &older_than)?;
+            if window < crate::config::MIN_RETENTION {
+                return Err(CliError(
+                    "--older-than must be at least 7d: Smartcar may redeliver for days, and deduplication needs the ids".into(),
+                ));
+            }
+            let before = meterhook_store::now()
+                - chrono::TimeDelta::from_std(window)
+                    .map_err(|_| CliError("--older-than is too long".into()))?;
+            let deleted = open_store(&settings)?.prune_events(before, batch)?;
+            println!(
+                "pruned {deleted} processed events received before {}",
+                rfc3339(before)
+            );
             Ok(())
         }
         Command::Events(EventsCommand::List { limit, json }) => {
@@ -287,7 +354,7 @@ fn open_store(settings: &Settings) -> Result<Store, CliError> {
     )?)
 }
 
-fn vehicles(store: &Store, cmd: VehiclesCommand) -> Result<(), CliError> {
+fn vehicles(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<(), CliError> {
     match cmd {
         VehiclesCommand::Add {
             smartcar_vehicle_id,
@@ -298,6 +365,25 @@ fn vehicles(store: &Store, cmd: VehiclesCommand) -> Result<(), CliError> {
                 "registered Smartcar vehicle {} for vehicle {} (active)",
                 v.smartcar_vehicle_id, v.vehicle_id
             );
+            // Events that arrived before the registration are processed now.
+            let waiting = processor::reprocess(
+                store,
+                Reprocess::UnknownVehicle(&smartcar_vehicle_id),
+                &settings.policy()?,
+                &settings.retry()?,
+            )?;
+            if !waiting.is_empty() {
+                let created = waiting
+                    .iter()
+                    .filter(|(_, o)| *o == Outcome::Created)
+                    .count();
+                println!(
+                    "processed {} event{} that waited for this vehicle ({created} meter entr{} created)",
+                    waiting.len(),
+                    if waiting.len() == 1 { "" } else { "s" },
+                    if created == 1 { "y" } else { "ies" }
+                );
+            }
         }
         VehiclesCommand::Activate {
             smartcar_vehicle_id,

@@ -67,6 +67,16 @@ pub struct Settings {
     pub body_limit: usize,
     /// `METERHOOK_CLIENT_TIMEOUT`: how long a client may take to send its request (`10s`).
     pub client_timeout: String,
+    /// `METERHOOK_MAX_ATTEMPTS`: processing attempts before an event is `dead`.
+    pub max_attempts: u32,
+    /// `METERHOOK_RETRY_BACKOFF`: wait before the first retry; doubles each time, at most 1h.
+    pub retry_backoff: String,
+    /// `METERHOOK_SPOOL_PATH`: local SQLite file that takes events while PostgreSQL is
+    /// unreachable (PostgreSQL only; empty turns the spool off).
+    pub spool_path: String,
+    /// `METERHOOK_RETENTION`: when set (e.g. `30d`, at least `7d`), processed events older than
+    /// this are pruned every hour.
+    pub retention: Option<String>,
 }
 
 /// A setting that stops the start, with the setting's name in the message.
@@ -153,6 +163,9 @@ impl Settings {
         b = set(b, "jump_tolerance_km", 1.0f64.into());
         b = set(b, "body_limit", (64i64 * 1024).into());
         b = set(b, "client_timeout", "10s".into());
+        b = set(b, "max_attempts", 8i64.into());
+        b = set(b, "retry_backoff", "5s".into());
+        b = set(b, "spool_path", "meterhook-spool.db".into());
         b
     }
 
@@ -160,6 +173,8 @@ impl Settings {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.policy()?;
         self.client_timeout()?;
+        self.retry()?;
+        self.retention_window()?;
         meterhook_store::DatabaseUrl::parse(self.database_url.expose()).map_err(|e| {
             ConfigError::Invalid {
                 name: "DATABASE_URL",
@@ -227,12 +242,69 @@ impl Settings {
         parse_duration("METERHOOK_CLIENT_TIMEOUT", &self.client_timeout)
     }
 
+    /// How failed processing is retried.
+    pub fn retry(&self) -> Result<RetryPolicy, ConfigError> {
+        if self.max_attempts == 0 {
+            return invalid("METERHOOK_MAX_ATTEMPTS", "must be at least 1");
+        }
+        Ok(RetryPolicy {
+            max_attempts: i32::try_from(self.max_attempts).unwrap_or(i32::MAX),
+            backoff: parse_duration("METERHOOK_RETRY_BACKOFF", &self.retry_backoff)?,
+        })
+    }
+
+    /// The retention window, when pruning on a schedule is configured.
+    pub fn retention_window(&self) -> Result<Option<Duration>, ConfigError> {
+        let Some(text) = self.retention.as_deref().filter(|t| !t.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let window = parse_duration("METERHOOK_RETENTION", text)?;
+        if window < MIN_RETENTION {
+            return invalid(
+                "METERHOOK_RETENTION",
+                "must be at least 7d: Smartcar may redeliver an event for days, and its id must still be known",
+            );
+        }
+        Ok(Some(window))
+    }
+
+    /// The spool file, when the main database is PostgreSQL and the spool is not turned off.
+    pub fn spool_url(&self) -> Option<String> {
+        let main = meterhook_store::DatabaseUrl::parse(self.database_url.expose()).ok()?;
+        (main.backend() == meterhook_store::Backend::Postgres && !self.spool_path.trim().is_empty())
+            .then(|| format!("sqlite://{}", self.spool_path.trim()))
+    }
+
     /// Database pool options.
     pub fn pool_options(&self) -> meterhook_store::PoolOptions {
         meterhook_store::PoolOptions {
             max_size: self.pool_size,
             ..meterhook_store::PoolOptions::default()
         }
+    }
+}
+
+/// Events younger than this are never pruned: Smartcar redelivers, and dedup needs their ids.
+pub const MIN_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// How failed processing is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts before an event ends as `dead`.
+    pub max_attempts: i32,
+    /// Wait before the first retry; doubled for each further one, capped at an hour.
+    pub backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait after the `attempt`-th failure (1-based).
+    pub fn delay(&self, attempt: i32) -> Duration {
+        let doublings = u32::try_from(attempt.saturating_sub(1))
+            .unwrap_or(0)
+            .min(20);
+        self.backoff
+            .saturating_mul(1u32 << doublings)
+            .min(Duration::from_secs(3600))
     }
 }
 

@@ -99,3 +99,85 @@ pub fn process(
         EventType::Verify | EventType::Other(_) => simple(Outcome::Ignored, None, None),
     }
 }
+
+/// Processes a stored event again from its raw body (retries, reprocessing, the spool).
+pub fn process_record(
+    store: &Store,
+    record: &meterhook_store::EventRecord,
+    policy: &Policy,
+) -> Result<ProcessResult, StoreError> {
+    let received_at = meterhook_store::to_millis(record.received_at);
+    match meterhook_smartcar::parse_event(record.payload.as_bytes()) {
+        Ok(event) => process(store, &record.event_id, &event, received_at, policy),
+        Err(e) => {
+            let message = format!("stored body no longer parses: {e}");
+            let processed_now =
+                store.complete_event(&record.event_id, Outcome::Malformed, Some(&message), None)?;
+            Ok(ProcessResult {
+                outcome: Outcome::Malformed,
+                decision: None,
+                entry_id: None,
+                vehicle_id: None,
+                processed_now,
+            })
+        }
+    }
+}
+
+/// Runs `attempt`; on failure records it on the event (retry later, or `dead` after the last
+/// attempt) and returns the outcome stored. Never loses the event.
+pub fn with_retry(
+    store: &Store,
+    event_id: &str,
+    retry: &crate::config::RetryPolicy,
+    attempts_so_far: i32,
+    attempt: impl FnOnce() -> Result<ProcessResult, StoreError>,
+) -> Outcome {
+    match attempt() {
+        Ok(result) => result.outcome,
+        Err(e) => {
+            let message = e.to_string();
+            let delay = retry.delay(attempts_so_far + 1);
+            let retry_at = meterhook_store::now()
+                + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::hours(1));
+            match store.record_processing_failure(event_id, &message, retry_at, retry.max_attempts)
+            {
+                Ok(Outcome::Dead) => {
+                    log::error!("Webhook event {event_id}: processing failed for the last time ({message}); outcome dead");
+                    Outcome::Dead
+                }
+                Ok(outcome) => {
+                    log::warn!(
+                        "Webhook event {event_id}: processing failed ({message}); retrying in {}s",
+                        delay.as_secs()
+                    );
+                    outcome
+                }
+                Err(e2) => {
+                    // The database is gone: the event stays unprocessed and the retry pass finds it.
+                    log::warn!("Webhook event {event_id}: processing failed ({message}) and could not be rescheduled ({e2})");
+                    Outcome::Pending
+                }
+            }
+        }
+    }
+}
+
+/// Resets and processes the chosen events again; returns (event id, outcome) for each.
+pub fn reprocess(
+    store: &Store,
+    which: meterhook_store::Reprocess<'_>,
+    policy: &Policy,
+    retry: &crate::config::RetryPolicy,
+) -> Result<Vec<(String, Outcome)>, StoreError> {
+    let records = store.reset_for_reprocess(which)?;
+    Ok(records
+        .iter()
+        .map(|record| {
+            let outcome = with_retry(store, &record.event_id, retry, 0, || {
+                process_record(store, record, policy)
+            });
+            (record.event_id.clone(), outcome)
+        })
+        .collect())
+}

@@ -1,12 +1,14 @@
 //! Building and running the HTTP server.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use log::{info, warn};
 use meterhook_store::Store;
 
+use crate::background::{Background, Schedule};
 use crate::config::{ConfigError, Settings};
 use crate::routes::{health, webhook};
 use crate::state::AppState;
@@ -34,12 +36,27 @@ pub enum StartError {
 pub struct Application {
     port: u16,
     server: Server,
+    state: AppState,
+    schedule: Schedule,
 }
 
 impl Application {
     /// Opens the store (applying migrations) and binds the listen address (`:0` picks a port).
+    ///
+    /// With PostgreSQL and a spool, an unreachable database does not stop the start: events are
+    /// spooled until it answers, and migrations run then.
     pub fn build(settings: &Settings) -> Result<Application, StartError> {
-        let store = Store::open(settings.database_url.expose(), &settings.pool_options())?;
+        let url = settings.database_url.expose();
+        let store = match Store::open(url, &settings.pool_options()) {
+            Ok(store) => store,
+            Err(e) if e.is_transient() && settings.spool_url().is_some() => {
+                warn!(
+                    "database unavailable at start ({e}); events go to the spool until it answers"
+                );
+                Store::open_lazy(url, &settings.pool_options())?
+            }
+            Err(e) => return Err(e.into()),
+        };
         Application::build_with_store(settings, store)
     }
 
@@ -50,7 +67,23 @@ impl Application {
             warn!("SMARTCAR_MANAGEMENT_TOKEN is shorter than 16 bytes; check that it is the whole token");
         }
         let policy = settings.policy()?;
+        let retry = settings.retry()?;
         let client_timeout = settings.client_timeout()?;
+        let spool = match settings.spool_url() {
+            Some(url) => {
+                let spool = Store::open(&url, &meterhook_store::PoolOptions::default())?;
+                info!("spool for database outages: {}", spool.url().redacted());
+                Some(spool)
+            }
+            None => None,
+        };
+        let schedule = Schedule {
+            retry_every: Duration::from_secs(5).min(retry.backoff.max(Duration::from_millis(100))),
+            drain_every: Duration::from_secs(2),
+            prune: settings
+                .retention_window()?
+                .map(|window| (window, Duration::from_secs(3600))),
+        };
         let listener = TcpListener::bind(&settings.listen).map_err(|source| StartError::Bind {
             address: settings.listen.clone(),
             source,
@@ -66,11 +99,14 @@ impl Application {
             keys.len(),
             if keys.len() == 1 { "" } else { "s" }
         );
-        let state = web::Data::new(AppState {
+        let app_state = AppState {
             store,
+            spool,
             keys,
             policy,
-        });
+            retry,
+        };
+        let state = web::Data::new(app_state.clone());
         let body_limit = settings.body_limit;
         let mut server = HttpServer::new(move || {
             App::new()
@@ -84,7 +120,7 @@ impl Application {
                 }))
         })
         .client_request_timeout(client_timeout)
-        .client_disconnect_timeout(std::time::Duration::from_secs(2))
+        .client_disconnect_timeout(Duration::from_secs(2))
         .max_connection_rate(256)
         .shutdown_timeout(30);
         if settings.workers > 0 {
@@ -97,7 +133,12 @@ impl Application {
                 source,
             })?
             .run();
-        Ok(Application { port, server })
+        Ok(Application {
+            port,
+            server,
+            state: app_state,
+            schedule,
+        })
     }
 
     /// The bound port.
@@ -110,8 +151,14 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until stopped (SIGINT/SIGTERM stop it gracefully).
+    /// Serves until stopped. SIGINT/SIGTERM stop it gracefully: no new connections, requests in
+    /// flight are finished (up to 30 s), then the background passes finish and stop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let background = Background::start(self.state, self.schedule);
+        let served = self.server.await;
+        info!("HTTP server stopped; finishing background work");
+        background.stop().await;
+        info!("meterhook stopped");
+        served
     }
 }

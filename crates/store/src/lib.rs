@@ -21,6 +21,7 @@ pub use models::{
     TypeCount, Vehicle,
 };
 pub use outcome::{Outcome, SyncStatus};
+pub use repo::{Reprocess, MIN_RETENTION_DAYS, SOURCE_SMARTCAR_WEBHOOK};
 
 /// A pooled connection.
 pub type Pool = r2d2::Pool<db::Manager>;

@@ -16,6 +16,9 @@ use crate::{
     Vehicle,
 };
 
+/// Events younger than this many days are never pruned.
+pub const MIN_RETENTION_DAYS: i64 = 7;
+
 /// `source_type` of entries made from webhooks.
 pub const SOURCE_SMARTCAR_WEBHOOK: &str = "smartcar_webhook";
 
@@ -592,4 +595,173 @@ fn finish_event(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// Which stored events `reset_for_reprocess` takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Reprocess<'a> {
+    /// One event by id.
+    Event(&'a str),
+    /// Every event with this outcome.
+    Outcome(Outcome),
+    /// The events of a Smartcar vehicle that waited for its registration (`unknown_vehicle`).
+    UnknownVehicle(&'a str),
+}
+
+impl Store {
+    /// Records that processing an event failed: counts the attempt, keeps the error, and schedules
+    /// the next try at `retry_at`; after `max_attempts` the event ends as `dead`.
+    pub fn record_processing_failure(
+        &self,
+        event_id: &str,
+        error: &str,
+        retry_at: NaiveDateTime,
+        max_attempts: i32,
+    ) -> Result<Outcome> {
+        use smartcar_webhook_events::dsl as e;
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let attempts: Option<i32> = diesel::update(
+                e::smartcar_webhook_events
+                    .filter(e::event_id.eq(event_id))
+                    .filter(e::processed.eq(false)),
+            )
+            .set((
+                e::attempts.eq(e::attempts + 1),
+                e::error.eq(error),
+                e::next_attempt_at.eq(Some(retry_at)),
+            ))
+            .returning(e::attempts)
+            .get_result(conn)
+            .optional()?;
+            match attempts {
+                Some(n) if n >= max_attempts => {
+                    finish_event(conn, event_id, Outcome::Dead, Some(error))?;
+                    Ok(Outcome::Dead)
+                }
+                Some(_) => Ok(Outcome::Pending),
+                None => stored_outcome(conn, event_id),
+            }
+        })
+    }
+
+    /// Unprocessed events due for a try: scheduled at or before `now`, or never tried and received
+    /// before `stale_before` (their first processing was interrupted). Oldest first.
+    pub fn due_events(
+        &self,
+        now: NaiveDateTime,
+        stale_before: NaiveDateTime,
+        limit: i64,
+    ) -> Result<Vec<EventRecord>> {
+        use smartcar_webhook_events::dsl as e;
+        let mut conn = self.conn()?;
+        Ok(e::smartcar_webhook_events
+            .filter(e::processed.eq(false))
+            .filter(
+                e::next_attempt_at.le(now).or(e::next_attempt_at
+                    .is_null()
+                    .and(e::received_at.lt(stale_before))),
+            )
+            .order(e::id.asc())
+            .limit(limit)
+            .select(EventRecord::as_select())
+            .load(&mut *conn)?)
+    }
+
+    /// Every stored event, oldest first, from row id `after` on (the spool drains this way).
+    pub fn events_after(&self, after: i64, limit: i64) -> Result<Vec<EventRecord>> {
+        use smartcar_webhook_events::dsl as e;
+        let mut conn = self.conn()?;
+        Ok(e::smartcar_webhook_events
+            .filter(e::id.gt(after))
+            .order(e::id.asc())
+            .limit(limit)
+            .select(EventRecord::as_select())
+            .load(&mut *conn)?)
+    }
+
+    /// Removes one stored event (the spool, once the event is in the main database).
+    pub fn delete_event(&self, event_id: &str) -> Result<bool> {
+        use smartcar_webhook_events::dsl as e;
+        let mut conn = self.conn()?;
+        Ok(
+            diesel::delete(e::smartcar_webhook_events.filter(e::event_id.eq(event_id)))
+                .execute(&mut *conn)?
+                == 1,
+        )
+    }
+
+    /// How many events are stored and not processed yet.
+    pub fn unprocessed_count(&self) -> Result<i64> {
+        use smartcar_webhook_events::dsl as e;
+        let mut conn = self.conn()?;
+        Ok(e::smartcar_webhook_events
+            .filter(e::processed.eq(false))
+            .count()
+            .get_result(&mut *conn)?)
+    }
+
+    /// Puts events back to `pending` so they are processed again, and returns them. Events that
+    /// made an entry (`created`) or cannot be parsed (`malformed`) are never reset.
+    pub fn reset_for_reprocess(&self, which: Reprocess<'_>) -> Result<Vec<EventRecord>> {
+        use smartcar_webhook_events::dsl as e;
+        let never = [Outcome::Created.as_str(), Outcome::Malformed.as_str()];
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| {
+            let mut query = e::smartcar_webhook_events
+                .filter(e::outcome.ne_all(never))
+                .select(EventRecord::as_select())
+                .order(e::id.asc())
+                .into_boxed();
+            query = match which {
+                Reprocess::Event(id) => query.filter(e::event_id.eq(id)),
+                Reprocess::Outcome(o) => query.filter(e::outcome.eq(o.as_str())),
+                Reprocess::UnknownVehicle(v) => query
+                    .filter(e::smartcar_vehicle_id.eq(v))
+                    .filter(e::outcome.eq(Outcome::UnknownVehicle.as_str())),
+            };
+            let mut events: Vec<EventRecord> = query.load(conn)?;
+            for event in &mut events {
+                diesel::update(e::smartcar_webhook_events.filter(e::id.eq(event.id)))
+                    .set((
+                        e::processed.eq(false),
+                        e::processed_at.eq(None::<NaiveDateTime>),
+                        e::outcome.eq(Outcome::Pending.as_str()),
+                        e::error.eq(None::<String>),
+                        e::attempts.eq(0),
+                        e::next_attempt_at.eq(None::<NaiveDateTime>),
+                    ))
+                    .execute(conn)?;
+                event.processed = false;
+                event.outcome = Outcome::Pending.as_str().to_owned();
+            }
+            Ok(events)
+        })
+    }
+
+    /// Deletes processed events received before `before`, `batch` rows per transaction; never
+    /// unprocessed or `dead` ones, and never any younger than [`MIN_RETENTION_DAYS`] (Smartcar
+    /// redelivers; deduplication needs the ids). Returns how many were deleted.
+    pub fn prune_events(&self, before: NaiveDateTime, batch: i64) -> Result<u64> {
+        use smartcar_webhook_events::dsl as e;
+        let before = before.min(now() - chrono::TimeDelta::days(MIN_RETENTION_DAYS));
+        let mut conn = self.conn()?;
+        let mut deleted = 0u64;
+        loop {
+            let ids: Vec<i64> = e::smartcar_webhook_events
+                .filter(e::processed.eq(true))
+                .filter(e::outcome.ne(Outcome::Dead.as_str()))
+                .filter(e::received_at.lt(before))
+                .order(e::id.asc())
+                .limit(batch.max(1))
+                .select(e::id)
+                .load(&mut *conn)?;
+            if ids.is_empty() {
+                return Ok(deleted);
+            }
+            let n = diesel::delete(e::smartcar_webhook_events.filter(e::id.eq_any(&ids)))
+                .execute(&mut *conn)?;
+            deleted += n as u64;
+        }
+    }
 }

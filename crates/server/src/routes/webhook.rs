@@ -11,7 +11,7 @@ use meterhook_store::{NewEvent, Outcome, Recorded};
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, Ingested};
 
 /// What a delivery is answered with when it was stored.
 #[derive(Debug, Serialize)]
@@ -72,14 +72,15 @@ pub async fn receive(
             .await
             .map_err(|_| ApiError::Internal("the ingest task stopped".into()))??
     };
+    let (status, outcome) = match outcome {
+        Ingested::Stored(outcome) => ("accepted", outcome.as_str()),
+        Ingested::AlreadyReceived => ("duplicate", "already_received"),
+        Ingested::Spooled => ("spooled", Outcome::Pending.as_str()),
+    };
     Ok(HttpResponse::Ok().json(Accepted {
-        status: if outcome.is_some() {
-            "accepted"
-        } else {
-            "duplicate"
-        },
+        status,
         event_id: &event_id,
-        outcome: outcome.map_or("already_received", Outcome::as_str),
+        outcome,
     }))
 }
 

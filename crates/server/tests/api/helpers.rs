@@ -18,6 +18,7 @@ pub struct TestApp {
     pub address: String,
     pub store: Store,
     pub db: TestDatabase,
+    pub spool_dir: tempfile::TempDir,
     handle: actix_web::dev::ServerHandle,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -39,7 +40,19 @@ pub fn spawn_app() -> TestApp {
 
 /// A server on `db`, with a store opened with `pool`.
 pub fn spawn_app_on(db: TestDatabase, pool: PoolOptions) -> TestApp {
-    let settings = test_settings(&db);
+    spawn_app_with(db, pool, |_| {})
+}
+
+/// A server on `db` with settings adjusted by `adjust`.
+pub fn spawn_app_with(
+    db: TestDatabase,
+    pool: PoolOptions,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = test_settings(&db);
+    let spool_dir = tempfile::tempdir().expect("spool folder");
+    settings.spool_path = spool_dir.path().join("spool.db").display().to_string();
+    adjust(&mut settings);
     let store = Store::open(db.url(), &pool).expect("open store");
     let (tx, rx) = mpsc::channel();
     let (app_settings, app_store) = (settings.clone(), store.clone());
@@ -57,6 +70,7 @@ pub fn spawn_app_on(db: TestDatabase, pool: PoolOptions) -> TestApp {
         address: format!("http://127.0.0.1:{port}"),
         store,
         db,
+        spool_dir,
         handle,
         thread: Some(thread),
     }
@@ -77,6 +91,18 @@ impl Drop for TestApp {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Waits until `condition` holds, failing after `seconds`; for state reached by background work.
+pub fn wait_until(seconds: u64, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -218,4 +244,45 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A PostgreSQL outage of one test database: no new connections, existing ones cut; it ends when
+/// dropped.
+pub struct Outage {
+    admin: diesel::pg::PgConnection,
+    name: String,
+}
+
+impl Outage {
+    pub fn start(app: &TestApp) -> Outage {
+        use diesel::connection::SimpleConnection;
+        use diesel::Connection;
+        let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
+        let name = app
+            .db
+            .url()
+            .split('?')
+            .next()
+            .and_then(|u| u.rsplit('/').next())
+            .expect("database name")
+            .to_owned();
+        let mut admin = diesel::pg::PgConnection::establish(&admin_url).expect("admin connection");
+        admin
+            .batch_execute(&format!(
+                "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
+            ))
+            .expect("cut the database off");
+        Outage { admin, name }
+    }
+}
+
+impl Drop for Outage {
+    fn drop(&mut self) {
+        use diesel::connection::SimpleConnection;
+        let _ = self.admin.batch_execute(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS true",
+            self.name
+        ));
+    }
 }

@@ -1,0 +1,546 @@
+//! Nothing acknowledged is lost; nothing deliverable is dropped; processing is retried apart from
+//! acknowledgement; concurrency keeps the rules; shutdown is graceful; old events are pruned.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use meterhook_store::testing::TestDatabase;
+use meterhook_store::{Backend, PoolOptions};
+
+use crate::helpers::*;
+
+const T0: i64 = 1_769_852_860_000;
+
+/// Runs SQL on the app's database directly.
+fn exec(app: &TestApp, sql: &str) {
+    let url = meterhook_store::DatabaseUrl::parse(app.db.url()).expect("url");
+    let mut conn = meterhook_store::connect(&url, Duration::from_secs(5)).expect("connect");
+    conn.batch_execute(sql).expect("sql");
+}
+
+/// Makes every meter entry insert fail, as a bug or a failing disk would.
+fn break_entry_inserts(app: &TestApp) {
+    exec(
+        app,
+        match app.db.backend() {
+            Backend::Sqlite => {
+                "CREATE TRIGGER test_fail BEFORE INSERT ON meter_entries \
+                 BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+            }
+            Backend::Postgres => {
+                "CREATE FUNCTION test_fail() RETURNS trigger AS $$ \
+                 BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql; \
+                 CREATE TRIGGER test_fail BEFORE INSERT ON meter_entries \
+                 FOR EACH ROW EXECUTE FUNCTION test_fail();"
+            }
+        },
+    );
+}
+
+fn mend_entry_inserts(app: &TestApp) {
+    exec(
+        app,
+        match app.db.backend() {
+            Backend::Sqlite => "DROP TRIGGER test_fail",
+            Backend::Postgres => "DROP TRIGGER test_fail ON meter_entries",
+        },
+    );
+}
+
+#[test]
+fn failed_processing_is_retried_then_dead_then_reprocessed() {
+    for db in TestDatabase::all() {
+        let app = spawn_app_with(db, PoolOptions::default(), |s| {
+            s.max_attempts = 3;
+            s.retry_backoff = "100ms".into();
+        });
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        break_entry_inserts(&app);
+        // The delivery still succeeds: the event is stored before processing.
+        let answer = app.post_signed(odometer_event("r1", "sc-1", 10.0, "km", T0).as_bytes());
+        assert_eq!(
+            (answer.status, answer.json()["outcome"].as_str()),
+            (200, Some("pending"))
+        );
+        wait_until(20, "the event to be dead", || app.outcome("r1") == "dead");
+        let event = app.store.find_event("r1").expect("query").expect("kept");
+        assert_eq!(event.attempts, 3);
+        assert!(
+            event
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains("injected failure")),
+            "{event:?}"
+        );
+        let stats = app
+            .store
+            .stats(meterhook_store::now() - chrono::TimeDelta::hours(1))
+            .expect("stats");
+        assert_eq!(stats.dead, 1);
+
+        // Visible to the operator, and run again once the cause is fixed.
+        let dir = tempfile::tempdir().expect("tmp");
+        let env = [("DATABASE_URL", app.db.url())];
+        let listed = meterhook(dir.path(), &env, &["events", "list", "--json"]);
+        assert!(
+            stdout(&listed).contains("\"outcome\":\"dead\""),
+            "{}",
+            stdout(&listed)
+        );
+        mend_entry_inserts(&app);
+        let out = meterhook(
+            dir.path(),
+            &env,
+            &["events", "reprocess", "--outcome", "dead"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("r1: created"), "{}", stdout(&out));
+        assert_eq!(
+            app.store
+                .list_entries("car-1", false)
+                .expect("entries")
+                .len(),
+            1
+        );
+        // By id too; an event that made an entry is never processed twice.
+        let out = meterhook(dir.path(), &env, &["events", "reprocess", "r1"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("has outcome created"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(
+            app.store
+                .list_entries("car-1", false)
+                .expect("entries")
+                .len(),
+            1
+        );
+    }
+}
+
+#[test]
+fn interrupted_processing_is_picked_up_by_the_retry_pass() {
+    let app = spawn_app();
+    app.store
+        .register_vehicle("sc-1", "car-1")
+        .expect("register");
+    // As if the process died between storing and processing: stored long ago, never tried.
+    let body = odometer_event("orphan", "sc-1", 77.0, "km", T0);
+    let long_ago = meterhook_store::now() - chrono::TimeDelta::minutes(5);
+    app.store
+        .record_event(&meterhook_store::NewEvent::pending(
+            "orphan",
+            "VEHICLE_STATE",
+            Some("sc-1"),
+            &body,
+            long_ago,
+        ))
+        .expect("record");
+    wait_until(20, "the orphan to be processed", || {
+        app.outcome("orphan") == "created"
+    });
+}
+
+#[test]
+fn events_of_an_unknown_vehicle_are_processed_when_it_is_registered() {
+    let app = spawn_app();
+    for (id, km, at) in [("w1", 100.0, T0), ("w2", 150.0, T0 + 3_600_000 * 2)] {
+        let answer = app.post_signed(odometer_event(id, "sc-late", km, "km", at).as_bytes());
+        assert_eq!(answer.json()["outcome"], "unknown_vehicle");
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = meterhook(
+        dir.path(),
+        &[("DATABASE_URL", app.db.url())],
+        &["vehicles", "add", "sc-late", "--vehicle-id", "car-late"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .contains("processed 2 events that waited for this vehicle (2 meter entries created)"),
+        "{}",
+        stdout(&out)
+    );
+    let values: Vec<i64> = app
+        .store
+        .list_entries("car-late", false)
+        .expect("entries")
+        .iter()
+        .map(|e| e.value_m)
+        .collect();
+    assert_eq!(values, [100_000, 150_000]);
+    assert_eq!(app.outcome("w1"), "created");
+}
+
+#[test]
+fn a_postgres_outage_is_bridged_by_the_spool() {
+    let Some(db) = TestDatabase::postgres() else {
+        return;
+    };
+    let pool = PoolOptions {
+        connection_timeout: Duration::from_millis(500),
+        ..PoolOptions::default()
+    };
+    let app = spawn_app_on(db, pool);
+    app.store
+        .register_vehicle("sc-1", "car-1")
+        .expect("register");
+    let send = |id: &str, km: f64, minute: i64| {
+        app.post_signed(odometer_event(id, "sc-1", km, "km", T0 + minute * 3_600_000).as_bytes())
+    };
+    assert_eq!(send("before", 100.0, 0).json()["outcome"], "created");
+
+    let outage = Outage::start(&app);
+    let mut spooled = Vec::new();
+    for i in 1..=10 {
+        let id = format!("during-{i}");
+        let answer = send(&id, 100.0 + f64::from(i) * 10.0, i64::from(i));
+        assert_eq!(
+            (answer.status, answer.json()["status"].as_str()),
+            (200, Some("spooled")),
+            "{}",
+            answer.body
+        );
+        spooled.push(id);
+    }
+    // A redelivery during the outage of an event already in PostgreSQL is spooled too…
+    assert_eq!(send("before", 100.0, 0).json()["status"], "spooled");
+    assert_eq!(app.get("/readyz").status, 503);
+    drop(outage);
+
+    // …and the drain stores and processes every event exactly once.
+    wait_until(30, "the spool to drain", || {
+        spooled.iter().all(|id| {
+            app.store
+                .find_event(id)
+                .ok()
+                .flatten()
+                .is_some_and(|e| e.processed)
+        })
+    });
+    let entries = app.store.list_entries("car-1", false).expect("entries");
+    assert_eq!(entries.len(), 11);
+    for id in &spooled {
+        assert_eq!(app.outcome(id), "created");
+        assert_eq!(app.store.sync_logs_for_event(id).expect("logs").len(), 1);
+    }
+    assert_eq!(
+        app.store.sync_logs_for_event("before").expect("logs").len(),
+        1
+    );
+    assert_eq!(app.get("/readyz").status, 200);
+}
+
+#[test]
+fn when_the_spool_fails_too_the_answer_is_503() {
+    let Some(db) = TestDatabase::postgres() else {
+        return;
+    };
+    let pool = PoolOptions {
+        connection_timeout: Duration::from_millis(300),
+        ..PoolOptions::default()
+    };
+    let app = spawn_app_on(db, pool);
+    let spool = meterhook_store::DatabaseUrl::parse(
+        &app.spool_dir.path().join("spool.db").display().to_string(),
+    )
+    .expect("spool url");
+    let mut locker = meterhook_store::connect(&spool, Duration::from_secs(1)).expect("open spool");
+    locker
+        .batch_execute("BEGIN EXCLUSIVE")
+        .expect("lock the spool");
+    let _outage = Outage::start(&app);
+    let answer = app.post_signed(odometer_event("nowhere", "sc-1", 1.0, "km", T0).as_bytes());
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.header("retry-after"), Some("5"));
+    locker.batch_execute("ROLLBACK").expect("unlock");
+}
+
+#[test]
+fn fifty_concurrent_deliveries_of_one_event_are_processed_once() {
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        let body = Arc::new(odometer_event("same", "sc-1", 500.0, "km", T0));
+        let barrier = Arc::new(Barrier::new(50));
+        let address = app.webhook_url();
+        let handles: Vec<_> = (0..50)
+            .map(|_| {
+                let (body, barrier, url) = (body.clone(), barrier.clone(), address.clone());
+                thread::spawn(move || {
+                    let sig = meterhook_smartcar::sign(TOKEN.as_bytes(), body.as_bytes());
+                    barrier.wait();
+                    let mut r = agent()
+                        .post(&url)
+                        .header("SC-Signature", &sig)
+                        .send(body.as_bytes())
+                        .expect("sent");
+                    (
+                        r.status().as_u16(),
+                        r.body_mut().read_to_string().unwrap_or_default(),
+                    )
+                })
+            })
+            .collect();
+        let answers: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect();
+        assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
+        assert_eq!(
+            answers
+                .iter()
+                .filter(|(_, b)| b.contains("\"accepted\""))
+                .count(),
+            1
+        );
+        assert_eq!(
+            app.store
+                .list_entries("car-1", false)
+                .expect("entries")
+                .len(),
+            1
+        );
+        assert_eq!(
+            app.store.sync_logs_for_event("same").expect("logs").len(),
+            1
+        );
+        assert_eq!(app.event_count(), 1);
+    }
+}
+
+#[test]
+fn two_hundred_concurrent_readings_in_shuffled_order_keep_the_sequence() {
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        let n = 200usize;
+        let barrier = Arc::new(Barrier::new(n));
+        let url = app.webhook_url();
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                let (barrier, url) = (barrier.clone(), url.clone());
+                thread::spawn(move || {
+                    // Values scrambled against their times (every 10 minutes).
+                    let km = 1000.0 + ((i * 37 + 11) % n) as f64;
+                    let body =
+                        odometer_event(&format!("c{i}"), "sc-1", km, "km", T0 + i as i64 * 600_000);
+                    let sig = meterhook_smartcar::sign(TOKEN.as_bytes(), body.as_bytes());
+                    barrier.wait();
+                    agent()
+                        .post(&url)
+                        .header("SC-Signature", &sig)
+                        .send(body.as_bytes())
+                        .expect("sent")
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().expect("thread"), 200);
+        }
+        let entries = app.store.list_entries("car-1", false).expect("entries");
+        assert!(entries.len() > 1);
+        for pair in entries.windows(2) {
+            assert!(
+                pair[0].entry_date <= pair[1].entry_date && pair[0].value_m <= pair[1].value_m,
+                "{:?}",
+                pair
+            );
+        }
+        assert_eq!(app.event_count(), n);
+        assert_eq!(app.store.unprocessed_count().expect("count"), 0);
+    }
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meterhook"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("SMARTCAR_MANAGEMENT_TOKEN", TOKEN)
+        .env("METERHOOK_LISTEN", "127.0.0.1:0")
+        .env("DATABASE_URL", &db)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let address = loop {
+        let line = lines.next().expect("a log line").expect("utf-8");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    let log = thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    let url = format!("http://{address}/api/smartcar/webhook");
+    let setup = meterhook(
+        dir.path(),
+        &[("DATABASE_URL", &db)],
+        &["vehicles", "add", "sc-1", "--vehicle-id", "car-1"],
+    );
+    assert!(setup.status.success());
+
+    // Senders post until the server goes away; each notes the ids answered 2xx.
+    let barrier = Arc::new(Barrier::new(9));
+    let senders: Vec<_> = (0..8)
+        .map(|t| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            thread::spawn(move || {
+                let mut acked = Vec::new();
+                let mut server_errors = 0;
+                barrier.wait();
+                for i in 0.. {
+                    let id = format!("t{t}-{i}");
+                    let body =
+                        odometer_event(&id, "sc-1", 1000.0 + i as f64, "km", T0 + i * 60_000);
+                    let sig = meterhook_smartcar::sign(TOKEN.as_bytes(), body.as_bytes());
+                    match agent()
+                        .post(&url)
+                        .header("SC-Signature", &sig)
+                        .send(body.as_bytes())
+                    {
+                        Ok(r) if r.status().is_success() => acked.push(id),
+                        Ok(r) if r.status().is_server_error() => server_errors += 1,
+                        Ok(_) => {}
+                        Err(_) => break, // connection refused: the server has stopped listening
+                    }
+                }
+                (acked, server_errors)
+            })
+        })
+        .collect();
+    barrier.wait();
+    // Let some traffic through before the signal: wait for the first stored events.
+    wait_until(30, "traffic", || {
+        let out = meterhook(
+            dir.path(),
+            &[("DATABASE_URL", &db)],
+            &["events", "list", "--limit", "20", "--json"],
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v.as_array().map(Vec::len))
+            .unwrap_or(0)
+            >= 20
+    });
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+    let mut acked = HashSet::new();
+    for s in senders {
+        let (ids, server_errors) = s.join().expect("sender");
+        assert_eq!(server_errors, 0);
+        acked.extend(ids);
+    }
+    let log = log.join().expect("log");
+    assert!(log.contains("meterhook stopped"), "{log}");
+
+    let out = meterhook(
+        dir.path(),
+        &[("DATABASE_URL", &db)],
+        &["events", "list", "--limit", "1000000", "--json"],
+    );
+    let stored: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("events json");
+    let stored_ids: HashSet<String> = stored
+        .iter()
+        .filter_map(|e| e["event_id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(acked.len() >= 20);
+    let missing: Vec<_> = acked.difference(&stored_ids).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but not stored: {missing:?}"
+    );
+    assert!(
+        stored.iter().all(|e| e["processed"] == true),
+        "every stored event processed before exit"
+    );
+}
+
+#[test]
+fn prune_keeps_young_unprocessed_and_dead_events() {
+    for db in TestDatabase::all() {
+        let store = db.store();
+        let now = meterhook_store::now();
+        let days = |d: i64| now - chrono::TimeDelta::days(d);
+        for (id, age, outcome, processed) in [
+            ("old-done", 40, "created", true),
+            ("old-dup", 31, "duplicate", true),
+            ("old-dead", 40, "dead", true),
+            ("old-pending", 40, "pending", false),
+            ("young-done", 20, "created", true),
+            ("week-done", 6, "created", true),
+        ] {
+            let event = meterhook_store::NewEvent {
+                processed,
+                outcome,
+                ..meterhook_store::NewEvent::pending(id, "VEHICLE_STATE", None, "{}", days(age))
+            };
+            store.record_event(&event).expect("record");
+        }
+        assert_eq!(store.prune_events(days(30), 1).expect("prune"), 2);
+        let left: HashSet<String> = store
+            .recent_events(100)
+            .expect("list")
+            .into_iter()
+            .map(|e| e.event_id)
+            .collect();
+        assert_eq!(
+            left,
+            ["old-dead", "old-pending", "young-done", "week-done"]
+                .into_iter()
+                .map(String::from)
+                .collect()
+        );
+        // Asking for less than the redelivery window still keeps the last 7 days.
+        assert_eq!(store.prune_events(now, 100).expect("prune"), 1);
+        assert!(store.find_event("week-done").expect("query").is_some());
+    }
+}
+
+#[test]
+fn prune_command_refuses_windows_under_seven_days() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    let out = meterhook(
+        dir.path(),
+        &[("DATABASE_URL", &db)],
+        &["prune", "--older-than", "3d"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("at least 7d"), "{}", stderr(&out));
+    let out = meterhook(
+        dir.path(),
+        &[("DATABASE_URL", &db)],
+        &["prune", "--older-than", "30d"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("pruned 0 processed events"));
+    let out = meterhook(
+        dir.path(),
+        &[("DATABASE_URL", &db), ("METERHOOK_RETENTION", "1d")],
+        &["vehicles", "list"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("METERHOOK_RETENTION"));
+}
