@@ -65,7 +65,8 @@ pub struct Settings {
     pub jump_tolerance_km: f64,
     /// `METERHOOK_BODY_LIMIT`: the largest request body accepted, in bytes.
     pub body_limit: usize,
-    /// `METERHOOK_CLIENT_TIMEOUT`: how long a client may take to send its request (`10s`).
+    /// `METERHOOK_CLIENT_TIMEOUT`: how long a client may take to send its request head, and
+    /// again its body (`10s`).
     pub client_timeout: String,
     /// `METERHOOK_MAX_ATTEMPTS`: processing attempts before an event is `dead`.
     pub max_attempts: u32,
@@ -105,14 +106,7 @@ const PLAIN_ENV: [(&str, &str); 3] = [
 impl Settings {
     /// Loads settings from every source; `config_path` overrides `meterhook.toml`, and must exist.
     pub fn load(config_path: Option<&Path>) -> Result<Settings, ConfigError> {
-        // .env files fill in variables that the environment does not set; .env.local wins over .env.
-        for file in [".env.local", ".env"] {
-            match dotenvy::from_filename(file) {
-                Ok(_) => {}
-                Err(e) if e.not_found() => {}
-                Err(e) => return Err(ConfigError::Load(format!("{file}: {e}"))),
-            }
-        }
+        load_env_files()?;
         let (file, required): (PathBuf, bool) = match config_path {
             Some(p) => (p.to_path_buf(), true),
             None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
@@ -282,6 +276,20 @@ impl Settings {
             ..meterhook_store::PoolOptions::default()
         }
     }
+}
+
+/// Loads `.env.local`, then `.env`, from the working directory (not its parents) into the
+/// environment; they fill in only what the environment does not set, so `.env.local` wins over
+/// `.env` and the real environment wins over both. Safe to call more than once.
+pub fn load_env_files() -> Result<(), ConfigError> {
+    for file in [".env.local", ".env"] {
+        match dotenvy::from_path(Path::new(file)) {
+            Ok(()) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(ConfigError::Load(format!("{file}: {e}"))),
+        }
+    }
+    Ok(())
 }
 
 /// Events younger than this are never pruned: Smartcar redelivers, and dedup needs their ids.

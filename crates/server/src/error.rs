@@ -4,7 +4,8 @@
 //! |---|---|---|
 //! | `BadRequest` | 400 | the body can never succeed (malformed, unsafe challenge); Smartcar's retries would fail too |
 //! | `Unauthorized` | 401 | missing or invalid `SC-Signature`; nothing is stored |
-//! | (body too large) | 413 | actix's payload limit, set from `body_limit` |
+//! | `Timeout` | 408 | the body did not arrive within `client_timeout` (the head is bounded by actix) |
+//! | `PayloadTooLarge` | 413 | over `body_limit` (64 KiB; Smartcar sends at most 50 KB) |
 //! | `Unavailable` | 503 + `Retry-After` | the event could not be stored; Smartcar retries |
 //! | `Internal` | 500 | a bug; the event is not acknowledged, so Smartcar retries |
 //!
@@ -26,6 +27,12 @@ pub enum ApiError {
     /// 401.
     #[error("missing or invalid SC-Signature")]
     Unauthorized,
+    /// 408.
+    #[error("the request body did not arrive in time")]
+    Timeout,
+    /// 413.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
     /// 503.
     #[error("storage unavailable, retry later")]
     Unavailable,
@@ -51,6 +58,8 @@ impl ResponseError for ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

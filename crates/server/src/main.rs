@@ -7,6 +7,11 @@ use meterhook::cli::{self, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before the logger, so that RUST_LOG in .env.local / .env takes effect.
+    if let Err(e) = meterhook::config::load_env_files() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     // The service logs at info; the operator's commands only warn, so their output stays clean.
     let default_level = match cli.command {
         None | Some(Command::Serve) => "info",

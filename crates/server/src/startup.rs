@@ -11,7 +11,7 @@ use meterhook_store::Store;
 use crate::background::{Background, Schedule};
 use crate::config::{ConfigError, Settings};
 use crate::routes::{health, webhook};
-use crate::state::AppState;
+use crate::state::{AppState, BodyLimits};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -105,13 +105,15 @@ impl Application {
             keys,
             policy,
             retry,
+            limits: BodyLimits {
+                max_bytes: settings.body_limit,
+                timeout: client_timeout,
+            },
         };
         let state = web::Data::new(app_state.clone());
-        let body_limit = settings.body_limit;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .app_data(web::PayloadConfig::new(body_limit))
                 .route("/api/smartcar/webhook", web::post().to(webhook::receive))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))

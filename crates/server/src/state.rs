@@ -23,6 +23,17 @@ pub struct AppState {
     pub policy: Policy,
     /// How failed processing is retried.
     pub retry: RetryPolicy,
+    /// Request body limits.
+    pub limits: BodyLimits,
+}
+
+/// How large a request body may be and how long it may take to arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Bytes.
+    pub max_bytes: usize,
+    /// From the end of the head to the end of the body.
+    pub timeout: std::time::Duration,
 }
 
 /// What became of a delivery.

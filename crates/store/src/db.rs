@@ -243,17 +243,30 @@ pub fn connect(url: &DatabaseUrl, busy_timeout: Duration) -> Result<DbConnection
     }
 }
 
+/// Key of the PostgreSQL advisory lock that serialises migrations across instances.
+const MIGRATION_LOCK: i64 = 0x6d65_7465_7268_6f6b; // "meterhok"
+
 /// Applies every pending migration for the connection's backend; returns how many ran.
+///
+/// On PostgreSQL an advisory lock makes instances that start together take turns, so that only
+/// one applies a migration (Diesel takes no lock of its own).
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let ran = match conn {
-        DbConnection::Pg(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
-        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+        DbConnection::Pg(c) => {
+            c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
+            let ran = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.len());
+            c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+            ran
+        }
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
     }
     .map_err(|e| StoreError::Migration(e.to_string()))?;
-    Ok(ran.len())
+    Ok(ran)
 }
 
-/// Reverts every applied migration (tests and `migrate --down`); returns how many were reverted.
+/// Reverts every applied migration (for tests); returns how many were reverted.
 pub fn revert_all_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let reverted = match conn {
         DbConnection::Pg(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS),

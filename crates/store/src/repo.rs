@@ -463,18 +463,23 @@ fn stored_outcome(conn: &mut DbConnection, event_id: &str) -> Result<Outcome> {
     }
 }
 
-/// Locks the vehicle row for the rest of the transaction, so that two readings of one vehicle
-/// are checked one after the other (PostgreSQL; SQLite already holds its single write lock).
-/// Returns the outcome to store instead when the vehicle is unknown or inactive.
+/// Locks the vehicle for the rest of the transaction, so that readings of one app vehicle are
+/// judged one after the other: on PostgreSQL the rows of every Smartcar vehicle that feeds the same
+/// app vehicle (SQLite already holds its single write lock). Returns the outcome to store instead
+/// when the vehicle is unknown or inactive.
 fn lock_vehicle(
     conn: &mut DbConnection,
     smartcar_vehicle_id: &str,
 ) -> Result<std::result::Result<Vehicle, Outcome>> {
     use smartcar_vehicles::dsl as v;
-    // A no-op UPDATE takes the row lock on both backends without backend-specific SQL.
-    diesel::update(v::smartcar_vehicles.filter(v::smartcar_vehicle_id.eq(smartcar_vehicle_id)))
+    let Some(vehicle) = find_vehicle(conn, smartcar_vehicle_id)? else {
+        return Ok(Err(Outcome::UnknownVehicle));
+    };
+    // A no-op UPDATE takes the row locks on both backends without backend-specific SQL.
+    diesel::update(v::smartcar_vehicles.filter(v::vehicle_id.eq(&vehicle.vehicle_id)))
         .set(v::updated_at.eq(v::updated_at))
         .execute(conn)?;
+    // Read again under the lock: it may have been deactivated or re-pointed meanwhile.
     Ok(match find_vehicle(conn, smartcar_vehicle_id)? {
         None => Err(Outcome::UnknownVehicle),
         Some(vehicle) if !vehicle.is_active => Err(Outcome::InactiveVehicle),

@@ -1,4 +1,7 @@
-//! `POST /api/smartcar/webhook`: verify, store durably, answer, process.
+//! `POST /api/smartcar/webhook`: verify, store durably, process, answer.
+//!
+//! The answer waits for the event's commit; processing failures do not change it (the event is
+//! stored and retried in the background).
 
 use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -11,7 +14,7 @@ use meterhook_store::{NewEvent, Outcome, Recorded};
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::state::{AppState, Ingested};
+use crate::state::{AppState, BodyLimits, Ingested};
 
 /// What a delivery is answered with when it was stored.
 #[derive(Debug, Serialize)]
@@ -25,9 +28,10 @@ struct Accepted<'a> {
 /// The webhook endpoint.
 pub async fn receive(
     req: HttpRequest,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_body(&req, payload, &state.limits).await?;
     let received_at = meterhook_store::now();
     let header = req
         .headers()
@@ -82,6 +86,41 @@ pub async fn receive(
         event_id: &event_id,
         outcome,
     }))
+}
+
+/// Reads the whole body within the size limit and the client timeout: actix bounds the time to
+/// send the request head, this bounds the body, so a client that stalls mid-body cannot hold a
+/// connection (and a worker's attention) forever.
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limits: &BodyLimits,
+) -> Result<web::Bytes, ApiError> {
+    use futures_util::StreamExt as _;
+    let declared = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limits.max_bytes) {
+        return Err(ApiError::PayloadTooLarge(limits.max_bytes));
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(4096).min(limits.max_bytes));
+    let read = async {
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+            if body.len() + chunk.len() > limits.max_bytes {
+                return Err(ApiError::PayloadTooLarge(limits.max_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(limits.timeout, read).await {
+        Ok(result) => result.map(|()| body.freeze()),
+        Err(_) => Err(ApiError::Timeout),
+    }
 }
 
 fn answer_challenge(state: &AppState, event: &Event) -> Result<HttpResponse, ApiError> {

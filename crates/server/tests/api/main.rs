@@ -3,5 +3,6 @@
 
 mod cli;
 mod helpers;
+mod hostile;
 mod reliability;
 mod webhook;
