@@ -4,14 +4,14 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{NaiveDateTime, SecondsFormat};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use meterhook_store::{MeterEntry, Outcome, Reprocess, Store};
+use meterhook_store::{MeterEntry, Outcome, Reprocess, Store, UnvoidRefusal};
 use serde_json::json;
 
 use crate::config::{parse_duration, Settings};
 use crate::processor;
 use crate::startup::Application;
+use crate::views::{self, rfc3339};
 
 /// Receives Smartcar webhooks and turns odometer readings into meter entries.
 #[derive(Debug, Parser)]
@@ -41,6 +41,9 @@ pub enum Command {
     /// Received webhook events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Signal values (battery, fuel, location, tires, …).
+    #[command(subcommand)]
+    Signals(SignalsCommand),
     /// Monitoring figures: events by type and state, success, duplicate and error rates.
     Stats {
         /// The window, back from now (e.g. 24h, 7d, 90m).
@@ -91,6 +94,43 @@ pub enum VehiclesCommand {
         /// Smartcar's vehicle id.
         smartcar_vehicle_id: String,
     },
+    /// A vehicle's health (open errors) and latest readings.
+    Show {
+        /// Smartcar's vehicle id.
+        smartcar_vehicle_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `meterhook signals …`
+#[derive(Debug, Subcommand)]
+pub enum SignalsCommand {
+    /// The latest value of every signal of a vehicle.
+    Latest {
+        /// The app's vehicle id.
+        #[arg(long)]
+        vehicle_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The values of one signal over time, newest first.
+    History {
+        /// The app's vehicle id.
+        #[arg(long)]
+        vehicle_id: String,
+        /// The signal code, e.g. tractionbattery-stateofcharge.
+        #[arg(long)]
+        code: String,
+        /// How many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `meterhook entries …`
@@ -108,6 +148,37 @@ pub enum EntriesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Void an entry: it stays, marked with the reason, and leaves the rules and the latest value.
+    Void {
+        /// The entry id.
+        entry_id: i64,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Make a void entry active again, if the rules accept it now.
+    Unvoid {
+        /// The entry id.
+        entry_id: i64,
+    },
+    /// Export a vehicle's entries (void ones included, marked) to standard output.
+    Export {
+        /// The app's vehicle id.
+        #[arg(long)]
+        vehicle_id: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+    },
+}
+
+/// Formats of `entries export`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    /// Comma-separated values with a header row.
+    Csv,
+    /// A JSON array.
+    Json,
 }
 
 /// `meterhook events …`
@@ -193,15 +264,8 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Vehicles(cmd) => vehicles(&open_store(&settings)?, &settings, cmd),
-        Command::Entries(EntriesCommand::List {
-            vehicle_id,
-            all,
-            json,
-        }) => {
-            let entries = open_store(&settings)?.list_entries(&vehicle_id, all)?;
-            print_entries(&entries, json);
-            Ok(())
-        }
+        Command::Entries(cmd) => entries(&open_store(&settings)?, &settings, cmd),
+        Command::Signals(cmd) => signals(&open_store(&settings)?, cmd),
         Command::Events(EventsCommand::Reprocess { event_id, outcome }) => {
             let store = open_store(&settings)?;
             let which = match (&event_id, &outcome) {
@@ -397,23 +461,89 @@ fn vehicles(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<
             store.set_vehicle_active(&smartcar_vehicle_id, false)?;
             println!("deactivated Smartcar vehicle {smartcar_vehicle_id}");
         }
+        VehiclesCommand::Show {
+            smartcar_vehicle_id,
+            json,
+        } => {
+            let Some(vehicle) = store.find_vehicle(&smartcar_vehicle_id)? else {
+                return Err(CliError(format!(
+                    "no vehicle with Smartcar id {smartcar_vehicle_id}"
+                )));
+            };
+            let errors = store.open_errors(&smartcar_vehicle_id)?;
+            let signals = store.latest_signals(&vehicle.vehicle_id)?;
+            let latest_entry = store.entries_page(&vehicle.vehicle_id, false, 1, 0)?;
+            if json {
+                let mut value = views::vehicle(&vehicle);
+                value["open_errors"] = errors.iter().map(views::vehicle_error).collect();
+                value["latest_signals"] = signals.iter().map(views::signal).collect();
+                value["latest_entry"] = latest_entry
+                    .first()
+                    .map_or(serde_json::Value::Null, views::entry);
+                println!("{value}");
+            } else {
+                let mut out = format!(
+                    "Smartcar vehicle {} -> vehicle {} ({})\n",
+                    vehicle.smartcar_vehicle_id,
+                    vehicle.vehicle_id,
+                    if vehicle.is_active {
+                        "active"
+                    } else {
+                        "inactive"
+                    }
+                );
+                match latest_entry.first() {
+                    Some(e) => {
+                        let _ = writeln!(
+                            out,
+                            "Odometer: {:.3} km at {}",
+                            e.distance().km(),
+                            rfc3339(e.entry_date)
+                        );
+                    }
+                    None => out.push_str("Odometer: no entries\n"),
+                }
+                if errors.is_empty() {
+                    out.push_str("Health: no open errors\n");
+                } else {
+                    out.push_str("Open errors:\n");
+                    for e in &errors {
+                        let _ = writeln!(
+                            out,
+                            "  {} since {}{}{}",
+                            e.label(),
+                            rfc3339(e.first_seen_at),
+                            e.suggested_user_message
+                                .as_deref()
+                                .map(|m| format!(" — {m}"))
+                                .unwrap_or_default(),
+                            e.resolution_type
+                                .as_deref()
+                                .map(|r| format!(" (resolution: {r})"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+                if !signals.is_empty() {
+                    out.push_str("Latest signals:\n");
+                    for s in &signals {
+                        let value = s.value.map_or_else(|| "-".to_owned(), |v| format!("{v}"));
+                        let _ = writeln!(
+                            out,
+                            "  {:<44} {value} {} at {}",
+                            s.code,
+                            s.unit.as_deref().unwrap_or(""),
+                            rfc3339(s.observed_at)
+                        );
+                    }
+                }
+                print!("{out}");
+            }
+        }
         VehiclesCommand::List { json } => {
             let vehicles = store.list_vehicles()?;
             if json {
-                let rows: Vec<_> = vehicles
-                    .iter()
-                    .map(|v| {
-                        json!({
-                            "smartcar_vehicle_id": v.smartcar_vehicle_id,
-                            "vehicle_id": v.vehicle_id,
-                            "is_active": v.is_active,
-                            "last_error": v.last_error,
-                            "last_error_at": v.last_error_at.map(rfc3339),
-                            "created_at": rfc3339(v.created_at),
-                            "updated_at": rfc3339(v.updated_at),
-                        })
-                    })
-                    .collect();
+                let rows: Vec<_> = vehicles.iter().map(views::vehicle).collect();
                 println!("{}", serde_json::Value::Array(rows));
             } else {
                 let mut out = format!(
@@ -437,25 +567,121 @@ fn vehicles(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<
     Ok(())
 }
 
+fn entries(store: &Store, settings: &Settings, cmd: EntriesCommand) -> Result<(), CliError> {
+    match cmd {
+        EntriesCommand::List {
+            vehicle_id,
+            all,
+            json,
+        } => print_entries(&store.list_entries(&vehicle_id, all)?, json),
+        EntriesCommand::Void { entry_id, reason } => {
+            let entry = store.void_entry(entry_id, &reason)?;
+            println!(
+                "voided entry {} ({:.3} km): {reason}",
+                entry.id,
+                entry.distance().km()
+            );
+        }
+        EntriesCommand::Unvoid { entry_id } => {
+            match store.unvoid_entry(entry_id, &settings.policy()?)? {
+                Ok(entry) => println!(
+                    "entry {} ({:.3} km) is active again",
+                    entry.id,
+                    entry.distance().km()
+                ),
+                Err(UnvoidRefusal::NotVoid) => {
+                    return Err(CliError(format!("entry {entry_id} is not void")))
+                }
+                Err(UnvoidRefusal::Rules(decision)) => {
+                    return Err(CliError(format!(
+                        "entry {entry_id} stays void: the rules refuse it now ({}: {decision})",
+                        decision.outcome()
+                    )))
+                }
+            }
+        }
+        EntriesCommand::Export { vehicle_id, format } => {
+            let entries = store.list_entries(&vehicle_id, true)?;
+            match format {
+                ExportFormat::Json => {
+                    let rows: Vec<_> = entries.iter().map(views::entry).collect();
+                    println!("{}", serde_json::Value::Array(rows));
+                }
+                ExportFormat::Csv => {
+                    let mut out = csv::Writer::from_writer(std::io::stdout().lock());
+                    out.write_record([
+                        "id",
+                        "vehicle_id",
+                        "value_km",
+                        "entry_date",
+                        "source_type",
+                        "event_id",
+                        "void",
+                        "void_reason",
+                        "notes",
+                        "created_at",
+                    ])?;
+                    for e in &entries {
+                        out.write_record([
+                            e.id.to_string(),
+                            e.vehicle_id.clone(),
+                            format!("{:.3}", e.distance().km()),
+                            rfc3339(e.entry_date),
+                            e.source_type.clone(),
+                            e.event_id.clone().unwrap_or_default(),
+                            e.void.to_string(),
+                            e.void_reason.clone().unwrap_or_default(),
+                            e.notes.clone().unwrap_or_default(),
+                            rfc3339(e.created_at),
+                        ])?;
+                    }
+                    out.flush()?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn signals(store: &Store, cmd: SignalsCommand) -> Result<(), CliError> {
+    let (rows, json) = match cmd {
+        SignalsCommand::Latest { vehicle_id, json } => (store.latest_signals(&vehicle_id)?, json),
+        SignalsCommand::History {
+            vehicle_id,
+            code,
+            limit,
+            json,
+        } => (store.signal_history(&vehicle_id, &code, limit)?, json),
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::Value::Array(rows.iter().map(views::signal).collect())
+        );
+    } else {
+        let mut out = format!(
+            "{:<44} {:>14} {:<10} {}\n",
+            "CODE", "VALUE", "UNIT", "OBSERVED AT"
+        );
+        for r in &rows {
+            let value = r.value.map_or_else(|| "-".to_owned(), |v| format!("{v}"));
+            let _ = writeln!(
+                out,
+                "{:<44} {:>14} {:<10} {}",
+                r.code,
+                value,
+                r.unit.as_deref().unwrap_or("-"),
+                rfc3339(r.observed_at)
+            );
+        }
+        print!("{out}");
+    }
+    Ok(())
+}
+
 fn print_entries(entries: &[MeterEntry], json: bool) {
     if json {
-        let rows: Vec<_> = entries
-            .iter()
-            .map(|e| {
-                json!({
-                    "id": e.id,
-                    "vehicle_id": e.vehicle_id,
-                    "value_km": e.distance().km(),
-                    "entry_date": rfc3339(e.entry_date),
-                    "source_type": e.source_type,
-                    "event_id": e.event_id,
-                    "notes": e.notes,
-                    "void": e.void,
-                    "void_reason": e.void_reason,
-                    "created_at": rfc3339(e.created_at),
-                })
-            })
-            .collect();
+        let rows: Vec<_> = entries.iter().map(views::entry).collect();
         println!("{}", serde_json::Value::Array(rows));
     } else {
         let mut out = format!(
@@ -476,11 +702,6 @@ fn print_entries(entries: &[MeterEntry], json: bool) {
         }
         print!("{out}");
     }
-}
-
-/// A UTC timestamp as RFC 3339 with milliseconds and `Z`.
-pub fn rfc3339(t: NaiveDateTime) -> String {
-    t.and_utc().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 fn send_test_event(settings: &Settings, args: &SendTestEvent) -> Result<(), CliError> {

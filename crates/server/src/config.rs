@@ -75,6 +75,8 @@ pub struct Settings {
     /// `METERHOOK_SPOOL_PATH`: local SQLite file that takes events while PostgreSQL is
     /// unreachable (PostgreSQL only; empty turns the spool off).
     pub spool_path: String,
+    /// `METERHOOK_API_TOKEN`: turns the read API on, behind `Authorization: Bearer <token>`.
+    pub api_token: Option<Secret>,
     /// `METERHOOK_RETENTION`: when set (e.g. `30d`, at least `7d`), processed events older than
     /// this are pruned every hour.
     pub retention: Option<String>,

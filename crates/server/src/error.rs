@@ -4,6 +4,8 @@
 //! |---|---|---|
 //! | `BadRequest` | 400 | the body can never succeed (malformed, unsafe challenge); Smartcar's retries would fail too |
 //! | `Unauthorized` | 401 | missing or invalid `SC-Signature`; nothing is stored |
+//! | `BadToken` | 401 + `WWW-Authenticate: Bearer` | the read API without the right bearer token |
+//! | `NotFound` | 404 | the read API asked about a vehicle that is not registered |
 //! | `Timeout` | 408 | the body did not arrive within `client_timeout` (the head is bounded by actix) |
 //! | `PayloadTooLarge` | 413 | over `body_limit` (64 KiB; Smartcar sends at most 50 KB) |
 //! | `Unavailable` | 503 + `Retry-After` | the event could not be stored; Smartcar retries |
@@ -27,6 +29,12 @@ pub enum ApiError {
     /// 401.
     #[error("missing or invalid SC-Signature")]
     Unauthorized,
+    /// 401 on the read API.
+    #[error("missing or invalid bearer token")]
+    BadToken,
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
     /// 408.
     #[error("the request body did not arrive in time")]
     Timeout,
@@ -57,7 +65,8 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::BadToken => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -72,6 +81,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unavailable) {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        if matches!(self, ApiError::BadToken) {
+            response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
         }
         response.json(serde_json::json!({ "error": self.to_string() }))
     }

@@ -4,7 +4,33 @@
 
 use meterhook_domain::{Millis, Policy};
 use meterhook_smartcar::{Event, EventType};
-use meterhook_store::{Outcome, ProcessResult, Store, StoreError};
+use meterhook_store::{ErrorReport, NewSignal, Outcome, ProcessResult, Store, StoreError};
+
+/// Every value of every signal of a state event, as the store keeps them.
+pub fn signal_rows(event: &Event, received_at: Millis) -> Vec<NewSignal> {
+    event
+        .signals
+        .iter()
+        .flat_map(|signal| {
+            let raw = serde_json::json!({
+                "code": signal.code,
+                "name": signal.name,
+                "group": signal.group,
+                "body": signal.body,
+                "meta": { "oemUpdatedAt": signal.oem_updated_at, "retrievedAt": signal.retrieved_at },
+            })
+            .to_string();
+            let observed_at = signal.observed_at(received_at);
+            signal.values().into_iter().map(move |v| NewSignal {
+                code: v.code,
+                value: v.value,
+                unit: v.unit,
+                raw: raw.clone(),
+                observed_at,
+            })
+        })
+        .collect()
+}
 
 /// Processes one stored event with the rules; blocking (runs on a blocking thread).
 pub fn process(
@@ -35,6 +61,10 @@ pub fn process(
                     None,
                 );
             };
+            let signals = signal_rows(event, received_at);
+            if !signals.is_empty() {
+                store.record_signals(event_id, vehicle, &signals)?;
+            }
             match event.odometer_reading(received_at) {
                 None => simple(Outcome::NoOdometer, None, None),
                 Some(Err(e)) => {
@@ -65,24 +95,19 @@ pub fn process(
                     None,
                 );
             };
-            let open: Vec<String> = event
+            let reports: Vec<ErrorReport> = event
                 .errors
                 .iter()
-                .filter(|e| !e.is_resolved())
-                .map(|e| {
-                    let kind = [e.error_type.as_deref(), e.code.as_deref()]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join(":");
-                    match (&e.description, kind.is_empty()) {
-                        (Some(d), true) => d.clone(),
-                        (Some(d), false) => format!("{kind} ({d})"),
-                        (None, _) => kind,
-                    }
+                .map(|e| ErrorReport {
+                    error_type: e.error_type.clone().unwrap_or_default(),
+                    code: e.code.clone().unwrap_or_default(),
+                    resolved: e.is_resolved(),
+                    description: e.description.clone(),
+                    suggested_user_message: e.suggested_user_message.clone(),
+                    resolution_type: e.resolution_type.clone(),
+                    doc_url: e.doc_url.clone(),
                 })
                 .collect();
-            let summary = (!open.is_empty()).then(|| open.join("; "));
             let data = serde_json::json!({
                 "errors": event.errors.iter().map(|e| serde_json::json!({
                     "type": e.error_type,
@@ -94,7 +119,7 @@ pub fn process(
                     "signals": e.signals,
                 })).collect::<Vec<_>>(),
             });
-            store.record_vehicle_error(event_id, vehicle, summary.as_deref(), &data)
+            store.record_vehicle_errors(event_id, vehicle, &reports, &data)
         }
         EventType::Verify | EventType::Other(_) => simple(Outcome::Ignored, None, None),
     }

@@ -10,7 +10,9 @@ use meterhook_store::Store;
 
 use crate::background::{Background, Schedule};
 use crate::config::{ConfigError, Settings};
-use crate::routes::{health, webhook};
+use crate::metrics::Metrics;
+use crate::routes::api::{self, ApiToken};
+use crate::routes::{health, metrics, webhook};
 use crate::state::{AppState, BodyLimits};
 
 /// Why the service could not start.
@@ -109,7 +111,17 @@ impl Application {
                 max_bytes: settings.body_limit,
                 timeout: client_timeout,
             },
+            metrics: std::sync::Arc::new(Metrics::default()),
+            api_token: settings
+                .api_token
+                .as_ref()
+                .filter(|t| !t.expose().is_empty())
+                .map(|t| ApiToken::new(t.expose())),
         };
+        if app_state.api_token.is_some() {
+            info!("read API on at /api/vehicles/{{vehicle_id}}/… (bearer token)");
+        }
+        let api_on = app_state.api_token.is_some();
         let state = web::Data::new(app_state.clone());
         let mut server = HttpServer::new(move || {
             App::new()
@@ -117,6 +129,12 @@ impl Application {
                 .route("/api/smartcar/webhook", web::post().to(webhook::receive))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
+                .route("/metrics", web::get().to(metrics::metrics))
+                .configure(|cfg| {
+                    if api_on {
+                        api::configure(cfg);
+                    }
+                })
                 .default_service(web::to(|| async {
                     HttpResponse::NotFound().json(serde_json::json!({ "error": "not found" }))
                 }))

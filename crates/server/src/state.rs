@@ -25,6 +25,10 @@ pub struct AppState {
     pub retry: RetryPolicy,
     /// Request body limits.
     pub limits: BodyLimits,
+    /// The process's metrics.
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// The read API's token; the API is off without one.
+    pub api_token: Option<crate::routes::api::ApiToken>,
 }
 
 /// How large a request body may be and how long it may take to arrive.

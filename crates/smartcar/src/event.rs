@@ -6,7 +6,9 @@ use meterhook_domain::{Distance, DistanceError, DistanceUnit, Millis, Reading};
 use serde_json::{Map, Value};
 
 use crate::json;
-pub use crate::signal::{normalize_unit, Location, Signal, SignalError, SignalKind, ODOMETER_CODE};
+pub use crate::signal::{
+    normalize_unit, Location, Signal, SignalError, SignalKind, SignalValue, ODOMETER_CODE,
+};
 
 /// Why a body is not an event at all. Anything else is parsed leniently.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -215,6 +215,93 @@ impl Signal {
     }
 }
 
+/// One value of a signal as meterhook keeps it: units normalised, tires one value per wheel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalValue {
+    /// The signal code; tires get one code per wheel, `wheel-tires/<row>/<column>`.
+    pub code: String,
+    /// The number, when the signal has one (booleans as 1 and 0).
+    pub value: Option<f64>,
+    /// Its unit: distances in `km`, tire pressures in `kPa`, others by their canonical name, or
+    /// as sent when unknown (kept, never converted).
+    pub unit: Option<String>,
+}
+
+/// kPa in one bar and in one psi.
+const KPA_PER_BAR: f64 = 100.0;
+const KPA_PER_PSI: f64 = 6.894_757_293_168;
+
+impl Signal {
+    /// The values to keep for this signal; none for a failed signal.
+    pub fn values(&self) -> Vec<SignalValue> {
+        if self.failed() || self.body.is_none() {
+            return Vec::new();
+        }
+        let one = |value: Option<f64>, unit: Option<String>| {
+            vec![SignalValue {
+                code: self.code.clone(),
+                value,
+                unit,
+            }]
+        };
+        let unit_as_sent = || {
+            self.normalized_unit()
+                .map(str::to_owned)
+                .or_else(|| self.unit().map(str::to_owned))
+        };
+        match self.kind() {
+            SignalKind::Odometer | SignalKind::IceRange | SignalKind::EvRange => {
+                let value = self.value();
+                match (value, self.normalized_unit()) {
+                    (Some(v), Some("mi")) => one(Some(v * 1.609_344), Some("km".into())),
+                    (v, _) => one(v, unit_as_sent()),
+                }
+            }
+            SignalKind::IsCharging | SignalKind::CableConnected => {
+                one(self.bool_value().map(|b| if b { 1.0 } else { 0.0 }), None)
+            }
+            SignalKind::ChargingStatus | SignalKind::Location => one(None, None),
+            SignalKind::Tires => self.tire_values(),
+            _ => one(self.value(), unit_as_sent()),
+        }
+    }
+
+    /// One value per wheel, in kPa. A value labelled bar (or unlabelled) above 20 is already kPa:
+    /// real cars send 258 "bar".
+    fn tire_values(&self) -> Vec<SignalValue> {
+        let Some(body) = self.body.as_ref().and_then(Value::as_object) else {
+            return Vec::new();
+        };
+        let unit = json::string(body, "unit");
+        let unit = unit
+            .as_deref()
+            .map(|u| normalize_unit(u).unwrap_or("unknown"));
+        json::array(body, "values")
+            .iter()
+            .filter_map(Value::as_object)
+            .filter_map(|wheel| {
+                let pressure = json::number(wheel.get("tirePressure")?)?;
+                let row = wheel.get("row").and_then(json::number).unwrap_or(-1.0);
+                let column = wheel.get("column").and_then(json::number).unwrap_or(-1.0);
+                let (value, unit) = match unit {
+                    Some("bar") | None if pressure > 20.0 => (pressure, Some("kPa".to_owned())),
+                    Some("bar") => (pressure * KPA_PER_BAR, Some("kPa".to_owned())),
+                    Some("psi") => (pressure * KPA_PER_PSI, Some("kPa".to_owned())),
+                    Some("kPa") => (pressure, Some("kPa".to_owned())),
+                    // Unknown or missing and small: kept as sent, never guessed.
+                    Some(_) => (pressure, json::string(body, "unit")),
+                    None => (pressure, None),
+                };
+                Some(SignalValue {
+                    code: format!("{}/{row}/{column}", self.code),
+                    value: Some(value),
+                    unit,
+                })
+            })
+            .collect()
+    }
+}
+
 impl SignalError {
     fn from_json(map: &Map<String, Value>) -> SignalError {
         SignalError {
@@ -247,6 +334,123 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn values_of(code: &str, body: Value) -> Vec<(String, Option<f64>, Option<String>)> {
+        let signal =
+            Signal::from_json(&json!({"code": code, "body": body, "status": {"value": "SUCCESS"}}))
+                .expect("signal");
+        signal
+            .values()
+            .into_iter()
+            .map(|v| {
+                (
+                    v.code,
+                    v.value.map(|x| (x * 1000.0).round() / 1000.0),
+                    v.unit,
+                )
+            })
+            .collect()
+    }
+
+    fn one(
+        code: &str,
+        value: Option<f64>,
+        unit: Option<&str>,
+    ) -> Vec<(String, Option<f64>, Option<String>)> {
+        vec![(code.to_owned(), value, unit.map(str::to_owned))]
+    }
+
+    #[test]
+    fn values_are_normalised() {
+        let soc = "tractionbattery-stateofcharge";
+        assert_eq!(
+            values_of(soc, json!({"value": 89, "unit": "percentage"})),
+            one(soc, Some(89.0), Some("percent"))
+        );
+        let range = "tractionbattery-range";
+        assert_eq!(
+            values_of(range, json!({"value": 100, "unit": "miles"})),
+            one(range, Some(160.934), Some("km"))
+        );
+        assert_eq!(
+            values_of(
+                range,
+                json!({"value": 290, "unit": "km", "type": "DEFAULT"})
+            ),
+            one(range, Some(290.0), Some("km"))
+        );
+        // Unknown units are kept as sent, never converted.
+        assert_eq!(
+            values_of(range, json!({"value": 5, "unit": "leagues"})),
+            one(range, Some(5.0), Some("leagues"))
+        );
+        let charging = "charge-ischarging";
+        assert_eq!(
+            values_of(charging, json!({"value": true})),
+            one(charging, Some(1.0), None)
+        );
+        let loc = "location-preciselocation";
+        assert_eq!(
+            values_of(loc, json!({"latitude": 61.1, "longitude": 23.3})),
+            one(loc, None, None)
+        );
+        let fuel = "internalcombustionengine-amountremaining";
+        assert_eq!(
+            values_of(fuel, json!({"value": 40.5, "unit": "liters"})),
+            one(fuel, Some(40.5), Some("l"))
+        );
+        let other = "climate-cabintemperature";
+        assert_eq!(
+            values_of(other, json!({"value": 21.5, "unit": "celsius"})),
+            one(other, Some(21.5), Some("celsius"))
+        );
+    }
+
+    #[test]
+    fn tire_pressures_become_kpa_per_wheel() {
+        let body = json!({"values": [
+            {"row": 0, "column": 0, "tirePressure": 258},
+            {"row": 0, "column": 1, "tirePressure": 2.5},
+            {"row": 1, "column": 0, "tirePressure": "bad"}
+        ], "unit": "bar"});
+        assert_eq!(
+            values_of("wheel-tires", body),
+            vec![
+                (
+                    "wheel-tires/0/0".to_owned(),
+                    Some(258.0),
+                    Some("kPa".to_owned())
+                ),
+                (
+                    "wheel-tires/0/1".to_owned(),
+                    Some(250.0),
+                    Some("kPa".to_owned())
+                ),
+            ]
+        );
+        let psi = json!({"values": [{"row": 1, "column": 1, "tirePressure": 35}], "unit": "psi"});
+        assert_eq!(
+            values_of("wheel-tires", psi),
+            vec![(
+                "wheel-tires/1/1".to_owned(),
+                Some(241.317),
+                Some("kPa".to_owned())
+            )]
+        );
+        let unlabelled = json!({"values": [{"row": 0, "column": 0, "tirePressure": 2.4}]});
+        assert_eq!(
+            values_of("wheel-tires", unlabelled),
+            vec![("wheel-tires/0/0".to_owned(), Some(2.4), None)]
+        );
+    }
+
+    #[test]
+    fn failed_signals_have_no_values() {
+        let failed = Signal::from_json(&json!({"code": "internalcombustionengine-fuellevel",
+            "status": {"value": "ERROR", "error": {"type": "COMPATIBILITY", "code": "VEHICLE_NOT_CAPABLE"}}}))
+            .expect("signal");
+        assert!(failed.values().is_empty());
+    }
 
     fn check_unit(unit: &str, expected: Option<&str>) {
         assert_eq!(normalize_unit(unit), expected, "{unit:?}");

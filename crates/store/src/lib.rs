@@ -5,6 +5,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use meterhook_domain::Millis;
 
 mod db;
+mod fleet;
 mod models;
 mod outcome;
 mod repo;
@@ -16,6 +17,7 @@ pub use db::{
     connect, migration_names, revert_all_migrations, run_migrations, Backend, DatabaseUrl,
     DbConnection, PoolOptions,
 };
+pub use fleet::{ErrorReport, NewSignal, SignalRow, UnvoidRefusal, VehicleErrorRow};
 pub use models::{
     EventRecord, EventSummary, MeterEntry, NewEvent, ProcessResult, Recorded, Stats, SyncLog,
     TypeCount, Vehicle,

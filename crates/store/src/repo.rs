@@ -209,27 +209,42 @@ impl Store {
             let neighbours = load_neighbours(conn, &vehicle.vehicle_id, entry_date, policy)?;
             let decision = decide(reading, &neighbours, policy);
             let outcome = Outcome::from_decision(&decision);
-            let entry_id = if decision.is_accept() {
-                let note = format!("Smartcar webhook event {event_id}");
-                let id = diesel::insert_into(meter_entries::table)
-                    .values(NewMeterEntry {
-                        vehicle_id: &vehicle.vehicle_id,
-                        value_m: reading.distance.metres(),
-                        entry_date,
-                        source_type: SOURCE_SMARTCAR_WEBHOOK,
-                        notes: Some(&note),
-                        event_id: Some(event_id),
-                        void: false,
-                        void_reason: None,
-                        created_at: now(),
-                    })
-                    .returning(meter_entries::id)
-                    .get_result::<i64>(conn)?;
-                Some(id)
-            } else {
-                None
+            // Accepted readings become entries; refused ones are kept as void entries with the
+            // reason (as Fleetio does), out of the rules; duplicates are not kept again.
+            let void_reason = match &decision {
+                Decision::Accept { .. } => None,
+                Decision::Duplicate { .. } => Some(None),
+                refused => Some(Some(refused.to_string())),
             };
-            let data = sync_data(&decision, reading, entry_id);
+            let entry = match void_reason {
+                Some(None) => None,
+                Some(Some(ref reason)) => Some((true, Some(reason.as_str()))),
+                None => Some((false, None)),
+            };
+            let entry_id_any = match entry {
+                None => None,
+                Some((void, void_reason)) => {
+                    let note = format!("Smartcar webhook event {event_id}");
+                    Some(
+                        diesel::insert_into(meter_entries::table)
+                            .values(NewMeterEntry {
+                                vehicle_id: &vehicle.vehicle_id,
+                                value_m: reading.distance.metres(),
+                                entry_date,
+                                source_type: SOURCE_SMARTCAR_WEBHOOK,
+                                notes: Some(&note),
+                                event_id: Some(event_id),
+                                void,
+                                void_reason,
+                                created_at: now(),
+                            })
+                            .returning(meter_entries::id)
+                            .get_result::<i64>(conn)?,
+                    )
+                }
+            };
+            let data = sync_data(&decision, reading, entry_id_any);
+            let entry_id = entry_id_any.filter(|_| decision.is_accept());
             write_sync_log(
                 conn,
                 "odometer",
@@ -245,57 +260,6 @@ impl Store {
                 decision: Some(decision),
                 entry_id,
                 vehicle_id: Some(vehicle.vehicle_id),
-                processed_now: true,
-            })
-        })
-    }
-
-    /// Records a VEHICLE_ERROR against its vehicle: `last_error` is set to `summary`, or cleared
-    /// when `summary` is `None` (every error resolved); a sync log keeps `data`.
-    pub fn record_vehicle_error(
-        &self,
-        event_id: &str,
-        smartcar_vehicle_id: &str,
-        summary: Option<&str>,
-        data: &serde_json::Value,
-    ) -> Result<ProcessResult> {
-        use smartcar_vehicles::dsl as v;
-        let mut conn = self.conn()?;
-        conn.transaction(|conn| {
-            if !claim_event(conn, event_id)? {
-                return Ok(ProcessResult::already_processed(stored_outcome(
-                    conn, event_id,
-                )?));
-            }
-            let (outcome, vehicle_id) = match lock_vehicle(conn, smartcar_vehicle_id)? {
-                Ok(vehicle) => {
-                    let at = now();
-                    diesel::update(v::smartcar_vehicles.filter(v::id.eq(vehicle.id)))
-                        .set((
-                            v::last_error.eq(summary),
-                            v::last_error_at.eq(summary.map(|_| at)),
-                            v::updated_at.eq(at),
-                        ))
-                        .execute(conn)?;
-                    (Outcome::VehicleErrorRecorded, Some(vehicle.vehicle_id))
-                }
-                Err(outcome) => (outcome, None),
-            };
-            write_sync_log(
-                conn,
-                "vehicle_error",
-                Some(smartcar_vehicle_id),
-                vehicle_id.as_deref(),
-                event_id,
-                outcome,
-                data,
-            )?;
-            finish_event(conn, event_id, outcome, None)?;
-            Ok(ProcessResult {
-                outcome,
-                decision: None,
-                entry_id: None,
-                vehicle_id,
                 processed_now: true,
             })
         })
@@ -438,7 +402,7 @@ pub(crate) fn record_event(conn: &mut DbConnection, event: &NewEvent<'_>) -> Res
 /// Takes the event for processing: counts the attempt and, as the transaction's first write,
 /// takes SQLite's write lock (serialising with every other writer) or PostgreSQL's row lock on the
 /// event (a concurrent processor of the same event waits, then sees it processed).
-fn claim_event(conn: &mut DbConnection, event_id: &str) -> Result<bool> {
+pub(crate) fn claim_event(conn: &mut DbConnection, event_id: &str) -> Result<bool> {
     use smartcar_webhook_events::dsl as e;
     let n = diesel::update(
         e::smartcar_webhook_events
@@ -450,7 +414,7 @@ fn claim_event(conn: &mut DbConnection, event_id: &str) -> Result<bool> {
     Ok(n == 1)
 }
 
-fn stored_outcome(conn: &mut DbConnection, event_id: &str) -> Result<Outcome> {
+pub(crate) fn stored_outcome(conn: &mut DbConnection, event_id: &str) -> Result<Outcome> {
     use smartcar_webhook_events::dsl as e;
     let name: Option<String> = e::smartcar_webhook_events
         .filter(e::event_id.eq(event_id))
@@ -467,18 +431,14 @@ fn stored_outcome(conn: &mut DbConnection, event_id: &str) -> Result<Outcome> {
 /// judged one after the other: on PostgreSQL the rows of every Smartcar vehicle that feeds the same
 /// app vehicle (SQLite already holds its single write lock). Returns the outcome to store instead
 /// when the vehicle is unknown or inactive.
-fn lock_vehicle(
+pub(crate) fn lock_vehicle(
     conn: &mut DbConnection,
     smartcar_vehicle_id: &str,
 ) -> Result<std::result::Result<Vehicle, Outcome>> {
-    use smartcar_vehicles::dsl as v;
     let Some(vehicle) = find_vehicle(conn, smartcar_vehicle_id)? else {
         return Ok(Err(Outcome::UnknownVehicle));
     };
-    // A no-op UPDATE takes the row locks on both backends without backend-specific SQL.
-    diesel::update(v::smartcar_vehicles.filter(v::vehicle_id.eq(&vehicle.vehicle_id)))
-        .set(v::updated_at.eq(v::updated_at))
-        .execute(conn)?;
+    lock_app_vehicle(conn, &vehicle.vehicle_id)?;
     // Read again under the lock: it may have been deactivated or re-pointed meanwhile.
     Ok(match find_vehicle(conn, smartcar_vehicle_id)? {
         None => Err(Outcome::UnknownVehicle),
@@ -487,7 +447,17 @@ fn lock_vehicle(
     })
 }
 
-fn load_neighbours(
+/// Locks the rows of every Smartcar vehicle that feeds `vehicle_id` until the transaction ends.
+/// A no-op UPDATE takes the row locks on both backends without backend-specific SQL.
+pub(crate) fn lock_app_vehicle(conn: &mut DbConnection, vehicle_id: &str) -> Result<()> {
+    use smartcar_vehicles::dsl as v;
+    diesel::update(v::smartcar_vehicles.filter(v::vehicle_id.eq(vehicle_id)))
+        .set(v::updated_at.eq(v::updated_at))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub(crate) fn load_neighbours(
     conn: &mut DbConnection,
     vehicle_id: &str,
     at: NaiveDateTime,
@@ -547,7 +517,13 @@ fn sync_data(decision: &Decision, reading: Reading, entry_id: Option<i64>) -> se
         "reason": decision.to_string(),
     });
     if let Some(id) = entry_id {
-        data["meterEntryId"] = id.into();
+        // The seed's monitoring query counts meterEntryId as "an entry was made".
+        let key = if decision.is_accept() {
+            "meterEntryId"
+        } else {
+            "voidEntryId"
+        };
+        data[key] = id.into();
     }
     if let Some(c) = compared {
         data["comparedWith"] = serde_json::json!({
@@ -558,7 +534,7 @@ fn sync_data(decision: &Decision, reading: Reading, entry_id: Option<i64>) -> se
     data
 }
 
-fn write_sync_log(
+pub(crate) fn write_sync_log(
     conn: &mut DbConnection,
     sync_type: &str,
     smartcar_vehicle_id: Option<&str>,
@@ -583,7 +559,7 @@ fn write_sync_log(
     Ok(())
 }
 
-fn finish_event(
+pub(crate) fn finish_event(
     conn: &mut DbConnection,
     event_id: &str,
     outcome: Outcome,

@@ -60,9 +60,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    vehicle_signals (id) {
+        id -> BigInt,
+        smartcar_vehicle_id -> Text,
+        code -> Text,
+        value -> Nullable<Double>,
+        unit -> Nullable<Text>,
+        raw -> Text,
+        observed_at -> Timestamp,
+        event_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    vehicle_errors (id) {
+        id -> BigInt,
+        smartcar_vehicle_id -> Text,
+        error_type -> Text,
+        code -> Text,
+        description -> Nullable<Text>,
+        suggested_user_message -> Nullable<Text>,
+        resolution_type -> Nullable<Text>,
+        doc_url -> Nullable<Text>,
+        first_seen_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        resolved_at -> Nullable<Timestamp>,
+        event_id -> Text,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     smartcar_vehicles,
     smartcar_webhook_events,
     smartcar_sync_logs,
     meter_entries,
+    vehicle_signals,
+    vehicle_errors,
 );

@@ -8,8 +8,8 @@ use chrono::TimeDelta;
 use meterhook_domain::{Distance, DistanceUnit, Millis, Policy, Reading};
 use meterhook_store::testing::TestDatabase;
 use meterhook_store::{
-    migration_names, now, revert_all_migrations, run_migrations, Backend, NewEvent, Outcome,
-    Recorded, Store,
+    migration_names, now, revert_all_migrations, run_migrations, Backend, ErrorReport, NewEvent,
+    NewSignal, Outcome, Recorded, Store,
 };
 
 const H: i64 = Millis::HOUR;
@@ -374,18 +374,39 @@ fn concurrent_readings_of_one_vehicle_keep_the_sequence() {
     }
 }
 
+fn report(error_type: &str, code: &str, resolved: bool) -> ErrorReport {
+    ErrorReport {
+        error_type: error_type.into(),
+        code: code.into(),
+        resolved,
+        suggested_user_message: Some("Open the car's app".into()),
+        ..ErrorReport::default()
+    }
+}
+
 #[test]
-fn vehicle_errors_are_recorded_and_cleared() {
+fn vehicle_errors_open_and_resolve() {
     each_backend(|store| {
         store.register_vehicle("sc-1", "car-1").unwrap();
+        let data = serde_json::json!({"errors": []});
         record(store, "err-1");
-        let data = serde_json::json!({"errors": [{"type": "VEHICLE_STATE", "code": "ASLEEP"}]});
         let result = store
-            .record_vehicle_error("err-1", "sc-1", Some("VEHICLE_STATE:ASLEEP"), &data)
+            .record_vehicle_errors(
+                "err-1",
+                "sc-1",
+                &[
+                    report("VEHICLE_STATE", "ASLEEP", false),
+                    report("PERMISSION", "X", false),
+                ],
+                &data,
+            )
             .unwrap();
         assert_eq!(result.outcome, Outcome::VehicleErrorRecorded);
         let v = store.find_vehicle("sc-1").unwrap().unwrap();
-        assert_eq!(v.last_error.as_deref(), Some("VEHICLE_STATE:ASLEEP"));
+        assert_eq!(
+            v.last_error.as_deref(),
+            Some("VEHICLE_STATE:ASLEEP; PERMISSION:X")
+        );
         assert!(v.last_error_at.is_some());
         let log = store.sync_logs_for_event("err-1").unwrap();
         assert_eq!(
@@ -393,20 +414,179 @@ fn vehicle_errors_are_recorded_and_cleared() {
             ("vehicle_error", "success")
         );
 
+        // The same condition again refreshes it; a RESOLVED closes only its own type and code.
         record(store, "err-2");
         store
-            .record_vehicle_error("err-2", "sc-1", None, &data)
+            .record_vehicle_errors(
+                "err-2",
+                "sc-1",
+                &[report("VEHICLE_STATE", "ASLEEP", false)],
+                &data,
+            )
             .unwrap();
+        assert_eq!(store.open_errors("sc-1").unwrap().len(), 2);
+        record(store, "err-3");
+        store
+            .record_vehicle_errors(
+                "err-3",
+                "sc-1",
+                &[report("VEHICLE_STATE", "ASLEEP", true)],
+                &data,
+            )
+            .unwrap();
+        let open = store.open_errors("sc-1").unwrap();
+        assert_eq!(
+            open.iter().map(|e| e.label()).collect::<Vec<_>>(),
+            ["PERMISSION:X"]
+        );
+        assert_eq!(
+            open[0].suggested_user_message.as_deref(),
+            Some("Open the car's app")
+        );
+        assert_eq!(
+            store
+                .find_vehicle("sc-1")
+                .unwrap()
+                .unwrap()
+                .last_error
+                .as_deref(),
+            Some("PERMISSION:X")
+        );
+        record(store, "err-4");
+        store
+            .record_vehicle_errors("err-4", "sc-1", &[report("PERMISSION", "X", true)], &data)
+            .unwrap();
+        assert!(store.open_errors_for_vehicle("car-1").unwrap().is_empty());
         assert_eq!(
             store.find_vehicle("sc-1").unwrap().unwrap().last_error,
             None
         );
 
-        record(store, "err-3");
+        record(store, "err-5");
         let unknown = store
-            .record_vehicle_error("err-3", "sc-404", Some("x"), &data)
+            .record_vehicle_errors("err-5", "sc-404", &[report("A", "B", false)], &data)
             .unwrap();
         assert_eq!(unknown.outcome, Outcome::UnknownVehicle);
+    });
+}
+
+fn signal(code: &str, value: Option<f64>, unit: Option<&str>, at: i64) -> NewSignal {
+    NewSignal {
+        code: code.into(),
+        value,
+        unit: unit.map(str::to_owned),
+        raw: format!(r#"{{"code":"{code}"}}"#),
+        observed_at: Millis(at),
+    }
+}
+
+#[test]
+fn signals_are_kept_once_with_latest_and_history() {
+    each_backend(|store| {
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        let first = [
+            signal(
+                "tractionbattery-stateofcharge",
+                Some(80.0),
+                Some("percent"),
+                T0,
+            ),
+            signal("location-preciselocation", None, None, T0),
+        ];
+        assert_eq!(store.record_signals("e1", "sc-1", &first).unwrap(), 2);
+        // The same observations again (Smartcar sends every subscribed signal each time).
+        assert_eq!(store.record_signals("e2", "sc-1", &first).unwrap(), 0);
+        let later = [signal(
+            "tractionbattery-stateofcharge",
+            Some(75.5),
+            Some("percent"),
+            T0 + H,
+        )];
+        assert_eq!(store.record_signals("e3", "sc-1", &later).unwrap(), 1);
+        let latest = store.latest_signals("car-1").unwrap();
+        assert_eq!(latest.len(), 2);
+        let soc = latest
+            .iter()
+            .find(|s| s.code == "tractionbattery-stateofcharge")
+            .unwrap();
+        assert_eq!(
+            (soc.value, soc.unit.as_deref(), soc.event_id.as_str()),
+            (Some(75.5), Some("percent"), "e3")
+        );
+        let history = store
+            .signal_history("car-1", "tractionbattery-stateofcharge", 10)
+            .unwrap();
+        assert_eq!(
+            history.iter().map(|s| s.value).collect::<Vec<_>>(),
+            [Some(75.5), Some(80.0)]
+        );
+        assert!(store.latest_signals("car-unknown").unwrap().is_empty());
+    });
+}
+
+#[test]
+fn refused_readings_are_kept_void_and_can_be_unvoided() {
+    each_backend(|store| {
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        ingest(store, "e1", km(1000.0, T0));
+        assert_eq!(
+            ingest(store, "e2", km(900.0, T0 + H)),
+            Outcome::OutOfSequence
+        );
+        assert_eq!(ingest(store, "e3", km(1000.0, T0 + 1)), Outcome::Duplicate);
+        let all = store.list_entries("car-1", true).unwrap();
+        assert_eq!(all.len(), 2, "duplicates are not kept again");
+        let void = all.iter().find(|e| e.void).unwrap();
+        assert_eq!(void.value_m, 900_000);
+        assert!(void
+            .void_reason
+            .as_deref()
+            .unwrap()
+            .contains("lower than the earlier reading"));
+        let log: serde_json::Value =
+            serde_json::from_str(&store.sync_logs_for_event("e2").unwrap()[0].data).unwrap();
+        assert_eq!(log["voidEntryId"], void.id);
+        assert!(log.get("meterEntryId").is_none());
+
+        // Unvoid re-checks the rules and says why it refuses.
+        let refused = store
+            .unvoid_entry(void.id, &Policy::default())
+            .unwrap()
+            .unwrap_err();
+        assert!(matches!(refused, meterhook_store::UnvoidRefusal::Rules(_)));
+        // Void the reading it contradicts; now it fits.
+        let first = all.iter().find(|e| !e.void).unwrap();
+        assert!(
+            store
+                .void_entry(first.id, "odometer replaced")
+                .unwrap()
+                .void
+        );
+        let back = store
+            .unvoid_entry(void.id, &Policy::default())
+            .unwrap()
+            .unwrap();
+        assert!(!back.void && back.void_reason.is_none());
+        assert_eq!(entry_values(store, "car-1"), [900_000]);
+        assert_eq!(
+            store
+                .unvoid_entry(void.id, &Policy::default())
+                .unwrap()
+                .unwrap_err(),
+            meterhook_store::UnvoidRefusal::NotVoid
+        );
+        assert!(store.void_entry(999_999, "x").is_err());
+        assert!(store.void_entry(first.id, " ").is_err());
+
+        // Pages, newest first.
+        ingest(store, "e4", km(950.0, T0 + 2 * H));
+        let page = store.entries_page("car-1", false, 1, 0).unwrap();
+        assert_eq!(page[0].value_m, 950_000);
+        assert_eq!(
+            store.entries_page("car-1", false, 1, 1).unwrap()[0].value_m,
+            900_000
+        );
+        assert_eq!(store.entries_page("car-1", true, 10, 0).unwrap().len(), 3);
     });
 }
 

@@ -47,6 +47,7 @@ pub async fn receive(
                 }
             }
         }
+        state.metrics.signature_failure();
         warn!(
             "Rejected webhook from {}: {} {SIGNATURE_HEADER} ({} bytes)",
             peer(&req),
@@ -69,6 +70,8 @@ pub async fn receive(
     }
 
     let event_id = event.id.value.clone();
+    let event_type = event.event_type.as_str().to_owned();
+    let started = std::time::Instant::now();
     let outcome = {
         let state = state.clone();
         let event_id = event_id.clone();
@@ -79,8 +82,10 @@ pub async fn receive(
     let (status, outcome) = match outcome {
         Ingested::Stored(outcome) => ("accepted", outcome.as_str()),
         Ingested::AlreadyReceived => ("duplicate", "already_received"),
-        Ingested::Spooled => ("spooled", Outcome::Pending.as_str()),
+        Ingested::Spooled => ("spooled", "spooled"),
     };
+    state.metrics.ingest_took(started.elapsed());
+    state.metrics.event(&event_type, outcome);
     Ok(HttpResponse::Ok().json(Accepted {
         status,
         event_id: &event_id,
@@ -127,17 +132,20 @@ fn answer_challenge(state: &AppState, event: &Event) -> Result<HttpResponse, Api
     info!("Webhook verification requested");
     let Some(challenge) = event.challenge.as_deref() else {
         warn!("Webhook verification refused: no challenge in the VERIFY body");
+        state.metrics.event("VERIFY", "challenge_refused");
         return Err(ApiError::BadRequest("VERIFY without a challenge".into()));
     };
     if !is_safe_challenge(challenge) {
         // Answering would sign arbitrary text with the management token.
         warn!("Webhook verification refused: the challenge is not 1-128 characters of A-Z a-z 0-9 _ -");
+        state.metrics.event("VERIFY", "challenge_refused");
         return Err(ApiError::BadRequest(
             "the challenge must be 1 to 128 characters of A-Z, a-z, 0-9, _ and -".into(),
         ));
     }
     let answer = state.keys.answer_challenge(challenge);
     info!("Webhook verification successful");
+    state.metrics.event("VERIFY", "challenge_answered");
     Ok(HttpResponse::Ok().json(ChallengeAnswer { challenge: answer }))
 }
 
@@ -150,6 +158,7 @@ async fn keep_malformed(
 ) -> Result<HttpResponse, ApiError> {
     let id = EventId::from_body(&body).value;
     let message = parse_error.to_string();
+    state.metrics.event("other", Outcome::Malformed.as_str());
     let stored = {
         let (id, message) = (id.clone(), message.clone());
         web::block(move || {

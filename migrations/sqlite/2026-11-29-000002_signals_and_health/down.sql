@@ -1,0 +1,2 @@
+DROP TABLE vehicle_errors;
+DROP TABLE vehicle_signals;
