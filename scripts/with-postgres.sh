@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a command with a throwaway PostgreSQL 15 cluster: initdb + pg_ctl in a temporary folder,
-# socket only (no TCP port), fsync off, removed afterwards. Exports TEST_DATABASE_URL and
+# socket only (no TCP port), fsync off (PG_FSYNC=on keeps it on, for benchmarks), removed afterwards. Exports TEST_DATABASE_URL and
 # REQUIRE_POSTGRES_TESTS=1 for the command, so PostgreSQL tests fail rather than skip.
 #
 #   scripts/with-postgres.sh cargo test --workspace
@@ -36,7 +36,7 @@ trap stop EXIT
 user=$( [ "$(id -u)" = 0 ] && echo postgres || id -un )
 run_pg "$bindir/initdb" -D "$pgdir/data" -U "$user" --auth=trust --no-sync -E UTF8 >/dev/null
 run_pg "$bindir/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" -w \
-  -o "-c listen_addresses='' -c unix_socket_directories=$pgdir -c fsync=off -c full_page_writes=off -c max_connections=200" \
+  -o "-c listen_addresses='' -c unix_socket_directories=$pgdir -c fsync=${PG_FSYNC:-off} -c full_page_writes=${PG_FSYNC:-off} -c max_connections=200" \
   start >/dev/null
 
 export TEST_DATABASE_URL="postgresql:///postgres?host=$pgdir&user=$user"

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::processor;
-use crate::state::AppState;
+use crate::state::Ingestor;
 
 /// Events handled per pass.
 const BATCH: i64 = 200;
@@ -38,7 +38,7 @@ pub struct Schedule {
 
 impl Background {
     /// Starts the passes on the current Tokio runtime.
-    pub fn start(state: AppState, schedule: Schedule) -> Background {
+    pub fn start(state: Ingestor, schedule: Schedule) -> Background {
         let (stop, stopped) = watch::channel(false);
         let state = Arc::new(state);
         let mut tasks = vec![every(schedule.retry_every, stopped.clone(), {
@@ -100,7 +100,7 @@ where
 }
 
 /// Processes events whose processing failed and is due again, or was interrupted.
-pub fn retry_pass(state: &AppState) -> usize {
+pub fn retry_pass(state: &Ingestor) -> usize {
     let now = meterhook_store::now();
     let stale = now - chrono::TimeDelta::from_std(STALE_AFTER).unwrap_or_default();
     let due = match state.store.due_events(now, stale, BATCH) {
@@ -111,26 +111,37 @@ pub fn retry_pass(state: &AppState) -> usize {
         }
     };
     for record in &due {
-        let outcome = processor::with_retry(
-            &state.store,
-            &record.event_id,
-            &state.retry,
-            record.attempts,
-            || processor::process_record(&state.store, record, &state.policy),
-        );
-        info!(
-            "Webhook event {} (retry {}): {outcome}",
-            record.event_id,
-            record.attempts + 1
-        );
+        match processor::process_stored(&state.store, record, &state.policy, &state.retry) {
+            Ok(outcome) => info!(
+                "Webhook event {} (retry {}): {outcome}",
+                record.event_id,
+                record.attempts + 1
+            ),
+            Err(e) => {
+                warn!("retry pass: database unavailable ({e}); trying again later");
+                break;
+            }
+        }
     }
     due.len()
 }
 
 /// Moves spooled events into the main database, processing each once; stops at the first
 /// failure (the database is still away) and tries again next time.
-pub fn drain_pass(state: &AppState, migrated: &AtomicBool) -> usize {
+pub fn drain_pass(state: &Ingestor, migrated: &AtomicBool) -> usize {
     let Some(spool) = &state.spool else { return 0 };
+    if !migrated.load(Ordering::Relaxed) {
+        // meterhook may have started while the database was away: migrate as soon as it answers.
+        match state.store.migrate() {
+            Ok(n) => {
+                if n > 0 {
+                    info!("applied {n} database migrations");
+                }
+                migrated.store(true, Ordering::Relaxed);
+            }
+            Err(_) => return 0,
+        }
+    }
     let spooled = match spool.events_after(0, BATCH) {
         Ok(events) if events.is_empty() => return 0,
         Ok(events) => events,
@@ -139,13 +150,6 @@ pub fn drain_pass(state: &AppState, migrated: &AtomicBool) -> usize {
             return 0;
         }
     };
-    if !migrated.load(Ordering::Relaxed) {
-        // meterhook may have started while the database was away.
-        match state.store.migrate() {
-            Ok(_) => migrated.store(true, Ordering::Relaxed),
-            Err(_) => return 0,
-        }
-    }
     let mut moved = 0;
     for record in &spooled {
         let new = NewEvent::pending(
@@ -155,23 +159,24 @@ pub fn drain_pass(state: &AppState, migrated: &AtomicBool) -> usize {
             &record.payload,
             record.received_at,
         );
-        match state.store.record_event(&new) {
-            Ok(Recorded::New) => {
-                let outcome =
-                    processor::with_retry(&state.store, &record.event_id, &state.retry, 0, || {
-                        processor::process_record(&state.store, record, &state.policy)
-                    });
-                info!(
-                    "Webhook event {} (from the spool): {outcome}",
-                    record.event_id
-                );
+        let moved_in = state.store.write(|tx| match tx.record_event(&new)? {
+            Recorded::New => {
+                processor::process_or_schedule(tx, &record.event_id, &state.retry, 0, |tx| {
+                    processor::process_record(tx, record, &state.policy)
+                })
+                .map(|r| Some(r.outcome))
             }
-            Ok(Recorded::AlreadySeen) => {
-                info!(
-                    "Webhook event {} (from the spool): already received",
-                    record.event_id
-                );
-            }
+            Recorded::AlreadySeen => Ok(None),
+        });
+        match moved_in {
+            Ok(Some(outcome)) => info!(
+                "Webhook event {} (from the spool): {outcome}",
+                record.event_id
+            ),
+            Ok(None) => info!(
+                "Webhook event {} (from the spool): already received",
+                record.event_id
+            ),
             Err(e) => {
                 warn!(
                     "spool: database still unavailable ({e}); {} events wait",
@@ -194,7 +199,7 @@ pub fn drain_pass(state: &AppState, migrated: &AtomicBool) -> usize {
 }
 
 /// Deletes processed events older than the retention window.
-pub fn prune_pass(state: &AppState, window: Duration) -> u64 {
+pub fn prune_pass(state: &Ingestor, window: Duration) -> u64 {
     let before = meterhook_store::now() - chrono::TimeDelta::from_std(window).unwrap_or_default();
     match state.store.prune_events(before, 500) {
         Ok(0) => 0,

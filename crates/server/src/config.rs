@@ -55,6 +55,9 @@ pub struct Settings {
     pub listen: String,
     /// `METERHOOK_WORKERS`: HTTP worker threads (0: one per core).
     pub workers: usize,
+    /// `METERHOOK_WRITERS`: threads committing deliveries in batches (0: 1 on SQLite, 2 on
+    /// PostgreSQL).
+    pub writers: usize,
     /// `METERHOOK_POOL_SIZE`: database connections.
     pub pool_size: u32,
     /// `METERHOOK_DUPLICATE_WINDOW`: the same reading within this time is a duplicate (`1h`).
@@ -154,6 +157,7 @@ impl Settings {
         b = set(b, "listen", "127.0.0.1:3000".into());
         b = set(b, "workers", 0i64.into());
         b = set(b, "pool_size", 8i64.into());
+        b = set(b, "writers", 0i64.into());
         b = set(b, "duplicate_window", "1h".into());
         b = set(b, "max_speed_kmh", 300i64.into());
         b = set(b, "jump_tolerance_km", 1.0f64.into());

@@ -10,6 +10,7 @@ pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod views;
+pub mod writer;
 
 pub use config::{Secret, Settings};
 pub use startup::{Application, StartError};

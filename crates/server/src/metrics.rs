@@ -128,6 +128,11 @@ impl Metrics {
         self.newest_age.set(newest_age.unwrap_or(-1.0));
     }
 
+    /// Sets the spool gauge alone (readable while the database is not).
+    pub fn set_spooled(&self, spooled: i64) {
+        self.spooled.set(spooled);
+    }
+
     /// The OpenMetrics text.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();

@@ -1,10 +1,12 @@
 //! What happens to a stored event: the seed's "What happens when an event is received".
 //!
-//! The event is already durable when this runs; processing failures leave it pending, never lost.
+//! Everything here writes through a [`Tx`]: the writer commits many deliveries in one
+//! transaction, the background passes one event per transaction. Processing runs in a savepoint,
+//! so a failure undoes the processing alone; the event stays stored and is retried.
 
 use meterhook_domain::{Millis, Policy};
 use meterhook_smartcar::{Event, EventType};
-use meterhook_store::{ErrorReport, NewSignal, Outcome, ProcessResult, Store, StoreError};
+use meterhook_store::{ErrorReport, NewSignal, Outcome, ProcessResult, Store, StoreError, Tx};
 
 /// Every value of every signal of a state event, as the store keeps them.
 pub fn signal_rows(event: &Event, received_at: Millis) -> Vec<NewSignal> {
@@ -32,30 +34,41 @@ pub fn signal_rows(event: &Event, received_at: Millis) -> Vec<NewSignal> {
         .collect()
 }
 
-/// Processes one stored event with the rules; blocking (runs on a blocking thread).
+/// Finishes an event that needs no rules.
+fn complete(
+    tx: &mut Tx<'_>,
+    event_id: &str,
+    event: &Event,
+    outcome: Outcome,
+    error: Option<&str>,
+    sync: Option<(&str, &serde_json::Value)>,
+) -> Result<ProcessResult, StoreError> {
+    let sync = sync.map(|(kind, data)| (kind, event.vehicle_id.as_deref(), data));
+    let processed_now = tx.complete_event(event_id, outcome, error, sync)?;
+    Ok(ProcessResult {
+        outcome,
+        decision: None,
+        entry_id: None,
+        vehicle_id: None,
+        processed_now,
+    })
+}
+
+/// Processes one stored event with the rules.
 pub fn process(
-    store: &Store,
+    tx: &mut Tx<'_>,
     event_id: &str,
     event: &Event,
     received_at: Millis,
     policy: &Policy,
 ) -> Result<ProcessResult, StoreError> {
-    let simple =
-        |outcome: Outcome, error: Option<&str>, sync: Option<(&str, &serde_json::Value)>| {
-            let sync = sync.map(|(kind, data)| (kind, event.vehicle_id.as_deref(), data));
-            let processed_now = store.complete_event(event_id, outcome, error, sync)?;
-            Ok(ProcessResult {
-                outcome,
-                decision: None,
-                entry_id: None,
-                vehicle_id: None,
-                processed_now,
-            })
-        };
     match &event.event_type {
         EventType::VehicleState => {
             let Some(vehicle) = event.vehicle_id.as_deref() else {
-                return simple(
+                return complete(
+                    tx,
+                    event_id,
+                    event,
                     Outcome::InvalidReading,
                     Some("the event names no vehicle (no vehicleId, no data.vehicle.id)"),
                     None,
@@ -63,33 +76,44 @@ pub fn process(
             };
             let signals = signal_rows(event, received_at);
             if !signals.is_empty() {
-                store.record_signals(event_id, vehicle, &signals)?;
+                tx.record_signals(event_id, vehicle, &signals)?;
             }
             match event.odometer_reading(received_at) {
-                None => simple(Outcome::NoOdometer, None, None),
+                None => complete(tx, event_id, event, Outcome::NoOdometer, None, None),
                 Some(Err(e)) => {
                     let message = format!("odometer signal unusable: {e}");
                     let data = serde_json::json!({ "error": message });
-                    simple(
+                    complete(
+                        tx,
+                        event_id,
+                        event,
                         Outcome::InvalidReading,
                         Some(&message),
                         Some(("odometer", &data)),
                     )
                 }
-                Some(Ok(reading)) => store
-                    .process_odometer(event_id, vehicle, reading, policy)
-                    .or_else(|e| match e {
+                Some(Ok(reading)) => {
+                    match tx.process_odometer(event_id, vehicle, reading, policy) {
                         // A time chrono cannot represent is the data's fault, not the database's.
-                        StoreError::Invalid(message) => {
-                            simple(Outcome::InvalidReading, Some(&message), None)
-                        }
-                        other => Err(other),
-                    }),
+                        Err(StoreError::Invalid(message)) => complete(
+                            tx,
+                            event_id,
+                            event,
+                            Outcome::InvalidReading,
+                            Some(&message),
+                            None,
+                        ),
+                        other => other,
+                    }
+                }
             }
         }
         EventType::VehicleError => {
             let Some(vehicle) = event.vehicle_id.as_deref() else {
-                return simple(
+                return complete(
+                    tx,
+                    event_id,
+                    event,
                     Outcome::InvalidReading,
                     Some("the event names no vehicle (no vehicleId, no data.vehicle.id)"),
                     None,
@@ -119,25 +143,27 @@ pub fn process(
                     "signals": e.signals,
                 })).collect::<Vec<_>>(),
             });
-            store.record_vehicle_errors(event_id, vehicle, &reports, &data)
+            tx.record_vehicle_errors(event_id, vehicle, &reports, &data)
         }
-        EventType::Verify | EventType::Other(_) => simple(Outcome::Ignored, None, None),
+        EventType::Verify | EventType::Other(_) => {
+            complete(tx, event_id, event, Outcome::Ignored, None, None)
+        }
     }
 }
 
 /// Processes a stored event again from its raw body (retries, reprocessing, the spool).
 pub fn process_record(
-    store: &Store,
+    tx: &mut Tx<'_>,
     record: &meterhook_store::EventRecord,
     policy: &Policy,
 ) -> Result<ProcessResult, StoreError> {
     let received_at = meterhook_store::to_millis(record.received_at);
     match meterhook_smartcar::parse_event(record.payload.as_bytes()) {
-        Ok(event) => process(store, &record.event_id, &event, received_at, policy),
+        Ok(event) => process(tx, &record.event_id, &event, received_at, policy),
         Err(e) => {
             let message = format!("stored body no longer parses: {e}");
             let processed_now =
-                store.complete_event(&record.event_id, Outcome::Malformed, Some(&message), None)?;
+                tx.complete_event(&record.event_id, Outcome::Malformed, Some(&message), None)?;
             Ok(ProcessResult {
                 outcome: Outcome::Malformed,
                 decision: None,
@@ -149,43 +175,59 @@ pub fn process_record(
     }
 }
 
-/// Runs `attempt`; on failure records it on the event (retry later, or `dead` after the last
-/// attempt) and returns the outcome stored. Never loses the event.
-pub fn with_retry(
-    store: &Store,
+/// Runs `attempt` in a savepoint; when it fails, its work is undone and the failure is recorded
+/// on the event (retry later, or `dead` after the last attempt). The event is never lost. An
+/// error means the transaction itself failed (the database is away).
+pub fn process_or_schedule(
+    tx: &mut Tx<'_>,
     event_id: &str,
     retry: &crate::config::RetryPolicy,
     attempts_so_far: i32,
-    attempt: impl FnOnce() -> Result<ProcessResult, StoreError>,
-) -> Outcome {
-    match attempt() {
-        Ok(result) => result.outcome,
+    attempt: impl FnOnce(&mut Tx<'_>) -> Result<ProcessResult, StoreError>,
+) -> Result<ProcessResult, StoreError> {
+    match tx.savepoint(attempt) {
+        Ok(result) => Ok(result),
+        Err(e) if e.is_transient() => Err(e),
         Err(e) => {
             let message = e.to_string();
             let delay = retry.delay(attempts_so_far + 1);
             let retry_at = meterhook_store::now()
                 + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::hours(1));
-            match store.record_processing_failure(event_id, &message, retry_at, retry.max_attempts)
-            {
-                Ok(Outcome::Dead) => {
-                    log::error!("Webhook event {event_id}: processing failed for the last time ({message}); outcome dead");
-                    Outcome::Dead
-                }
-                Ok(outcome) => {
-                    log::warn!(
-                        "Webhook event {event_id}: processing failed ({message}); retrying in {}s",
-                        delay.as_secs()
-                    );
-                    outcome
-                }
-                Err(e2) => {
-                    // The database is gone: the event stays unprocessed and the retry pass finds it.
-                    log::warn!("Webhook event {event_id}: processing failed ({message}) and could not be rescheduled ({e2})");
-                    Outcome::Pending
-                }
+            let outcome =
+                tx.record_processing_failure(event_id, &message, retry_at, retry.max_attempts)?;
+            if outcome == Outcome::Dead {
+                log::error!("Webhook event {event_id}: processing failed for the last time ({message}); outcome dead");
+            } else {
+                log::warn!(
+                    "Webhook event {event_id}: processing failed ({message}); retrying in {}s",
+                    delay.as_secs()
+                );
             }
+            Ok(ProcessResult {
+                outcome,
+                decision: None,
+                entry_id: None,
+                vehicle_id: None,
+                processed_now: false,
+            })
         }
     }
+}
+
+/// Processes one stored event in a transaction of its own, scheduling a retry on failure.
+pub fn process_stored(
+    store: &Store,
+    record: &meterhook_store::EventRecord,
+    policy: &Policy,
+    retry: &crate::config::RetryPolicy,
+) -> Result<Outcome, StoreError> {
+    store
+        .write(|tx| {
+            process_or_schedule(tx, &record.event_id, retry, record.attempts, |tx| {
+                process_record(tx, record, policy)
+            })
+        })
+        .map(|r| r.outcome)
 }
 
 /// Resets and processes the chosen events again; returns (event id, outcome) for each.
@@ -196,13 +238,14 @@ pub fn reprocess(
     retry: &crate::config::RetryPolicy,
 ) -> Result<Vec<(String, Outcome)>, StoreError> {
     let records = store.reset_for_reprocess(which)?;
-    Ok(records
+    records
         .iter()
         .map(|record| {
-            let outcome = with_retry(store, &record.event_id, retry, 0, || {
-                process_record(store, record, policy)
-            });
-            (record.event_id.clone(), outcome)
+            let reset = meterhook_store::EventRecord {
+                attempts: 0,
+                ..record.clone()
+            };
+            process_stored(store, &reset, policy, retry).map(|o| (record.event_id.clone(), o))
         })
-        .collect())
+        .collect()
 }

@@ -13,7 +13,8 @@ use crate::config::{ConfigError, Settings};
 use crate::metrics::Metrics;
 use crate::routes::api::{self, ApiToken};
 use crate::routes::{health, metrics, webhook};
-use crate::state::{AppState, BodyLimits};
+use crate::state::{AppState, BodyLimits, Ingestor};
+use crate::writer::Writer;
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +39,8 @@ pub enum StartError {
 pub struct Application {
     port: u16,
     server: Server,
-    state: AppState,
+    ingestor: Ingestor,
+    writer: Writer,
     schedule: Schedule,
 }
 
@@ -101,12 +103,23 @@ impl Application {
             keys.len(),
             if keys.len() == 1 { "" } else { "s" }
         );
+        let ingestor = Ingestor {
+            store: store.clone(),
+            spool: spool.clone(),
+            policy,
+            retry,
+        };
+        let writers = match (settings.writers, store.backend()) {
+            (0, meterhook_store::Backend::Sqlite) => 1,
+            (0, meterhook_store::Backend::Postgres) => 2,
+            (n, _) => n,
+        };
+        let (writer, writer_handle) = Writer::start(ingestor.clone(), writers);
         let app_state = AppState {
             store,
             spool,
             keys,
-            policy,
-            retry,
+            writer: writer_handle,
             limits: BodyLimits {
                 max_bytes: settings.body_limit,
                 timeout: client_timeout,
@@ -118,11 +131,11 @@ impl Application {
                 .filter(|t| !t.expose().is_empty())
                 .map(|t| ApiToken::new(t.expose())),
         };
-        if app_state.api_token.is_some() {
+        let api_on = app_state.api_token.is_some();
+        if api_on {
             info!("read API on at /api/vehicles/{{vehicle_id}}/… (bearer token)");
         }
-        let api_on = app_state.api_token.is_some();
-        let state = web::Data::new(app_state.clone());
+        let state = web::Data::new(app_state);
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -156,7 +169,8 @@ impl Application {
         Ok(Application {
             port,
             server,
-            state: app_state,
+            ingestor,
+            writer,
             schedule,
         })
     }
@@ -172,11 +186,23 @@ impl Application {
     }
 
     /// Serves until stopped. SIGINT/SIGTERM stop it gracefully: no new connections, requests in
-    /// flight are finished (up to 30 s), then the background passes finish and stop.
+    /// flight are finished (up to 30 s), the writer commits what is queued, then the background
+    /// passes finish and stop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let background = Background::start(self.state, self.schedule);
+        let background = Background::start(self.ingestor, self.schedule);
         let served = self.server.await;
         info!("HTTP server stopped; finishing background work");
+        // The server's handlers held the last handles to the writer: it now drains and ends.
+        let writer = self.writer;
+        match tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || writer.join()),
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(_) => warn!("the writer did not finish within 30 s"),
+        }
         background.stop().await;
         info!("meterhook stopped");
         served

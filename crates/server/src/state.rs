@@ -4,31 +4,30 @@ use chrono::NaiveDateTime;
 use log::{error, info, warn};
 use meterhook_domain::Policy;
 use meterhook_smartcar::{Event, SigningKeys};
-use meterhook_store::{NewEvent, Outcome, Recorded, Store};
+use meterhook_store::{NewEvent, Outcome, Recorded, Store, StoreError, Tx};
 
 use crate::config::RetryPolicy;
 use crate::error::ApiError;
 use crate::processor;
+use crate::writer::WriterHandle;
 
-/// Shared by the handlers and the background tasks.
+/// Shared by the handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The database.
+    /// The database (reads, readiness).
     pub store: Store,
     /// A local SQLite file that takes events while a PostgreSQL `store` is unreachable.
     pub spool: Option<Store>,
     /// Accepted `SC-Signature` keys; the first answers challenges.
     pub keys: SigningKeys,
-    /// The odometer rules' policy.
-    pub policy: Policy,
-    /// How failed processing is retried.
-    pub retry: RetryPolicy,
     /// Request body limits.
     pub limits: BodyLimits,
     /// The process's metrics.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// The read API's token; the API is off without one.
     pub api_token: Option<crate::routes::api::ApiToken>,
+    /// Where verified deliveries go to be committed.
+    pub writer: WriterHandle,
 }
 
 /// How large a request body may be and how long it may take to arrive.
@@ -51,74 +50,140 @@ pub enum Ingested {
     Spooled,
 }
 
-impl AppState {
-    /// Stores a verified event durably, then processes it. Blocking.
-    ///
-    /// An error means the event is stored nowhere: the caller must not answer 2xx.
-    pub fn ingest(
-        &self,
-        event_id: &str,
-        event: &Event,
-        body: &[u8],
-        received_at: NaiveDateTime,
-    ) -> Result<Ingested, ApiError> {
+/// A verified delivery waiting to be committed.
+#[derive(Debug)]
+pub struct Delivery {
+    /// Its identity (`eventId`, or the body hash).
+    pub event_id: String,
+    /// The parsed event.
+    pub event: Event,
+    /// The raw body, stored as received.
+    pub body: actix_web::web::Bytes,
+    /// When it arrived.
+    pub received_at: NaiveDateTime,
+}
+
+/// Stores and processes events: used by the writer threads and the background passes.
+#[derive(Debug, Clone)]
+pub struct Ingestor {
+    /// The database.
+    pub store: Store,
+    /// The outage spool, with PostgreSQL.
+    pub spool: Option<Store>,
+    /// The odometer rules' policy.
+    pub policy: Policy,
+    /// How failed processing is retried.
+    pub retry: RetryPolicy,
+}
+
+impl Ingestor {
+    /// Commits deliveries in one transaction (group commit: one fsync for all), each stored and
+    /// processed in savepoints of its own. Returns one answer per delivery, in order; an `Ok`
+    /// means the delivery is committed (or spooled). Blocking.
+    pub fn commit(&self, deliveries: &[Delivery]) -> Vec<Result<Ingested, ApiError>> {
+        let committed = self.store.write(|tx| {
+            let mut answers = Vec::with_capacity(deliveries.len());
+            for delivery in deliveries {
+                match tx.savepoint(|tx| self.ingest_one(tx, delivery)) {
+                    Ok(answer) => answers.push(Ok(answer)),
+                    // The connection or the database is gone: nothing of this batch commits.
+                    Err(e) if e.is_transient() => return Err(e),
+                    Err(e) => answers.push(Err(e)),
+                }
+            }
+            Ok(answers)
+        });
+        match committed {
+            Ok(answers) => answers
+                .into_iter()
+                .zip(deliveries)
+                .map(|(answer, d)| {
+                    answer.map_err(|e| {
+                        error!("Webhook event {}: could not be stored: {e}", d.event_id);
+                        ApiError::from_store(e)
+                    })
+                })
+                .collect(),
+            Err(e) if e.is_transient() => deliveries
+                .iter()
+                .map(|d| self.spool_or_refuse(d, &e))
+                .collect(),
+            Err(e) => {
+                error!(
+                    "a batch of {} deliveries could not be committed: {e}",
+                    deliveries.len()
+                );
+                deliveries
+                    .iter()
+                    .map(|_| Err(ApiError::Internal(e.to_string())))
+                    .collect()
+            }
+        }
+    }
+
+    fn ingest_one(&self, tx: &mut Tx<'_>, d: &Delivery) -> Result<Ingested, StoreError> {
         // A parsed event is valid JSON, hence valid UTF-8.
-        let payload = String::from_utf8_lossy(body);
+        let payload = String::from_utf8_lossy(&d.body);
+        let event = &d.event;
         let new = NewEvent::pending(
-            event_id,
+            &d.event_id,
             event.event_type.as_str(),
             event.vehicle_id.as_deref(),
             &payload,
-            received_at,
+            d.received_at,
         );
-        match self.store.record_event(&new) {
-            Ok(Recorded::AlreadySeen) => {
-                info!(
-                    "Webhook event {event_id} ({}): already received; not processed again",
-                    event.event_type
-                );
-                return Ok(Ingested::AlreadyReceived);
-            }
-            Ok(Recorded::New) => {}
-            Err(e) if e.is_transient() => return self.spool_or_refuse(event_id, &new, e),
-            Err(e) => return Err(ApiError::from_store(e)),
-        }
-        let received_ms = meterhook_store::to_millis(received_at);
-        let outcome = processor::with_retry(&self.store, event_id, &self.retry, 0, || {
-            let result =
-                processor::process(&self.store, event_id, event, received_ms, &self.policy)?;
-            let detail = result
-                .decision
-                .as_ref()
-                .map(|d| format!(" ({d})"))
-                .unwrap_or_default();
+        if tx.record_event(&new)? == Recorded::AlreadySeen {
             info!(
-                "Webhook event {event_id} ({}, vehicle {}): {}{detail}",
-                event.event_type,
-                event.vehicle_id.as_deref().unwrap_or("-"),
-                result.outcome
+                "Webhook event {} ({}): already received; not processed again",
+                d.event_id, event.event_type
             );
-            Ok(result)
-        });
-        Ok(Ingested::Stored(outcome))
+            return Ok(Ingested::AlreadyReceived);
+        }
+        let received_ms = meterhook_store::to_millis(d.received_at);
+        let result = processor::process_or_schedule(tx, &d.event_id, &self.retry, 0, |tx| {
+            processor::process(tx, &d.event_id, event, received_ms, &self.policy)
+        })?;
+        let detail = result
+            .decision
+            .as_ref()
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        info!(
+            "Webhook event {} ({}, vehicle {}): {}{detail}",
+            d.event_id,
+            event.event_type,
+            event.vehicle_id.as_deref().unwrap_or("-"),
+            result.outcome
+        );
+        Ok(Ingested::Stored(result.outcome))
     }
 
-    fn spool_or_refuse(
-        &self,
-        event_id: &str,
-        new: &NewEvent<'_>,
-        cause: meterhook_store::StoreError,
-    ) -> Result<Ingested, ApiError> {
+    fn spool_or_refuse(&self, d: &Delivery, cause: &StoreError) -> Result<Ingested, ApiError> {
         let Some(spool) = &self.spool else {
-            return Err(ApiError::from_store(cause));
+            warn!(
+                "Webhook event {}: database unavailable ({cause})",
+                d.event_id
+            );
+            return Err(ApiError::Unavailable);
         };
-        match spool.record_event(new) {
+        let payload = String::from_utf8_lossy(&d.body);
+        let new = NewEvent::pending(
+            &d.event_id,
+            d.event.event_type.as_str(),
+            d.event.vehicle_id.as_deref(),
+            &payload,
+            d.received_at,
+        );
+        match spool.record_event(&new) {
             Ok(_) => {
-                warn!("Webhook event {event_id}: database unavailable ({cause}); kept in the local spool");
+                warn!(
+                    "Webhook event {}: database unavailable ({cause}); kept in the local spool",
+                    d.event_id
+                );
                 Ok(Ingested::Spooled)
             }
             Err(e) => {
-                error!("Webhook event {event_id}: database unavailable ({cause}) and the spool failed too ({e})");
+                error!("Webhook event {}: database unavailable ({cause}) and the spool failed too ({e})", d.event_id);
                 Err(ApiError::Unavailable)
             }
         }

@@ -235,6 +235,7 @@ pub fn connect(url: &DatabaseUrl, busy_timeout: Duration) -> Result<DbConnection
                 "PRAGMA busy_timeout = {};\
                  PRAGMA journal_mode = WAL;\
                  PRAGMA synchronous = FULL;\
+                 PRAGMA temp_store = MEMORY;\
                  PRAGMA foreign_keys = ON;",
                 busy_timeout.as_millis()
             ))?;

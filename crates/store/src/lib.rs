@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::Connection;
 use meterhook_domain::Millis;
 
 mod db;
@@ -167,6 +168,26 @@ impl Store {
 
     pub(crate) fn conn(&self) -> Result<r2d2::PooledConnection<db::Manager>> {
         Ok(self.pool.get()?)
+    }
+
+    /// Runs `work` in one transaction: one commit (one fsync) for everything it writes. The
+    /// server's writer uses it to commit many deliveries at once (group commit).
+    pub fn write<T>(&self, work: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn()?;
+        conn.transaction(|conn| work(&mut Tx { conn: &mut *conn }))
+    }
+}
+
+/// Writes inside one transaction ([`Store::write`]). Each method runs in a savepoint of its
+/// own, so a failed step is undone alone and the rest of the transaction goes on.
+pub struct Tx<'a> {
+    conn: &'a mut DbConnection,
+}
+
+impl Tx<'_> {
+    /// Runs `work` in a savepoint: on error it is rolled back alone.
+    pub fn savepoint<T>(&mut self, work: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
+        self.conn.transaction(|conn| work(&mut Tx { conn }))
     }
 }
 

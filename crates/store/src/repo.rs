@@ -12,7 +12,7 @@ use crate::schema::{
 };
 use crate::{
     now, to_millis, to_timestamp, EventRecord, EventSummary, MeterEntry, NewEvent, Outcome,
-    ProcessResult, Recorded, Result, Stats, Store, StoreError, SyncLog, SyncStatus, TypeCount,
+    ProcessResult, Recorded, Result, Stats, Store, StoreError, SyncLog, SyncStatus, Tx, TypeCount,
     Vehicle,
 };
 
@@ -104,8 +104,7 @@ impl Store {
     /// Stores an event unless its id is already stored, in one statement (`ON CONFLICT DO
     /// NOTHING`): concurrent deliveries of one event store it once and exactly one sees `New`.
     pub fn record_event(&self, event: &NewEvent<'_>) -> Result<Recorded> {
-        let mut conn = self.conn()?;
-        record_event(&mut conn, event)
+        self.write(|tx| tx.record_event(event))
     }
 
     /// The stored event with this id.
@@ -139,25 +138,7 @@ impl Store {
         error: Option<&str>,
         sync: Option<(&str, Option<&str>, &serde_json::Value)>,
     ) -> Result<bool> {
-        let mut conn = self.conn()?;
-        conn.transaction(|conn| {
-            if !claim_event(conn, event_id)? {
-                return Ok(false);
-            }
-            if let Some((sync_type, smartcar_vehicle_id, data)) = sync {
-                write_sync_log(
-                    conn,
-                    sync_type,
-                    smartcar_vehicle_id,
-                    None,
-                    event_id,
-                    outcome,
-                    data,
-                )?;
-            }
-            finish_event(conn, event_id, outcome, error)?;
-            Ok(true)
-        })
+        self.write(|tx| tx.complete_event(event_id, outcome, error, sync))
     }
 
     /// Processes an odometer reading in one transaction: claims the event (so it is processed
@@ -170,99 +151,7 @@ impl Store {
         reading: Reading,
         policy: &Policy,
     ) -> Result<ProcessResult> {
-        let entry_date = to_timestamp(reading.observed_at).ok_or_else(|| {
-            StoreError::Invalid(format!(
-                "reading time {} is out of range",
-                reading.observed_at
-            ))
-        })?;
-        let mut conn = self.conn()?;
-        conn.transaction(|conn| {
-            if !claim_event(conn, event_id)? {
-                return Ok(ProcessResult::already_processed(stored_outcome(
-                    conn, event_id,
-                )?));
-            }
-            let vehicle = match lock_vehicle(conn, smartcar_vehicle_id)? {
-                Ok(vehicle) => vehicle,
-                Err(outcome) => {
-                    let data = serde_json::json!({ "smartcarVehicleId": smartcar_vehicle_id });
-                    write_sync_log(
-                        conn,
-                        "odometer",
-                        Some(smartcar_vehicle_id),
-                        None,
-                        event_id,
-                        outcome,
-                        &data,
-                    )?;
-                    finish_event(conn, event_id, outcome, None)?;
-                    return Ok(ProcessResult {
-                        outcome,
-                        decision: None,
-                        entry_id: None,
-                        vehicle_id: None,
-                        processed_now: true,
-                    });
-                }
-            };
-            let neighbours = load_neighbours(conn, &vehicle.vehicle_id, entry_date, policy)?;
-            let decision = decide(reading, &neighbours, policy);
-            let outcome = Outcome::from_decision(&decision);
-            // Accepted readings become entries; refused ones are kept as void entries with the
-            // reason (as Fleetio does), out of the rules; duplicates are not kept again.
-            let void_reason = match &decision {
-                Decision::Accept { .. } => None,
-                Decision::Duplicate { .. } => Some(None),
-                refused => Some(Some(refused.to_string())),
-            };
-            let entry = match void_reason {
-                Some(None) => None,
-                Some(Some(ref reason)) => Some((true, Some(reason.as_str()))),
-                None => Some((false, None)),
-            };
-            let entry_id_any = match entry {
-                None => None,
-                Some((void, void_reason)) => {
-                    let note = format!("Smartcar webhook event {event_id}");
-                    Some(
-                        diesel::insert_into(meter_entries::table)
-                            .values(NewMeterEntry {
-                                vehicle_id: &vehicle.vehicle_id,
-                                value_m: reading.distance.metres(),
-                                entry_date,
-                                source_type: SOURCE_SMARTCAR_WEBHOOK,
-                                notes: Some(&note),
-                                event_id: Some(event_id),
-                                void,
-                                void_reason,
-                                created_at: now(),
-                            })
-                            .returning(meter_entries::id)
-                            .get_result::<i64>(conn)?,
-                    )
-                }
-            };
-            let data = sync_data(&decision, reading, entry_id_any);
-            let entry_id = entry_id_any.filter(|_| decision.is_accept());
-            write_sync_log(
-                conn,
-                "odometer",
-                Some(smartcar_vehicle_id),
-                Some(&vehicle.vehicle_id),
-                event_id,
-                outcome,
-                &data,
-            )?;
-            finish_event(conn, event_id, outcome, None)?;
-            Ok(ProcessResult {
-                outcome,
-                decision: Some(decision),
-                entry_id,
-                vehicle_id: Some(vehicle.vehicle_id),
-                processed_now: true,
-            })
-        })
+        self.write(|tx| tx.process_odometer(event_id, smartcar_vehicle_id, reading, policy))
     }
 
     // ---- entries, logs, figures ---------------------------------------------------------------
@@ -429,21 +318,28 @@ pub(crate) fn stored_outcome(conn: &mut DbConnection, event_id: &str) -> Result<
 
 /// Locks the vehicle for the rest of the transaction, so that readings of one app vehicle are
 /// judged one after the other: on PostgreSQL the rows of every Smartcar vehicle that feeds the same
-/// app vehicle (SQLite already holds its single write lock). Returns the outcome to store instead
+/// app vehicle. SQLite needs nothing more: the transaction's first statement was a write (the
+/// event claim), so it already holds the database's single write lock. Returns the outcome to store instead
 /// when the vehicle is unknown or inactive.
 pub(crate) fn lock_vehicle(
     conn: &mut DbConnection,
     smartcar_vehicle_id: &str,
 ) -> Result<std::result::Result<Vehicle, Outcome>> {
-    let Some(vehicle) = find_vehicle(conn, smartcar_vehicle_id)? else {
+    let Some(mut vehicle) = find_vehicle(conn, smartcar_vehicle_id)? else {
         return Ok(Err(Outcome::UnknownVehicle));
     };
-    lock_app_vehicle(conn, &vehicle.vehicle_id)?;
-    // Read again under the lock: it may have been deactivated or re-pointed meanwhile.
-    Ok(match find_vehicle(conn, smartcar_vehicle_id)? {
-        None => Err(Outcome::UnknownVehicle),
-        Some(vehicle) if !vehicle.is_active => Err(Outcome::InactiveVehicle),
-        Some(vehicle) => Ok(vehicle),
+    if matches!(conn, DbConnection::Pg(_)) {
+        lock_app_vehicle(conn, &vehicle.vehicle_id)?;
+        // Read again under the lock: it may have been deactivated or re-pointed meanwhile.
+        match find_vehicle(conn, smartcar_vehicle_id)? {
+            Some(locked) => vehicle = locked,
+            None => return Ok(Err(Outcome::UnknownVehicle)),
+        }
+    }
+    Ok(if vehicle.is_active {
+        Ok(vehicle)
+    } else {
+        Err(Outcome::InactiveVehicle)
     })
 }
 
@@ -599,31 +495,7 @@ impl Store {
         retry_at: NaiveDateTime,
         max_attempts: i32,
     ) -> Result<Outcome> {
-        use smartcar_webhook_events::dsl as e;
-        let mut conn = self.conn()?;
-        conn.transaction(|conn| {
-            let attempts: Option<i32> = diesel::update(
-                e::smartcar_webhook_events
-                    .filter(e::event_id.eq(event_id))
-                    .filter(e::processed.eq(false)),
-            )
-            .set((
-                e::attempts.eq(e::attempts + 1),
-                e::error.eq(error),
-                e::next_attempt_at.eq(Some(retry_at)),
-            ))
-            .returning(e::attempts)
-            .get_result(conn)
-            .optional()?;
-            match attempts {
-                Some(n) if n >= max_attempts => {
-                    finish_event(conn, event_id, Outcome::Dead, Some(error))?;
-                    Ok(Outcome::Dead)
-                }
-                Some(_) => Ok(Outcome::Pending),
-                None => stored_outcome(conn, event_id),
-            }
-        })
+        self.write(|tx| tx.record_processing_failure(event_id, error, retry_at, max_attempts))
     }
 
     /// Unprocessed events due for a try: scheduled at or before `now`, or never tried and received
@@ -703,6 +575,13 @@ impl Store {
             };
             let mut events: Vec<EventRecord> = query.load(conn)?;
             for event in &mut events {
+                // The reading is judged anew: the void entry of its last judgement goes.
+                diesel::delete(
+                    meter_entries::table
+                        .filter(meter_entries::event_id.eq(&event.event_id))
+                        .filter(meter_entries::void.eq(true)),
+                )
+                .execute(conn)?;
                 diesel::update(e::smartcar_webhook_events.filter(e::id.eq(event.id)))
                     .set((
                         e::processed.eq(false),
@@ -743,6 +622,182 @@ impl Store {
             let n = diesel::delete(e::smartcar_webhook_events.filter(e::id.eq_any(&ids)))
                 .execute(&mut *conn)?;
             deleted += n as u64;
+        }
+    }
+}
+
+impl Tx<'_> {
+    /// Stores an event unless its id is already stored, in one statement (`ON CONFLICT DO
+    /// NOTHING`): concurrent deliveries of one event store it once and exactly one sees `New`.
+    pub fn record_event(&mut self, event: &NewEvent<'_>) -> Result<Recorded> {
+        record_event(self.conn, event)
+    }
+
+    /// Finishes an event that needs no rules (ignored type, missing data, unusable reading),
+    /// writing a sync log when `sync_type` is given. Returns false when it was already processed.
+    pub fn complete_event(
+        &mut self,
+        event_id: &str,
+        outcome: Outcome,
+        error: Option<&str>,
+        sync: Option<(&str, Option<&str>, &serde_json::Value)>,
+    ) -> Result<bool> {
+        // Callers run this inside a transaction ([`Store::write`]); no savepoint of its own.
+        let conn: &mut DbConnection = &mut *self.conn;
+        if !claim_event(conn, event_id)? {
+            return Ok(false);
+        }
+        if let Some((sync_type, smartcar_vehicle_id, data)) = sync {
+            write_sync_log(
+                conn,
+                sync_type,
+                smartcar_vehicle_id,
+                None,
+                event_id,
+                outcome,
+                data,
+            )?;
+        }
+        finish_event(conn, event_id, outcome, error)?;
+        Ok(true)
+    }
+
+    /// Processes an odometer reading in one transaction: claims the event (so it is processed
+    /// once), serialises on the vehicle, loads the neighbouring readings, asks the rules, writes the
+    /// entry and the sync log, and marks the event processed.
+    pub fn process_odometer(
+        &mut self,
+        event_id: &str,
+        smartcar_vehicle_id: &str,
+        reading: Reading,
+        policy: &Policy,
+    ) -> Result<ProcessResult> {
+        let entry_date = to_timestamp(reading.observed_at).ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "reading time {} is out of range",
+                reading.observed_at
+            ))
+        })?;
+        // Callers run this inside a transaction ([`Store::write`]); no savepoint of its own.
+        let conn: &mut DbConnection = &mut *self.conn;
+        if !claim_event(conn, event_id)? {
+            return Ok(ProcessResult::already_processed(stored_outcome(
+                conn, event_id,
+            )?));
+        }
+        let vehicle = match lock_vehicle(conn, smartcar_vehicle_id)? {
+            Ok(vehicle) => vehicle,
+            Err(outcome) => {
+                let data = serde_json::json!({ "smartcarVehicleId": smartcar_vehicle_id });
+                write_sync_log(
+                    conn,
+                    "odometer",
+                    Some(smartcar_vehicle_id),
+                    None,
+                    event_id,
+                    outcome,
+                    &data,
+                )?;
+                finish_event(conn, event_id, outcome, None)?;
+                return Ok(ProcessResult {
+                    outcome,
+                    decision: None,
+                    entry_id: None,
+                    vehicle_id: None,
+                    processed_now: true,
+                });
+            }
+        };
+        let neighbours = load_neighbours(conn, &vehicle.vehicle_id, entry_date, policy)?;
+        let decision = decide(reading, &neighbours, policy);
+        let outcome = Outcome::from_decision(&decision);
+        // Accepted readings become entries; refused ones are kept as void entries with the
+        // reason (as Fleetio does), out of the rules; duplicates are not kept again.
+        let void_reason = match &decision {
+            Decision::Accept { .. } => None,
+            Decision::Duplicate { .. } => Some(None),
+            refused => Some(Some(refused.to_string())),
+        };
+        let entry = match void_reason {
+            Some(None) => None,
+            Some(Some(ref reason)) => Some((true, Some(reason.as_str()))),
+            None => Some((false, None)),
+        };
+        let entry_id_any = match entry {
+            None => None,
+            Some((void, void_reason)) => {
+                let note = format!("Smartcar webhook event {event_id}");
+                Some(
+                    diesel::insert_into(meter_entries::table)
+                        .values(NewMeterEntry {
+                            vehicle_id: &vehicle.vehicle_id,
+                            value_m: reading.distance.metres(),
+                            entry_date,
+                            source_type: SOURCE_SMARTCAR_WEBHOOK,
+                            notes: Some(&note),
+                            event_id: Some(event_id),
+                            void,
+                            void_reason,
+                            created_at: now(),
+                        })
+                        .returning(meter_entries::id)
+                        .get_result::<i64>(conn)?,
+                )
+            }
+        };
+        let data = sync_data(&decision, reading, entry_id_any);
+        let entry_id = entry_id_any.filter(|_| decision.is_accept());
+        write_sync_log(
+            conn,
+            "odometer",
+            Some(smartcar_vehicle_id),
+            Some(&vehicle.vehicle_id),
+            event_id,
+            outcome,
+            &data,
+        )?;
+        finish_event(conn, event_id, outcome, None)?;
+        Ok(ProcessResult {
+            outcome,
+            decision: Some(decision),
+            entry_id,
+            vehicle_id: Some(vehicle.vehicle_id),
+            processed_now: true,
+        })
+    }
+
+    /// Records that processing an event failed: counts the attempt, keeps the error, and schedules
+    /// the next try at `retry_at`; after `max_attempts` the event ends as `dead`.
+    pub fn record_processing_failure(
+        &mut self,
+        event_id: &str,
+        error: &str,
+        retry_at: NaiveDateTime,
+        max_attempts: i32,
+    ) -> Result<Outcome> {
+        use smartcar_webhook_events::dsl as e;
+        // Callers run this inside a transaction ([`Store::write`]); no savepoint of its own.
+        let conn: &mut DbConnection = &mut *self.conn;
+        let attempts: Option<i32> = diesel::update(
+            e::smartcar_webhook_events
+                .filter(e::event_id.eq(event_id))
+                .filter(e::processed.eq(false)),
+        )
+        .set((
+            e::attempts.eq(e::attempts + 1),
+            e::error.eq(error),
+            e::next_attempt_at.eq(Some(retry_at)),
+        ))
+        .returning(e::attempts)
+        .get_result(conn)
+        .optional()?;
+        match attempts {
+            Some(n) if n >= max_attempts => {
+                finish_event(conn, event_id, Outcome::Dead, Some(error))?;
+                Ok(Outcome::Dead)
+            }
+            Some(_) => Ok(Outcome::Pending),
+            None => stored_outcome(conn, event_id),
         }
     }
 }

@@ -85,10 +85,12 @@ async fn blocking<T: Send + 'static>(
 async fn meter_entries(
     req: HttpRequest,
     path: web::Path<String>,
-    page: web::Query<Page>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
+    // Parsed after the token check, so that an unauthenticated caller learns nothing.
+    let page = web::Query::<Page>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("bad query: {e}")))?;
     let vehicle_id = path.into_inner();
     let limit = page.limit.unwrap_or(100);
     if !(1..=MAX_LIMIT).contains(&limit) {

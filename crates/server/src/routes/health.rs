@@ -12,13 +12,25 @@ pub async fn healthz() -> HttpResponse {
         .body("ok")
 }
 
-/// Ready: the database answers a query.
+/// Ready: the database answers a query, or, while it does not, the spool takes events (the
+/// instance still acknowledges deliveries, so a load balancer must keep sending them).
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let store = state.store.clone();
-    match web::block(move || store.ping()).await {
-        Ok(Ok(())) => Ok(HttpResponse::Ok()
+    let st = state.clone();
+    let checked = web::block(move || match st.store.ping() {
+        Ok(()) => Ok("ready"),
+        Err(e) => match &st.spool {
+            Some(spool) if spool.ping().is_ok() => {
+                log::warn!("readiness: database unavailable ({e}); spooling");
+                Ok("ready (database unavailable: events go to the spool)")
+            }
+            _ => Err(e),
+        },
+    })
+    .await;
+    match checked {
+        Ok(Ok(body)) => Ok(HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
-            .body("ready")),
+            .body(body)),
         Ok(Err(e)) => {
             log::warn!("readiness check failed: {e}");
             Err(ApiError::Unavailable)

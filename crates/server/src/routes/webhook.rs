@@ -14,7 +14,7 @@ use meterhook_store::{NewEvent, Outcome, Recorded};
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::state::{AppState, BodyLimits, Ingested};
+use crate::state::{AppState, BodyLimits, Delivery, Ingested};
 
 /// What a delivery is answered with when it was stored.
 #[derive(Debug, Serialize)]
@@ -72,13 +72,15 @@ pub async fn receive(
     let event_id = event.id.value.clone();
     let event_type = event.event_type.as_str().to_owned();
     let started = std::time::Instant::now();
-    let outcome = {
-        let state = state.clone();
-        let event_id = event_id.clone();
-        web::block(move || state.ingest(&event_id, &event, &body, received_at))
-            .await
-            .map_err(|_| ApiError::Internal("the ingest task stopped".into()))??
-    };
+    let outcome = state
+        .writer
+        .submit(Delivery {
+            event_id: event_id.clone(),
+            event,
+            body,
+            received_at,
+        })
+        .await?;
     let (status, outcome) = match outcome {
         Ingested::Stored(outcome) => ("accepted", outcome.as_str()),
         Ingested::AlreadyReceived => ("duplicate", "already_received"),

@@ -223,6 +223,22 @@ fn refused_readings_become_void_entries_that_can_be_unvoided() {
                 .code(),
             Some(1)
         );
+        // Reprocessing judges a reading anew and keeps one entry for it, not one per judgement.
+        let out = cli(&app, &["events", "reprocess", "b"]);
+        assert!(
+            stdout(&out).contains("b: out_of_sequence"),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let for_b = app
+            .store
+            .list_entries("car-1", true)
+            .expect("entries")
+            .into_iter()
+            .filter(|e| e.event_id.as_deref() == Some("b"))
+            .count();
+        assert_eq!(for_b, 1);
     }
 }
 
@@ -431,6 +447,11 @@ fn the_read_api_behind_a_bearer_token() {
         assert_eq!(
             get(&format!("{entries}?limit=0"), Some("api-token-0123456789")).0,
             400
+        );
+        assert_eq!(
+            get(&format!("{entries}?limit=abc"), None).0,
+            401,
+            "the token is checked first"
         );
         assert_eq!(
             get(

@@ -1,0 +1,100 @@
+//! The writer: verified deliveries from every HTTP worker are committed by a few threads in
+//! batches, one transaction per batch (group commit). Each answer still waits for its own
+//! delivery's commit, so a 2xx never leaves before the event is durable; under load one fsync
+//! serves many deliveries.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use log::error;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ApiError;
+use crate::state::{Delivery, Ingested, Ingestor};
+
+/// Deliveries committed together at most.
+const MAX_BATCH: usize = 256;
+/// Deliveries waiting for a writer at most; further senders wait (back-pressure).
+const QUEUE: usize = 4_096;
+
+type Job = (Delivery, oneshot::Sender<Result<Ingested, ApiError>>);
+
+/// Submits deliveries to the writer threads.
+#[derive(Debug, Clone)]
+pub struct WriterHandle {
+    sender: mpsc::Sender<Job>,
+}
+
+/// The writer threads; they end once every [`WriterHandle`] is dropped and the queue is empty.
+#[derive(Debug)]
+pub struct Writer {
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts `threads` writers (1 suits SQLite, whose writes are serial anyway).
+    pub fn start(ingestor: Ingestor, threads: usize) -> (Writer, WriterHandle) {
+        let (sender, receiver) = mpsc::channel::<Job>(QUEUE);
+        let receiver = Arc::new(Mutex::new(receiver));
+        let threads = (0..threads.max(1))
+            .map(|i| {
+                let (ingestor, receiver) = (ingestor.clone(), receiver.clone());
+                std::thread::Builder::new()
+                    .name(format!("meterhook-writer-{i}"))
+                    .spawn(move || run(&ingestor, &receiver))
+                    .unwrap_or_else(|e| panic!("cannot start a writer thread: {e}"))
+            })
+            .collect();
+        (Writer { threads }, WriterHandle { sender })
+    }
+
+    /// Waits for the writers to finish what was queued.
+    pub fn join(self) {
+        for thread in self.threads {
+            if thread.join().is_err() {
+                error!("a writer thread panicked");
+            }
+        }
+    }
+}
+
+fn run(ingestor: &Ingestor, receiver: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        let batch = {
+            let Ok(mut queue) = receiver.lock() else {
+                return;
+            };
+            let Some(first) = queue.blocking_recv() else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        let (deliveries, replies): (Vec<Delivery>, Vec<_>) = batch.into_iter().unzip();
+        let answers = ingestor.commit(&deliveries);
+        for (reply, answer) in replies.into_iter().zip(answers) {
+            // The client may have gone; the delivery is committed all the same.
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+impl WriterHandle {
+    /// Queues a delivery and waits for its commit.
+    pub async fn submit(&self, delivery: Delivery) -> Result<Ingested, ApiError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send((delivery, reply))
+            .await
+            .map_err(|_| ApiError::Unavailable)?;
+        answer
+            .await
+            .map_err(|_| ApiError::Internal("the writer stopped".into()))?
+    }
+}

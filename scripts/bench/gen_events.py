@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Pre-signed benchmark events for wrk: one request per line, "<signature> <body>".
+
+The mix, in a fixed pseudo-random order: 90 % new odometer readings (rising per vehicle),
+5 % redeliveries (an earlier eventId again: answered 2xx, not processed again) and 5 %
+duplicates within the hour (a new eventId, the same value ten minutes later: skipped).
+Prints the expected counts as JSON on stderr.
+"""
+import argparse, hashlib, hmac, json, random, sys
+
+p = argparse.ArgumentParser()
+p.add_argument("--count", type=int, required=True)
+p.add_argument("--vehicles", type=int, default=100)
+p.add_argument("--token", required=True)
+p.add_argument("--out", required=True)
+p.add_argument("--prefix", default="bench")
+a = p.parse_args()
+
+rng = random.Random(42)
+key = a.token.encode()
+t0 = 1_769_852_860_000
+state = {}  # vehicle -> (km, ms)
+sent_new = []  # (event_id, body) of new readings, for redeliveries
+expected = {"new": 0, "redelivery": 0, "duplicate": 0}
+with open(a.out, "w") as out:
+    for i in range(a.count):
+        v = rng.randrange(a.vehicles)
+        vid = f"bench-vehicle-{v:03d}"
+        roll = rng.random()
+        if roll < 0.05 and sent_new:
+            body = sent_new[rng.randrange(len(sent_new))]
+            expected["redelivery"] += 1
+        else:
+            km, ms = state.get(v, (10_000.0 + v, t0))
+            if roll < 0.10 and v in state:
+                ms += 600_000  # same value ten minutes later: a duplicate
+                expected["duplicate"] += 1
+            else:
+                km += 1.0 + rng.random() * 20
+                ms += 1_800_000  # half an hour later: 2-42 km/h, plausible
+                expected["new"] += 1
+            state[v] = (km, ms)
+            body = json.dumps({
+                "eventId": f"{a.prefix}-{i:08d}",
+                "eventType": "VEHICLE_STATE",
+                "data": {"vehicle": {"id": vid}, "signals": [{
+                    "code": "odometer-traveleddistance", "name": "TraveledDistance", "group": "Odometer",
+                    "body": {"value": round(km, 3), "unit": "km"},
+                    "meta": {"oemUpdatedAt": ms, "retrievedAt": ms + 500},
+                    "status": {"value": "SUCCESS"}}]},
+                "meta": {"version": "4.0", "deliveryId": f"d-{i}", "deliveredAt": ms + 900, "mode": "LIVE"},
+            }, separators=(",", ":"))
+            if len(sent_new) < 100_000:
+                sent_new.append(body)
+        sig = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+        out.write(f"{sig} {body}\n")
+json.dump(expected, sys.stderr)
+sys.stderr.write("\n")
