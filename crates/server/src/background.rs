@@ -168,6 +168,9 @@ pub fn drain_pass(state: &Ingestor, migrated: &AtomicBool) -> usize {
             }
             Recorded::AlreadySeen => Ok(None),
         });
+        if moved_in.is_ok() {
+            state.outage.clear();
+        }
         match moved_in {
             Ok(Some(outcome)) => info!(
                 "Webhook event {} (from the spool): {outcome}",

@@ -108,6 +108,7 @@ impl Application {
             spool: spool.clone(),
             policy,
             retry,
+            outage: std::sync::Arc::default(),
         };
         let writers = match (settings.writers, store.backend()) {
             (0, meterhook_store::Backend::Sqlite) => 1,

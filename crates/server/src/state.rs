@@ -74,6 +74,39 @@ pub struct Ingestor {
     pub policy: Policy,
     /// How failed processing is retried.
     pub retry: RetryPolicy,
+    /// Set while the database is presumed down, so deliveries go straight to the spool instead
+    /// of each waiting for a connection timeout.
+    pub outage: std::sync::Arc<OutageGate>,
+}
+
+/// Remembers a database outage for a short while (a circuit breaker).
+#[derive(Debug, Default)]
+pub struct OutageGate {
+    until_ms: std::sync::atomic::AtomicI64,
+}
+
+impl OutageGate {
+    /// How long an outage is presumed after a failure before the database is tried again.
+    const HOLD_MS: i64 = 2_000;
+
+    /// Whether the database is presumed down now.
+    pub fn active(&self) -> bool {
+        self.until_ms.load(std::sync::atomic::Ordering::Relaxed)
+            > chrono::Utc::now().timestamp_millis()
+    }
+
+    /// Notes a failure: the database is presumed down for a while.
+    pub fn trip(&self) {
+        self.until_ms.store(
+            chrono::Utc::now().timestamp_millis() + Self::HOLD_MS,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Notes that the database answered.
+    pub fn clear(&self) {
+        self.until_ms.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Ingestor {
@@ -81,6 +114,9 @@ impl Ingestor {
     /// processed in savepoints of its own. Returns one answer per delivery, in order; an `Ok`
     /// means the delivery is committed (or spooled). Blocking.
     pub fn commit(&self, deliveries: &[Delivery]) -> Vec<Result<Ingested, ApiError>> {
+        if self.spool.is_some() && self.outage.active() {
+            return self.spool_or_refuse(deliveries, "database presumed unavailable");
+        }
         let committed = self.store.write(|tx| {
             let mut answers = Vec::with_capacity(deliveries.len());
             for delivery in deliveries {
@@ -104,10 +140,10 @@ impl Ingestor {
                     })
                 })
                 .collect(),
-            Err(e) if e.is_transient() => deliveries
-                .iter()
-                .map(|d| self.spool_or_refuse(d, &e))
-                .collect(),
+            Err(e) if e.is_transient() => {
+                self.outage.trip();
+                self.spool_or_refuse(deliveries, &e.to_string())
+            }
             Err(e) => {
                 error!(
                     "a batch of {} deliveries could not be committed: {e}",
@@ -158,33 +194,52 @@ impl Ingestor {
         Ok(Ingested::Stored(result.outcome))
     }
 
-    fn spool_or_refuse(&self, d: &Delivery, cause: &StoreError) -> Result<Ingested, ApiError> {
+    /// Keeps deliveries in the local spool, in one transaction; 503 when there is no spool or it
+    /// fails too.
+    fn spool_or_refuse(
+        &self,
+        deliveries: &[Delivery],
+        cause: &str,
+    ) -> Vec<Result<Ingested, ApiError>> {
         let Some(spool) = &self.spool else {
             warn!(
-                "Webhook event {}: database unavailable ({cause})",
-                d.event_id
+                "{} deliveries refused: database unavailable ({cause})",
+                deliveries.len()
             );
-            return Err(ApiError::Unavailable);
+            return deliveries
+                .iter()
+                .map(|_| Err(ApiError::Unavailable))
+                .collect();
         };
-        let payload = String::from_utf8_lossy(&d.body);
-        let new = NewEvent::pending(
-            &d.event_id,
-            d.event.event_type.as_str(),
-            d.event.vehicle_id.as_deref(),
-            &payload,
-            d.received_at,
-        );
-        match spool.record_event(&new) {
-            Ok(_) => {
-                warn!(
-                    "Webhook event {}: database unavailable ({cause}); kept in the local spool",
-                    d.event_id
-                );
-                Ok(Ingested::Spooled)
+        let spooled = spool.write(|tx| {
+            for d in deliveries {
+                let payload = String::from_utf8_lossy(&d.body);
+                tx.record_event(&NewEvent::pending(
+                    &d.event_id,
+                    d.event.event_type.as_str(),
+                    d.event.vehicle_id.as_deref(),
+                    &payload,
+                    d.received_at,
+                ))?;
+            }
+            Ok(())
+        });
+        match spooled {
+            Ok(()) => {
+                for d in deliveries {
+                    warn!(
+                        "Webhook event {}: database unavailable ({cause}); kept in the local spool",
+                        d.event_id
+                    );
+                }
+                deliveries.iter().map(|_| Ok(Ingested::Spooled)).collect()
             }
             Err(e) => {
-                error!("Webhook event {}: database unavailable ({cause}) and the spool failed too ({e})", d.event_id);
-                Err(ApiError::Unavailable)
+                error!("{} deliveries refused: database unavailable ({cause}) and the spool failed too ({e})", deliveries.len());
+                deliveries
+                    .iter()
+                    .map(|_| Err(ApiError::Unavailable))
+                    .collect()
             }
         }
     }

@@ -182,7 +182,7 @@ impl Default for PoolOptions {
     fn default() -> Self {
         PoolOptions {
             max_size: 8,
-            connection_timeout: Duration::from_secs(5),
+            connection_timeout: Duration::from_secs(2),
             busy_timeout: Duration::from_secs(5),
         }
     }
