@@ -76,6 +76,10 @@ fn run(ingestor: &Ingestor, receiver: &Mutex<mpsc::Receiver<Job>>) {
             }
             batch
         };
+        // In vehicle order: two batches committing at once (two writers, or two instances on one
+        // PostgreSQL) then take their vehicle locks in the same order and cannot deadlock.
+        let mut batch = batch;
+        batch.sort_by(|(a, _), (b, _)| a.event.vehicle_id.cmp(&b.event.vehicle_id));
         let (deliveries, replies): (Vec<Delivery>, Vec<_>) = batch.into_iter().unzip();
         let answers = ingestor.commit(&deliveries);
         for (reply, answer) in replies.into_iter().zip(answers) {
