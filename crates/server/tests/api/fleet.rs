@@ -290,92 +290,94 @@ fn vehicle_health_from_vehicle_errors() {
 
 #[test]
 fn metrics_in_prometheus_text() {
-    let app = spawn_app();
-    app.store
-        .register_vehicle("sc-secret-vehicle", "car-1")
-        .expect("register");
-    app.post_signed(odometer_event("m1", "sc-secret-vehicle", 10.0, "km", T0).as_bytes());
-    app.post_signed(odometer_event("m1", "sc-secret-vehicle", 10.0, "km", T0).as_bytes());
-    app.post_raw(b"{}", Some("00"));
-    app.post_signed(b"[]");
-    app.post_raw(&payload("v4_verify.json"), None);
-    let answer = app.get("/metrics");
-    assert_eq!(answer.status, 200);
-    assert!(answer
-        .header("content-type")
-        .is_some_and(|c| c.starts_with("application/openmetrics-text")));
-    let text = answer.body;
-    for line in [
-        r#"meterhook_events_received_total{event_type="VEHICLE_STATE",outcome="created"} 1"#,
-        r#"meterhook_events_received_total{event_type="VEHICLE_STATE",outcome="already_received"} 1"#,
-        r#"meterhook_events_received_total{event_type="VERIFY",outcome="challenge_answered"} 1"#,
-        r#"meterhook_events_received_total{event_type="other",outcome="malformed"} 1"#,
-        "meterhook_signature_failures_total 1",
-        "meterhook_ingest_duration_seconds_count 2",
-        "meterhook_backlog_unprocessed 0",
-        "meterhook_backlog_dead 0",
-        "meterhook_backlog_spooled 0",
-    ] {
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("sc-secret-vehicle", "car-1")
+            .expect("register");
+        app.post_signed(odometer_event("m1", "sc-secret-vehicle", 10.0, "km", T0).as_bytes());
+        app.post_signed(odometer_event("m1", "sc-secret-vehicle", 10.0, "km", T0).as_bytes());
+        app.post_raw(b"{}", Some("00"));
+        app.post_signed(b"[]");
+        app.post_raw(&payload("v4_verify.json"), None);
+        let answer = app.get("/metrics");
+        assert_eq!(answer.status, 200);
+        assert!(answer
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/openmetrics-text")));
+        let text = answer.body;
+        for line in [
+            r#"meterhook_events_received_total{event_type="VEHICLE_STATE",outcome="created"} 1"#,
+            r#"meterhook_events_received_total{event_type="VEHICLE_STATE",outcome="already_received"} 1"#,
+            r#"meterhook_events_received_total{event_type="VERIFY",outcome="challenge_answered"} 1"#,
+            r#"meterhook_events_received_total{event_type="other",outcome="malformed"} 1"#,
+            "meterhook_signature_failures_total 1",
+            "meterhook_ingest_duration_seconds_count 2",
+            "meterhook_backlog_unprocessed 0",
+            "meterhook_backlog_dead 0",
+            "meterhook_backlog_spooled 0",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        let age = text
+            .lines()
+            .find_map(|l| l.strip_prefix("meterhook_newest_event_age_seconds "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("age gauge");
+        assert!((0.0..60.0).contains(&age), "{age}");
         assert!(
-            text.lines().any(|l| l == line),
-            "missing {line:?} in\n{text}"
+            !text.contains("sc-secret-vehicle") && !text.contains("car-1") && !text.contains(TOKEN)
         );
     }
-    let age = text
-        .lines()
-        .find_map(|l| l.strip_prefix("meterhook_newest_event_age_seconds "))
-        .and_then(|v| v.parse::<f64>().ok())
-        .expect("age gauge");
-    assert!((0.0..60.0).contains(&age), "{age}");
-    assert!(
-        !text.contains("sc-secret-vehicle") && !text.contains("car-1") && !text.contains(TOKEN)
-    );
 }
 
 #[test]
 fn entries_export_as_csv_and_json() {
-    let app = spawn_app();
-    app.store
-        .register_vehicle("sc-1", "car-1")
-        .expect("register");
-    app.post_signed(odometer_event("x1", "sc-1", 100.5, "km", T0).as_bytes());
-    app.post_signed(odometer_event("x2", "sc-1", 50.0, "km", T0 + H).as_bytes());
-    let out = cli(
-        &app,
-        &[
-            "entries",
-            "export",
-            "--vehicle-id",
-            "car-1",
-            "--format",
-            "csv",
-        ],
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
-    let headers = reader.headers().expect("headers").clone();
-    assert_eq!(&headers[2], "value_km");
-    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
-    assert_eq!(rows.len(), 2);
-    assert_eq!(
-        (&rows[0][2], &rows[0][3], &rows[0][5], &rows[0][6]),
-        ("100.500", "2026-01-31T09:47:40.000Z", "x1", "false")
-    );
-    assert_eq!(&rows[1][6], "true");
-    assert!(rows[1][7].contains("lower than the earlier reading"));
-    let json = cli_json(
-        &app,
-        &[
-            "entries",
-            "export",
-            "--vehicle-id",
-            "car-1",
-            "--format",
-            "json",
-        ],
-    );
-    assert_eq!(json.as_array().map(Vec::len), Some(2));
-    assert_eq!(json[0]["value_km"], 100.5);
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        app.post_signed(odometer_event("x1", "sc-1", 100.5, "km", T0).as_bytes());
+        app.post_signed(odometer_event("x2", "sc-1", 50.0, "km", T0 + H).as_bytes());
+        let out = cli(
+            &app,
+            &[
+                "entries",
+                "export",
+                "--vehicle-id",
+                "car-1",
+                "--format",
+                "csv",
+            ],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+        let headers = reader.headers().expect("headers").clone();
+        assert_eq!(&headers[2], "value_km");
+        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(
+            (&rows[0][2], &rows[0][3], &rows[0][5], &rows[0][6]),
+            ("100.500", "2026-01-31T09:47:40.000Z", "x1", "false")
+        );
+        assert_eq!(&rows[1][6], "true");
+        assert!(rows[1][7].contains("lower than the earlier reading"));
+        let json = cli_json(
+            &app,
+            &[
+                "entries",
+                "export",
+                "--vehicle-id",
+                "car-1",
+                "--format",
+                "json",
+            ],
+        );
+        assert_eq!(json.as_array().map(Vec::len), Some(2));
+        assert_eq!(json[0]["value_km"], 100.5);
+    }
 }
 
 #[test]
