@@ -62,18 +62,26 @@ pub fn process(
     received_at: Millis,
     policy: &Policy,
 ) -> Result<ProcessResult, StoreError> {
+    let about_a_vehicle = matches!(
+        event.event_type,
+        EventType::VehicleState | EventType::VehicleError
+    );
+    let vehicle = match event.vehicle_id.as_deref() {
+        Some(vehicle) => vehicle,
+        None if about_a_vehicle => {
+            return complete(
+                tx,
+                event_id,
+                event,
+                Outcome::InvalidReading,
+                Some("the event names no vehicle (no vehicleId, no data.vehicle.id)"),
+                None,
+            );
+        }
+        None => "",
+    };
     match &event.event_type {
         EventType::VehicleState => {
-            let Some(vehicle) = event.vehicle_id.as_deref() else {
-                return complete(
-                    tx,
-                    event_id,
-                    event,
-                    Outcome::InvalidReading,
-                    Some("the event names no vehicle (no vehicleId, no data.vehicle.id)"),
-                    None,
-                );
-            };
             let signals = signal_rows(event, received_at);
             if !signals.is_empty() {
                 tx.record_signals(event_id, vehicle, &signals)?;
@@ -109,16 +117,6 @@ pub fn process(
             }
         }
         EventType::VehicleError => {
-            let Some(vehicle) = event.vehicle_id.as_deref() else {
-                return complete(
-                    tx,
-                    event_id,
-                    event,
-                    Outcome::InvalidReading,
-                    Some("the event names no vehicle (no vehicleId, no data.vehicle.id)"),
-                    None,
-                );
-            };
             let reports: Vec<ErrorReport> = event
                 .errors
                 .iter()

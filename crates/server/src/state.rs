@@ -118,6 +118,14 @@ impl Ingestor {
             return self.spool_or_refuse(deliveries, "database presumed unavailable");
         }
         let committed = self.store.write(|tx| {
+            // The writer sorted the batch by vehicle; lock them all first, in that order, so that
+            // batches of several writers or instances never wait on each other in a cycle.
+            let mut vehicles: Vec<&str> = deliveries
+                .iter()
+                .filter_map(|d| d.event.vehicle_id.as_deref())
+                .collect();
+            vehicles.dedup();
+            tx.lock_vehicles(&vehicles)?;
             let mut answers = Vec::with_capacity(deliveries.len());
             for delivery in deliveries {
                 match tx.savepoint(|tx| self.ingest_one(tx, delivery)) {

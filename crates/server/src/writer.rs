@@ -81,7 +81,21 @@ fn run(ingestor: &Ingestor, receiver: &Mutex<mpsc::Receiver<Job>>) {
         let mut batch = batch;
         batch.sort_by(|(a, _), (b, _)| a.event.vehicle_id.cmp(&b.event.vehicle_id));
         let (deliveries, replies): (Vec<Delivery>, Vec<_>) = batch.into_iter().unzip();
-        let answers = ingestor.commit(&deliveries);
+        // A bug in processing must not take the writer down with it: the batch is refused (not
+        // acknowledged, so Smartcar delivers again) and the writer goes on.
+        let answers = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ingestor.commit(&deliveries)
+        }))
+        .unwrap_or_else(|_| {
+            error!(
+                "a writer panicked on a batch of {} deliveries; they are refused",
+                deliveries.len()
+            );
+            deliveries
+                .iter()
+                .map(|_| Err(ApiError::Internal("the writer failed on this batch".into())))
+                .collect()
+        });
         for (reply, answer) in replies.into_iter().zip(answers) {
             // The client may have gone; the delivery is committed all the same.
             let _ = reply.send(answer);

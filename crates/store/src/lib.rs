@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::Connection;
+use diesel::{Connection, ExpressionMethods, QueryDsl, RunQueryDsl};
 use meterhook_domain::Millis;
 
 mod db;
@@ -72,6 +72,7 @@ fn is_transient_diesel(e: &DieselError) -> bool {
             _ => {
                 let msg = info.message().to_ascii_lowercase();
                 msg.contains("database is locked")
+                    || msg.contains("deadlock detected")
                     || msg.contains("busy")
                     || msg.contains("terminating connection")
                     || msg.contains("server closed the connection")
@@ -185,6 +186,23 @@ pub struct Tx<'a> {
 }
 
 impl Tx<'_> {
+    /// Takes the row locks of these Smartcar vehicles now, one by one in the order given (pass
+    /// them sorted), before anything else in the transaction: two transactions that lock shared
+    /// vehicles in one order cannot deadlock. PostgreSQL only; SQLite's single write lock already
+    /// serialises writers.
+    pub fn lock_vehicles(&mut self, smartcar_vehicle_ids: &[&str]) -> Result<()> {
+        use schema::smartcar_vehicles::dsl as v;
+        if matches!(self.conn, DbConnection::Sqlite(_)) {
+            return Ok(());
+        }
+        for id in smartcar_vehicle_ids {
+            diesel::update(v::smartcar_vehicles.filter(v::smartcar_vehicle_id.eq(*id)))
+                .set(v::updated_at.eq(v::updated_at))
+                .execute(&mut *self.conn)?;
+        }
+        Ok(())
+    }
+
     /// Runs `work` in a savepoint: on error it is rolled back alone.
     pub fn savepoint<T>(&mut self, work: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.conn.transaction(|conn| work(&mut Tx { conn }))

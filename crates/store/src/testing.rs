@@ -22,7 +22,12 @@ pub struct TestDatabase {
 
 enum Cleanup {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres { admin_url: String, name: String },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
+    /// Someone else's database: left alone.
+    None,
 }
 
 impl std::fmt::Debug for TestDatabase {
@@ -80,6 +85,16 @@ impl TestDatabase {
         let mut dbs = vec![TestDatabase::sqlite()];
         dbs.extend(TestDatabase::postgres());
         dbs
+    }
+
+    /// The same database again, for a second store or server on it (several instances sharing
+    /// one database); the original still removes it.
+    pub fn share(&self) -> TestDatabase {
+        TestDatabase {
+            url: self.url.clone(),
+            backend: self.backend,
+            cleanup: Cleanup::None,
+        }
     }
 
     /// The URL to open it with.

@@ -1,9 +1,5 @@
 //! The `meterhook` binary, run for real.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use crate::helpers::*;
 
 fn json(out: &std::process::Output) -> serde_json::Value {
@@ -269,51 +265,18 @@ fn configuration_sources_take_precedence_in_order() {
 
 #[test]
 fn the_binary_serves_by_default_and_stops_on_sigterm() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meterhook"))
-        .current_dir(dir.path())
-        .env_clear()
-        .env("SMARTCAR_MANAGEMENT_TOKEN", TOKEN)
-        .env("METERHOOK_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start");
-    let child_stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(child_stderr).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut log = String::new();
-    let address = loop {
-        assert!(Instant::now() < deadline, "no listening line: {log}");
-        let line = lines.next().expect("a log line").expect("utf-8");
-        log.push_str(&line);
-        log.push('\n');
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().expect("address").to_owned();
-        }
-    };
-    // The default database was created in the working directory.
-    assert!(dir.path().join("meterhook.db").exists());
-    let url = format!("http://{address}/api/smartcar/webhook");
+    let mut server = BinaryServer::start(&[("SMARTCAR_MANAGEMENT_TOKEN", TOKEN)]);
+    // No subcommand: serve. The default database was created in the working directory.
+    assert!(server.dir.path().join("meterhook.db").exists());
+    let url = server.url("/api/smartcar/webhook");
     let out = meterhook(
-        dir.path(),
+        server.dir.path(),
         &[("SMARTCAR_MANAGEMENT_TOKEN", TOKEN)],
         &["send-test-event", "--url", &url, "--verify"],
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill")
-        .success());
-    let status = child.wait().expect("wait");
+    let (status, log) = server.stop();
     assert!(status.success(), "exit after SIGTERM: {status:?}");
-    for line in lines.map_while(Result::ok) {
-        log.push_str(&line);
-        log.push('\n');
-    }
     assert!(log.contains("Webhook verification successful"), "{log}");
     assert!(!log.contains(TOKEN), "the token reached the log");
 }

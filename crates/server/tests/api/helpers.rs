@@ -1,7 +1,8 @@
 //! One way to start the app for a test: a real server on a real port, on a throwaway database.
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -226,9 +227,9 @@ pub fn payloads_dir() -> PathBuf {
 }
 
 /// The built `meterhook` binary, run in `dir` with only the given environment.
-pub fn meterhook(dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+pub fn meterhook(dir: impl AsRef<std::path::Path>, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_meterhook"));
-    cmd.current_dir(dir).env_clear().args(args);
+    cmd.current_dir(dir.as_ref()).env_clear().args(args);
     if let Ok(path) = std::env::var("PATH") {
         cmd.env("PATH", path);
     }
@@ -284,5 +285,72 @@ impl Drop for Outage {
             "ALTER DATABASE {} ALLOW_CONNECTIONS true",
             self.name
         ));
+    }
+}
+
+/// The real binary, serving on a free port; its log is collected until it stops.
+pub struct BinaryServer {
+    child: Child,
+    pub address: String,
+    log: Option<thread::JoinHandle<String>>,
+    pub dir: tempfile::TempDir,
+}
+
+impl BinaryServer {
+    pub fn start(env: &[(&str, &str)]) -> BinaryServer {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_meterhook"));
+        cmd.current_dir(dir.path())
+            .env_clear()
+            .env("METERHOOK_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start meterhook");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let mut early = String::new();
+        let address = loop {
+            let Some(Ok(line)) = lines.next() else {
+                panic!("meterhook exited before listening: {early}");
+            };
+            early.push_str(&line);
+            early.push('\n');
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.split_whitespace().next().expect("address").to_owned();
+            }
+        };
+        let log = thread::spawn(move || {
+            let rest: Vec<String> = lines.map_while(Result::ok).collect();
+            format!("{early}{}", rest.join("\n"))
+        });
+        BinaryServer {
+            child,
+            address,
+            log: Some(log),
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// Stops it with SIGTERM; returns how it exited and everything it logged and printed.
+    pub fn stop(&mut self) -> (std::process::ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().expect("wait for meterhook");
+        let mut out = String::new();
+        if let Some(mut stdout) = self.child.stdout.take() {
+            let _ = stdout.read_to_string(&mut out);
+        }
+        let log = self
+            .log
+            .take()
+            .map(|h| h.join().expect("log"))
+            .unwrap_or_default();
+        (status, format!("{log}\n{out}"))
     }
 }

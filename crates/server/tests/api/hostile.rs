@@ -1,82 +1,14 @@
 //! Hostile input against the real binary: thousands of bad requests, slow clients, and secrets
 //! that must never come out.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
-
-/// The real binary, serving on a free port; its log is collected until it stops.
-struct Server {
-    child: Child,
-    address: String,
-    log: Option<thread::JoinHandle<String>>,
-    dir: tempfile::TempDir,
-}
-
-impl Server {
-    fn start(env: &[(&str, &str)]) -> Server {
-        let dir = tempfile::tempdir().expect("tmp");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_meterhook"));
-        cmd.current_dir(dir.path())
-            .env_clear()
-            .env("METERHOOK_LISTEN", "127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start meterhook");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let mut early = String::new();
-        let address = loop {
-            let Some(Ok(line)) = lines.next() else {
-                panic!("meterhook exited before listening: {early}");
-            };
-            early.push_str(&line);
-            early.push('\n');
-            if let Some(rest) = line.split("listening on ").nth(1) {
-                break rest.split_whitespace().next().expect("address").to_owned();
-            }
-        };
-        let log = thread::spawn(move || {
-            let rest: Vec<String> = lines.map_while(Result::ok).collect();
-            format!("{early}{}", rest.join("\n"))
-        });
-        Server {
-            child,
-            address,
-            log: Some(log),
-            dir,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.address)
-    }
-
-    /// Stops it with SIGTERM and returns everything it logged and printed.
-    fn stop(mut self) -> String {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let _ = self.child.wait();
-        let mut out = String::new();
-        if let Some(mut stdout) = self.child.stdout.take() {
-            let _ = stdout.read_to_string(&mut out);
-        }
-        let log = self
-            .log
-            .take()
-            .map(|h| h.join().expect("log"))
-            .unwrap_or_default();
-        format!("{log}\n{out}")
-    }
-}
 
 /// A small deterministic generator, so a failure can be replayed.
 struct Rng(u64);
@@ -216,7 +148,7 @@ fn hex(bytes: &[u8]) -> String {
 
 #[test]
 fn ten_thousand_bad_requests_are_answered_without_a_5xx_or_a_panic() {
-    let server = Server::start(&[
+    let mut server = BinaryServer::start(&[
         ("SMARTCAR_MANAGEMENT_TOKEN", TOKEN),
         ("METERHOOK_CLIENT_TIMEOUT", "1s"),
         ("RUST_LOG", "warn,meterhook=info"),
@@ -361,7 +293,7 @@ fn ten_thousand_bad_requests_are_answered_without_a_5xx_or_a_panic() {
             .as_u16(),
         200
     );
-    let log = server.stop();
+    let (_, log) = server.stop();
     assert!(!log.contains("panicked"), "{log}");
 }
 
@@ -386,7 +318,7 @@ fn secrets_never_reach_logs_answers_or_cli_output() {
         ("SMARTCAR_WEBHOOK_SECRET", secret),
         ("RUST_LOG", "trace"),
     ];
-    let server = Server::start(&env);
+    let mut server = BinaryServer::start(&env);
     let url = server.url("/api/smartcar/webhook");
     let mut answers = String::new();
     let body = payload("v4_vehicle_state.json");
@@ -465,7 +397,7 @@ fn secrets_never_reach_logs_answers_or_cli_output() {
     assert_eq!(out.status.code(), Some(1));
     cli.push_str(&stdout(&out));
     cli.push_str(&stderr(&out));
-    let log = server.stop();
+    let (_, log) = server.stop();
     assert!(
         log.contains("TRACE") || log.contains("DEBUG"),
         "trace logging was on"
@@ -480,8 +412,8 @@ fn secrets_never_reach_logs_answers_or_cli_output() {
 
 #[test]
 fn a_short_token_draws_a_warning_at_start() {
-    let server = Server::start(&[("SMARTCAR_MANAGEMENT_TOKEN", "short")]);
-    let log = server.stop();
+    let mut server = BinaryServer::start(&[("SMARTCAR_MANAGEMENT_TOKEN", "short")]);
+    let (_, log) = server.stop();
     assert!(
         log.contains("SMARTCAR_MANAGEMENT_TOKEN is shorter than 16 bytes"),
         "{log}"
@@ -490,6 +422,7 @@ fn a_short_token_draws_a_warning_at_start() {
         !log.contains("\"short\"") && !log.contains(" short "),
         "{log}"
     );
-    let server = Server::start(&[("SMARTCAR_MANAGEMENT_TOKEN", "a-token-of-sixteen-bytes")]);
-    assert!(!server.stop().contains("shorter than 16 bytes"));
+    let mut server =
+        BinaryServer::start(&[("SMARTCAR_MANAGEMENT_TOKEN", "a-token-of-sixteen-bytes")]);
+    assert!(!server.stop().1.contains("shorter than 16 bytes"));
 }

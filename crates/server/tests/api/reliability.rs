@@ -2,8 +2,6 @@
 //! acknowledgement; concurrency keeps the rules; shutdown is graceful; old events are pruned.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
@@ -88,18 +86,14 @@ fn failed_processing_is_retried_then_dead_then_reprocessed() {
         // Visible to the operator, and run again once the cause is fixed.
         let dir = tempfile::tempdir().expect("tmp");
         let env = [("DATABASE_URL", app.db.url())];
-        let listed = meterhook(dir.path(), &env, &["events", "list", "--json"]);
+        let listed = meterhook(&dir, &env, &["events", "list", "--json"]);
         assert!(
             stdout(&listed).contains("\"outcome\":\"dead\""),
             "{}",
             stdout(&listed)
         );
         mend_entry_inserts(&app);
-        let out = meterhook(
-            dir.path(),
-            &env,
-            &["events", "reprocess", "--outcome", "dead"],
-        );
+        let out = meterhook(&dir, &env, &["events", "reprocess", "--outcome", "dead"]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains("r1: created"), "{}", stdout(&out));
         assert_eq!(
@@ -110,7 +104,7 @@ fn failed_processing_is_retried_then_dead_then_reprocessed() {
             1
         );
         // By id too; an event that made an entry is never processed twice.
-        let out = meterhook(dir.path(), &env, &["events", "reprocess", "r1"]);
+        let out = meterhook(&dir, &env, &["events", "reprocess", "r1"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
             stderr(&out).contains("has outcome created"),
@@ -159,7 +153,7 @@ fn events_of_an_unknown_vehicle_are_processed_when_it_is_registered() {
     }
     let dir = tempfile::tempdir().expect("tmp");
     let out = meterhook(
-        dir.path(),
+        &dir,
         &[("DATABASE_URL", app.db.url())],
         &["vehicles", "add", "sc-late", "--vehicle-id", "car-late"],
     );
@@ -374,29 +368,13 @@ fn two_hundred_concurrent_readings_in_shuffled_order_keep_the_sequence() {
 
 #[test]
 fn sigterm_finishes_in_flight_requests_and_loses_nothing() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let db = format!("sqlite://{}", dir.path().join("m.db").display());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_meterhook"))
-        .current_dir(dir.path())
-        .env_clear()
-        .env("SMARTCAR_MANAGEMENT_TOKEN", TOKEN)
-        .env("METERHOOK_LISTEN", "127.0.0.1:0")
-        .env("DATABASE_URL", &db)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let address = loop {
-        let line = lines.next().expect("a log line").expect("utf-8");
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().expect("address").to_owned();
-        }
-    };
-    let log = thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    let mut server = BinaryServer::start(&[("SMARTCAR_MANAGEMENT_TOKEN", TOKEN)]);
+    let dir = server.dir.path().to_path_buf();
+    let db = format!("sqlite://{}", dir.join("meterhook.db").display());
+    let address = server.address.clone();
     let url = format!("http://{address}/api/smartcar/webhook");
     let setup = meterhook(
-        dir.path(),
+        &dir,
         &[("DATABASE_URL", &db)],
         &["vehicles", "add", "sc-1", "--vehicle-id", "car-1"],
     );
@@ -435,7 +413,7 @@ fn sigterm_finishes_in_flight_requests_and_loses_nothing() {
     // Let some traffic through before the signal: wait for the first stored events.
     wait_until(30, "traffic", || {
         let out = meterhook(
-            dir.path(),
+            &dir,
             &[("DATABASE_URL", &db)],
             &["events", "list", "--limit", "20", "--json"],
         );
@@ -445,13 +423,7 @@ fn sigterm_finishes_in_flight_requests_and_loses_nothing() {
             .unwrap_or(0)
             >= 20
     });
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill")
-        .success());
-    let status = child.wait().expect("wait");
+    let (status, log) = server.stop();
     assert!(status.success(), "exit after SIGTERM: {status:?}");
     let mut acked = HashSet::new();
     for s in senders {
@@ -459,11 +431,10 @@ fn sigterm_finishes_in_flight_requests_and_loses_nothing() {
         assert_eq!(server_errors, 0);
         acked.extend(ids);
     }
-    let log = log.join().expect("log");
     assert!(log.contains("meterhook stopped"), "{log}");
 
     let out = meterhook(
-        dir.path(),
+        &dir,
         &[("DATABASE_URL", &db)],
         &["events", "list", "--limit", "1000000", "--json"],
     );
@@ -530,24 +501,95 @@ fn prune_command_refuses_windows_under_seven_days() {
     let dir = tempfile::tempdir().expect("tmp");
     let db = format!("sqlite://{}", dir.path().join("m.db").display());
     let out = meterhook(
-        dir.path(),
+        &dir,
         &[("DATABASE_URL", &db)],
         &["prune", "--older-than", "3d"],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("at least 7d"), "{}", stderr(&out));
     let out = meterhook(
-        dir.path(),
+        &dir,
         &[("DATABASE_URL", &db)],
         &["prune", "--older-than", "30d"],
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("pruned 0 processed events"));
     let out = meterhook(
-        dir.path(),
+        &dir,
         &[("DATABASE_URL", &db), ("METERHOOK_RETENTION", "1d")],
         &["vehicles", "list"],
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("METERHOOK_RETENTION"));
+}
+
+#[test]
+fn two_instances_on_one_postgres_process_each_event_once_and_keep_the_sequence() {
+    let Some(db) = TestDatabase::postgres() else {
+        return;
+    };
+    let shared = db.share();
+    let first = spawn_app_on(db, PoolOptions::default());
+    let second = spawn_app_on(shared, PoolOptions::default());
+    first
+        .store
+        .register_vehicle("sc-1", "car-1")
+        .expect("register");
+    let n = 120usize;
+    let barrier = Arc::new(Barrier::new(n));
+    let urls = [first.webhook_url(), second.webhook_url()];
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let url = urls[i % 2].clone();
+            thread::spawn(move || {
+                // Every fourth delivery repeats the one before it, byte for byte, to the other
+                // instance at the same moment.
+                let k = if i % 4 == 1 { i - 1 } else { i };
+                let km = 1000.0 + ((k * 37 + 11) % n) as f64;
+                let body =
+                    odometer_event(&format!("c{k}"), "sc-1", km, "km", T0 + k as i64 * 600_000);
+                let sig = meterhook_smartcar::sign(TOKEN.as_bytes(), body.as_bytes());
+                barrier.wait();
+                let mut r = agent()
+                    .post(&url)
+                    .header("SC-Signature", &sig)
+                    .send(body.as_bytes())
+                    .expect("sent");
+                (
+                    r.status().as_u16(),
+                    r.body_mut().read_to_string().unwrap_or_default(),
+                )
+            })
+        })
+        .collect();
+    for h in handles {
+        let (status, body) = h.join().expect("thread");
+        assert_eq!(status, 200, "{body}");
+        // Straight into PostgreSQL: no deadlock sent a batch to the spool.
+        assert!(!body.contains("spooled"), "{body}");
+    }
+    let events = first.store.recent_events(10_000).expect("events");
+    assert_eq!(events.len(), n - n / 4);
+    for e in &events {
+        assert!(e.processed, "{e:?}");
+        assert_eq!(
+            first
+                .store
+                .sync_logs_for_event(&e.event_id)
+                .expect("logs")
+                .len(),
+            1,
+            "{}",
+            e.event_id
+        );
+    }
+    let entries = first.store.list_entries("car-1", false).expect("entries");
+    assert!(entries.len() > 1);
+    for pair in entries.windows(2) {
+        assert!(
+            pair[0].entry_date <= pair[1].entry_date && pair[0].value_m <= pair[1].value_m,
+            "{pair:?}"
+        );
+    }
 }
