@@ -186,19 +186,21 @@ pub struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    /// Takes the row locks of these Smartcar vehicles now, one by one in the order given (pass
-    /// them sorted), before anything else in the transaction: two transactions that lock shared
-    /// vehicles in one order cannot deadlock. PostgreSQL only; SQLite's single write lock already
+    /// Takes the row locks of these Smartcar vehicles now, in the order of their ids, before
+    /// anything else in the transaction: two transactions that lock shared vehicles in one order
+    /// cannot deadlock. PostgreSQL only; SQLite's single write lock already
     /// serialises writers.
     pub fn lock_vehicles(&mut self, smartcar_vehicle_ids: &[&str]) -> Result<()> {
         use schema::smartcar_vehicles::dsl as v;
-        if matches!(self.conn, DbConnection::Sqlite(_)) {
-            return Ok(());
-        }
-        for id in smartcar_vehicle_ids {
-            diesel::update(v::smartcar_vehicles.filter(v::smartcar_vehicle_id.eq(*id)))
-                .set(v::updated_at.eq(v::updated_at))
-                .execute(&mut *self.conn)?;
+        if let DbConnection::Pg(conn) = &mut *self.conn {
+            // One statement; PostgreSQL locks the rows in the ORDER BY order (LockRows sits
+            // above the sort).
+            v::smartcar_vehicles
+                .filter(v::smartcar_vehicle_id.eq_any(smartcar_vehicle_ids))
+                .order(v::smartcar_vehicle_id.asc())
+                .select(v::id)
+                .for_update()
+                .load::<i64>(conn)?;
         }
         Ok(())
     }
