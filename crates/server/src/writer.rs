@@ -3,7 +3,6 @@
 //! delivery's commit, so a 2xx never leaves before the event is durable; under load one fsync
 //! serves many deliveries.
 
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use log::error;
@@ -14,15 +13,16 @@ use crate::state::{Delivery, Ingested, Ingestor};
 
 /// Deliveries committed together at most.
 const MAX_BATCH: usize = 256;
-/// Deliveries waiting for a writer at most; further senders wait (back-pressure).
+/// Deliveries waiting for each writer at most; further senders wait (back-pressure).
 const QUEUE: usize = 4_096;
 
 type Job = (Delivery, oneshot::Sender<Result<Ingested, ApiError>>);
 
-/// Submits deliveries to the writer threads.
+/// Submits deliveries to the writer threads: each vehicle always to the same one, so that on
+/// PostgreSQL two writers never wait on each other's vehicle locks.
 #[derive(Debug, Clone)]
 pub struct WriterHandle {
-    sender: mpsc::Sender<Job>,
+    senders: Vec<mpsc::Sender<Job>>,
 }
 
 /// The writer threads; they end once every [`WriterHandle`] is dropped and the queue is empty.
@@ -34,18 +34,19 @@ pub struct Writer {
 impl Writer {
     /// Starts `threads` writers (1 suits SQLite, whose writes are serial anyway).
     pub fn start(ingestor: Ingestor, threads: usize) -> (Writer, WriterHandle) {
-        let (sender, receiver) = mpsc::channel::<Job>(QUEUE);
-        let receiver = Arc::new(Mutex::new(receiver));
+        let mut senders = Vec::new();
         let threads = (0..threads.max(1))
             .map(|i| {
-                let (ingestor, receiver) = (ingestor.clone(), receiver.clone());
+                let (sender, receiver) = mpsc::channel::<Job>(QUEUE);
+                senders.push(sender);
+                let ingestor = ingestor.clone();
                 std::thread::Builder::new()
                     .name(format!("meterhook-writer-{i}"))
-                    .spawn(move || run(&ingestor, &receiver))
+                    .spawn(move || run(&ingestor, receiver))
                     .unwrap_or_else(|e| panic!("cannot start a writer thread: {e}"))
             })
             .collect();
-        (Writer { threads }, WriterHandle { sender })
+        (Writer { threads }, WriterHandle { senders })
     }
 
     /// Waits for the writers to finish what was queued.
@@ -58,27 +59,17 @@ impl Writer {
     }
 }
 
-fn run(ingestor: &Ingestor, receiver: &Mutex<mpsc::Receiver<Job>>) {
-    loop {
-        let batch = {
-            let Ok(mut queue) = receiver.lock() else {
-                return;
-            };
-            let Some(first) = queue.blocking_recv() else {
-                return;
-            };
-            let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
+fn run(ingestor: &Ingestor, mut queue: mpsc::Receiver<Job>) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
             }
-            batch
-        };
+        }
         // In vehicle order: two batches committing at once (two writers, or two instances on one
         // PostgreSQL) then take their vehicle locks in the same order and cannot deadlock.
-        let mut batch = batch;
         batch.sort_by(|(a, _), (b, _)| a.event.vehicle_id.cmp(&b.event.vehicle_id));
         let (deliveries, replies): (Vec<Delivery>, Vec<_>) = batch.into_iter().unzip();
         // A bug in processing must not take the writer down with it: the batch is refused (not
@@ -107,7 +98,15 @@ impl WriterHandle {
     /// Queues a delivery and waits for its commit.
     pub async fn submit(&self, delivery: Delivery) -> Result<Ingested, ApiError> {
         let (reply, answer) = oneshot::channel();
-        self.sender
+        let writer = match &delivery.event.vehicle_id {
+            Some(vehicle) if self.senders.len() > 1 => {
+                let mut hasher = std::hash::DefaultHasher::new();
+                std::hash::Hash::hash(vehicle, &mut hasher);
+                (std::hash::Hasher::finish(&hasher) % self.senders.len() as u64) as usize
+            }
+            _ => 0,
+        };
+        self.senders[writer]
             .send((delivery, reply))
             .await
             .map_err(|_| ApiError::Unavailable)?;

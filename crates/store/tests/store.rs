@@ -662,3 +662,45 @@ fn completing_an_event_twice_is_refused() {
         assert_eq!(store.find_event("v1").unwrap().unwrap().outcome, "ignored");
     });
 }
+
+#[test]
+fn background_checkpointing_copies_the_wal_without_losing_anything() {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Checkpoint {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        busy: i32,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        log: i32,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        checkpointed: i32,
+    }
+    let db = TestDatabase::sqlite();
+    let options = meterhook_store::PoolOptions {
+        auto_checkpoint: false,
+        ..meterhook_store::PoolOptions::default()
+    };
+    let store = Store::open(db.url(), &options).unwrap();
+    store.register_vehicle("sc-1", "car-1").unwrap();
+    for i in 0..20 {
+        assert_eq!(
+            ingest(
+                &store,
+                &format!("e{i}"),
+                km(5.0 + f64::from(i), T0 + i64::from(i) * H)
+            ),
+            Outcome::Created
+        );
+    }
+    store.checkpoint().unwrap();
+    // Every frame in the WAL is in the database file now.
+    let url = meterhook_store::DatabaseUrl::parse(db.url()).unwrap();
+    let mut conn = meterhook_store::connect(&url, std::time::Duration::from_secs(5)).unwrap();
+    let c: Checkpoint = diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)")
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(c.busy, 0);
+    assert!(c.log > 0);
+    assert_eq!(c.log, c.checkpointed);
+    assert_eq!(entry_values(&store, "car-1").len(), 20);
+}
