@@ -56,17 +56,6 @@ impl Background {
                 }
             }));
         }
-        if state.store.backend() == meterhook_store::Backend::Sqlite {
-            // The server's SQLite connections do not checkpoint on commit: this does, beside them.
-            tasks.push(every(Duration::from_secs(1), stopped.clone(), {
-                let state = state.clone();
-                move || {
-                    if let Err(e) = state.store.checkpoint() {
-                        warn!("checkpoint: {e}");
-                    }
-                }
-            }));
-        }
         if let Some((window, interval)) = schedule.prune {
             tasks.push(every(interval, stopped, {
                 let state = state.clone();

@@ -282,14 +282,6 @@ impl Settings {
             ..meterhook_store::PoolOptions::default()
         }
     }
-
-    /// Pool options for the server: SQLite checkpoints run in the background, not in the writer.
-    pub fn server_pool_options(&self) -> meterhook_store::PoolOptions {
-        meterhook_store::PoolOptions {
-            auto_checkpoint: false,
-            ..self.pool_options()
-        }
-    }
 }
 
 /// Loads `.env.local`, then `.env`, from the working directory (not its parents) into the

@@ -51,13 +51,13 @@ impl Application {
     /// spooled until it answers, and migrations run then.
     pub fn build(settings: &Settings) -> Result<Application, StartError> {
         let url = settings.database_url.expose();
-        let store = match Store::open(url, &settings.server_pool_options()) {
+        let store = match Store::open(url, &settings.pool_options()) {
             Ok(store) => store,
             Err(e) if e.is_transient() && settings.spool_url().is_some() => {
                 warn!(
                     "database unavailable at start ({e}); events go to the spool until it answers"
                 );
-                Store::open_lazy(url, &settings.server_pool_options())?
+                Store::open_lazy(url, &settings.pool_options())?
             }
             Err(e) => return Err(e.into()),
         };

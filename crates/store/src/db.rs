@@ -176,10 +176,6 @@ pub struct PoolOptions {
     pub connection_timeout: Duration,
     /// How long SQLite waits on a lock held by another connection.
     pub busy_timeout: Duration,
-    /// SQLite: checkpoint the WAL automatically on commit (SQLite's default). A server that
-    /// runs [`crate::Store::checkpoint`] in the background turns this off, so that the thread
-    /// committing deliveries never stops to copy the WAL into the database file.
-    pub auto_checkpoint: bool,
 }
 
 impl Default for PoolOptions {
@@ -188,7 +184,6 @@ impl Default for PoolOptions {
             max_size: 8,
             connection_timeout: Duration::from_secs(2),
             busy_timeout: Duration::from_secs(5),
-            auto_checkpoint: true,
         }
     }
 }
@@ -198,17 +193,12 @@ impl Default for PoolOptions {
 pub struct Manager {
     url: DatabaseUrl,
     busy_timeout: Duration,
-    auto_checkpoint: bool,
 }
 
 impl Manager {
     /// A manager for `url`.
-    pub fn new(url: DatabaseUrl, busy_timeout: Duration, auto_checkpoint: bool) -> Self {
-        Manager {
-            url,
-            busy_timeout,
-            auto_checkpoint,
-        }
+    pub fn new(url: DatabaseUrl, busy_timeout: Duration) -> Self {
+        Manager { url, busy_timeout }
     }
 }
 
@@ -217,13 +207,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = StoreError;
 
     fn connect(&self) -> Result<DbConnection, StoreError> {
-        let mut conn = connect(&self.url, self.busy_timeout)?;
-        if !self.auto_checkpoint {
-            if let DbConnection::Sqlite(c) = &mut conn {
-                c.batch_execute("PRAGMA wal_autocheckpoint = 0")?;
-            }
-        }
-        Ok(conn)
+        connect(&self.url, self.busy_timeout)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {

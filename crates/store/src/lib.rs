@@ -131,7 +131,7 @@ impl Store {
     /// Builds the pool without connecting; the first use connects (and fails if it cannot).
     pub fn open_lazy(url: &str, options: &PoolOptions) -> Result<Store> {
         let url = DatabaseUrl::parse(url)?;
-        let manager = db::Manager::new(url.clone(), options.busy_timeout, options.auto_checkpoint);
+        let manager = db::Manager::new(url.clone(), options.busy_timeout);
         let pool = r2d2::Pool::builder()
             .max_size(options.max_size.max(1))
             .min_idle(Some(0))
@@ -157,17 +157,6 @@ impl Store {
     /// The database URL (its `Debug` and `redacted()` hide any password).
     pub fn url(&self) -> &DatabaseUrl {
         &self.url
-    }
-
-    /// SQLite: copies committed WAL frames into the database file without blocking writers
-    /// (`wal_checkpoint(PASSIVE)`); nothing to do on PostgreSQL.
-    pub fn checkpoint(&self) -> Result<()> {
-        use diesel::connection::SimpleConnection;
-        if self.backend() == Backend::Sqlite {
-            let mut conn = self.conn()?;
-            conn.batch_execute("PRAGMA wal_checkpoint(PASSIVE)")?;
-        }
-        Ok(())
     }
 
     /// Checks that the database answers.
