@@ -64,28 +64,10 @@ bin=${bin:-$root/target/release/meterhook}
 [[ "$bin" = /* ]] || bin="$PWD/$bin"
 [ -x "$bin" ] || { echo "crash-test: no binary at $bin (build it: cargo build --release -p meterhook)" >&2; exit 1; }
 
-tmp=$(mktemp -d /tmp/meterhook-crash.XXXXXX)
-server_pid="" loadgen_pid=""
-cleanup() {
-  local status=$?
-  for pid in $server_pid $loadgen_pid; do
-    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  done
-  if [ "$keep" = 1 ]; then echo "crash-test: kept $tmp" >&2; else rm -rf "$tmp"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export SMARTCAR_MANAGEMENT_TOKEN="crash-test-token-$RANDOM$RANDOM-0123456789"
-export METERHOOK_LISTEN="127.0.0.1:$port"
-export METERHOOK_SPOOL_PATH="$tmp/spool.db"
-unset SMARTCAR_WEBHOOK_SECRET METERHOOK_RETENTION
+. "$root/scripts/lib/harness.sh"
+harness_start crash-test
 if [ "$postgres" = 1 ]; then
-  "$PG_TEST_BIN/psql" -X -q -d "$TEST_DATABASE_URL" -c 'CREATE DATABASE meterhook_crash' >/dev/null
-  DATABASE_URL=$(printf '%s' "$TEST_DATABASE_URL" | sed 's#/postgres?#/meterhook_crash?#')
-  export DATABASE_URL
+  harness_create_db crash
   backend=postgres
 else
   export DATABASE_URL="sqlite://$tmp/meterhook.db"

@@ -71,27 +71,9 @@ pg_start() {
     start >/dev/null
 }
 
-tmp=$(mktemp -d /tmp/meterhook-outage.XXXXXX)
-server_pid="" loadgen_pid=""
-cleanup() {
-  local status=$?
-  for pid in $server_pid $loadgen_pid; do
-    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
-  done
-  if [ "$keep" = 1 ]; then echo "outage-test: kept $tmp" >&2; else rm -rf "$tmp"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export SMARTCAR_MANAGEMENT_TOKEN="outage-test-token-$RANDOM$RANDOM-0123456789"
-export METERHOOK_LISTEN="127.0.0.1:$port"
-export METERHOOK_SPOOL_PATH="$tmp/spool.db"
-unset SMARTCAR_WEBHOOK_SECRET METERHOOK_RETENTION
-"$PG_TEST_BIN/psql" -X -q -d "$TEST_DATABASE_URL" -c 'CREATE DATABASE meterhook_outage' >/dev/null
-DATABASE_URL=$(printf '%s' "$TEST_DATABASE_URL" | sed 's#/postgres?#/meterhook_outage?#')
-export DATABASE_URL
+. "$root/scripts/lib/harness.sh"
+harness_start outage-test
+harness_create_db outage
 cd "$tmp" # no meterhook.toml / .env from elsewhere
 
 vehicles=""

@@ -95,6 +95,46 @@ impl Drop for TestApp {
     }
 }
 
+/// Posts every (url, body) signed with the test token, all released at once from their own
+/// threads; returns (status, body) of each answer, in order.
+pub fn post_all_at_once(deliveries: Vec<(String, String)>) -> Vec<(u16, String)> {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(deliveries.len()));
+    let threads: Vec<_> = deliveries
+        .into_iter()
+        .map(|(url, body)| {
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                let sig = meterhook_smartcar::sign(TOKEN.as_bytes(), body.as_bytes());
+                barrier.wait();
+                let mut r = agent()
+                    .post(&url)
+                    .header("SC-Signature", &sig)
+                    .send(body.as_bytes())
+                    .expect("sent");
+                (
+                    r.status().as_u16(),
+                    r.body_mut().read_to_string().unwrap_or_default(),
+                )
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("sender"))
+        .collect()
+}
+
+/// The sequence rule on stored active entries: by reading time, the values never go down.
+pub fn assert_in_sequence(entries: &[meterhook_store::MeterEntry]) {
+    assert!(entries.len() > 1, "too few entries to judge: {entries:?}");
+    for pair in entries.windows(2) {
+        assert!(
+            pair[0].entry_date <= pair[1].entry_date && pair[0].value_m <= pair[1].value_m,
+            "out of sequence: {pair:?}"
+        );
+    }
+}
+
 /// Waits until `condition` holds, failing after `seconds`; for state reached by background work.
 pub fn wait_until(seconds: u64, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(seconds);

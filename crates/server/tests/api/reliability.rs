@@ -272,31 +272,8 @@ fn fifty_concurrent_deliveries_of_one_event_are_processed_once() {
         app.store
             .register_vehicle("sc-1", "car-1")
             .expect("register");
-        let body = Arc::new(odometer_event("same", "sc-1", 500.0, "km", T0));
-        let barrier = Arc::new(Barrier::new(50));
-        let address = app.webhook_url();
-        let handles: Vec<_> = (0..50)
-            .map(|_| {
-                let (body, barrier, url) = (body.clone(), barrier.clone(), address.clone());
-                thread::spawn(move || {
-                    let sig = meterhook_smartcar::sign(TOKEN.as_bytes(), body.as_bytes());
-                    barrier.wait();
-                    let mut r = agent()
-                        .post(&url)
-                        .header("SC-Signature", &sig)
-                        .send(body.as_bytes())
-                        .expect("sent");
-                    (
-                        r.status().as_u16(),
-                        r.body_mut().read_to_string().unwrap_or_default(),
-                    )
-                })
-            })
-            .collect();
-        let answers: Vec<_> = handles
-            .into_iter()
-            .map(|h| h.join().expect("thread"))
-            .collect();
+        let body = odometer_event("same", "sc-1", 500.0, "km", T0);
+        let answers = post_all_at_once(vec![(app.webhook_url(), body); 50]);
         assert!(answers.iter().all(|(s, _)| *s == 200), "{answers:?}");
         assert_eq!(
             answers
@@ -327,40 +304,19 @@ fn two_hundred_concurrent_readings_in_shuffled_order_keep_the_sequence() {
             .register_vehicle("sc-1", "car-1")
             .expect("register");
         let n = 200usize;
-        let barrier = Arc::new(Barrier::new(n));
-        let url = app.webhook_url();
-        let handles: Vec<_> = (0..n)
+        // Values scrambled against their times (every 10 minutes).
+        let deliveries = (0..n)
             .map(|i| {
-                let (barrier, url) = (barrier.clone(), url.clone());
-                thread::spawn(move || {
-                    // Values scrambled against their times (every 10 minutes).
-                    let km = 1000.0 + ((i * 37 + 11) % n) as f64;
-                    let body =
-                        odometer_event(&format!("c{i}"), "sc-1", km, "km", T0 + i as i64 * 600_000);
-                    let sig = meterhook_smartcar::sign(TOKEN.as_bytes(), body.as_bytes());
-                    barrier.wait();
-                    agent()
-                        .post(&url)
-                        .header("SC-Signature", &sig)
-                        .send(body.as_bytes())
-                        .expect("sent")
-                        .status()
-                        .as_u16()
-                })
+                let km = 1000.0 + ((i * 37 + 11) % n) as f64;
+                let body =
+                    odometer_event(&format!("c{i}"), "sc-1", km, "km", T0 + i as i64 * 600_000);
+                (app.webhook_url(), body)
             })
             .collect();
-        for h in handles {
-            assert_eq!(h.join().expect("thread"), 200);
+        for (status, body) in post_all_at_once(deliveries) {
+            assert_eq!(status, 200, "{body}");
         }
-        let entries = app.store.list_entries("car-1", false).expect("entries");
-        assert!(entries.len() > 1);
-        for pair in entries.windows(2) {
-            assert!(
-                pair[0].entry_date <= pair[1].entry_date && pair[0].value_m <= pair[1].value_m,
-                "{:?}",
-                pair
-            );
-        }
+        assert_in_sequence(&app.store.list_entries("car-1", false).expect("entries"));
         assert_eq!(app.event_count(), n);
         assert_eq!(app.store.unprocessed_count().expect("count"), 0);
     }
@@ -536,35 +492,18 @@ fn two_instances_on_one_postgres_process_each_event_once_and_keep_the_sequence()
         .register_vehicle("sc-1", "car-1")
         .expect("register");
     let n = 120usize;
-    let barrier = Arc::new(Barrier::new(n));
     let urls = [first.webhook_url(), second.webhook_url()];
-    let handles: Vec<_> = (0..n)
+    let deliveries = (0..n)
         .map(|i| {
-            let barrier = barrier.clone();
-            let url = urls[i % 2].clone();
-            thread::spawn(move || {
-                // Every fourth delivery repeats the one before it, byte for byte, to the other
-                // instance at the same moment.
-                let k = if i % 4 == 1 { i - 1 } else { i };
-                let km = 1000.0 + ((k * 37 + 11) % n) as f64;
-                let body =
-                    odometer_event(&format!("c{k}"), "sc-1", km, "km", T0 + k as i64 * 600_000);
-                let sig = meterhook_smartcar::sign(TOKEN.as_bytes(), body.as_bytes());
-                barrier.wait();
-                let mut r = agent()
-                    .post(&url)
-                    .header("SC-Signature", &sig)
-                    .send(body.as_bytes())
-                    .expect("sent");
-                (
-                    r.status().as_u16(),
-                    r.body_mut().read_to_string().unwrap_or_default(),
-                )
-            })
+            // Every fourth delivery repeats the one before it, byte for byte, to the other
+            // instance at the same moment.
+            let k = if i % 4 == 1 { i - 1 } else { i };
+            let km = 1000.0 + ((k * 37 + 11) % n) as f64;
+            let body = odometer_event(&format!("c{k}"), "sc-1", km, "km", T0 + k as i64 * 600_000);
+            (urls[i % 2].clone(), body)
         })
         .collect();
-    for h in handles {
-        let (status, body) = h.join().expect("thread");
+    for (status, body) in post_all_at_once(deliveries) {
         assert_eq!(status, 200, "{body}");
         // Straight into PostgreSQL: no deadlock sent a batch to the spool.
         assert!(!body.contains("spooled"), "{body}");
@@ -584,12 +523,5 @@ fn two_instances_on_one_postgres_process_each_event_once_and_keep_the_sequence()
             e.event_id
         );
     }
-    let entries = first.store.list_entries("car-1", false).expect("entries");
-    assert!(entries.len() > 1);
-    for pair in entries.windows(2) {
-        assert!(
-            pair[0].entry_date <= pair[1].entry_date && pair[0].value_m <= pair[1].value_m,
-            "{pair:?}"
-        );
-    }
+    assert_in_sequence(&first.store.list_entries("car-1", false).expect("entries"));
 }
