@@ -266,11 +266,12 @@ pub(crate) fn find_vehicle(
     smartcar_vehicle_id: &str,
 ) -> Result<Option<Vehicle>> {
     use smartcar_vehicles::dsl as v;
+    // No LIMIT: the id is unique, and a bound LIMIT makes SQLite re-prepare the statement.
     Ok(v::smartcar_vehicles
         .filter(v::smartcar_vehicle_id.eq(smartcar_vehicle_id))
         .select(Vehicle::as_select())
-        .first(conn)
-        .optional()?)
+        .load(conn)?
+        .pop())
 }
 
 pub(crate) fn record_event(conn: &mut DbConnection, event: &NewEvent<'_>) -> Result<Recorded> {
@@ -359,31 +360,46 @@ pub(crate) fn load_neighbours(
     at: NaiveDateTime,
     policy: &Policy,
 ) -> Result<Neighbours> {
+    use diesel::dsl::{max, min};
     use meter_entries::dsl as m;
-    let active = m::meter_entries
-        .filter(m::vehicle_id.eq(vehicle_id))
-        .filter(m::void.eq(false));
-    let before: Option<(i64, NaiveDateTime)> = active
+    // No LIMIT in these hot queries: SQLite re-prepares a statement whose LIMIT is a bound
+    // parameter every time it runs, which cost more than the queries themselves. The nearest
+    // time on each side comes from an aggregate; ties at that time are settled here.
+    let active = || {
+        m::meter_entries
+            .filter(m::vehicle_id.eq(vehicle_id))
+            .filter(m::void.eq(false))
+    };
+    let before_at: Option<NaiveDateTime> = active()
         .filter(m::entry_date.le(at))
-        .order((m::entry_date.desc(), m::value_m.desc()))
-        .select((m::value_m, m::entry_date))
-        .first(conn)
-        .optional()?;
-    let after: Option<(i64, NaiveDateTime)> = active
+        .select(max(m::entry_date))
+        .get_result(conn)?;
+    let after_at: Option<NaiveDateTime> = active()
         .filter(m::entry_date.gt(at))
-        .order((m::entry_date.asc(), m::value_m.asc()))
-        .select((m::value_m, m::entry_date))
-        .first(conn)
-        .optional()?;
+        .select(min(m::entry_date))
+        .get_result(conn)?;
+    let mut at_time = |when: Option<NaiveDateTime>| -> Result<Vec<(i64, NaiveDateTime)>> {
+        match when {
+            None => Ok(Vec::new()),
+            Some(when) => Ok(active()
+                .filter(m::entry_date.eq(when))
+                .select((m::value_m, m::entry_date))
+                .load(&mut *conn)?),
+        }
+    };
+    let before = at_time(before_at)?
+        .into_iter()
+        .max_by_key(|(value, _)| *value);
+    let after = at_time(after_at)?
+        .into_iter()
+        .min_by_key(|(value, _)| *value);
     let window = chrono::TimeDelta::milliseconds(policy.duplicate_window_ms.max(0));
     let (from, to) = (
         at.checked_sub_signed(window).unwrap_or(NaiveDateTime::MIN),
         at.checked_add_signed(window).unwrap_or(NaiveDateTime::MAX),
     );
-    let nearby: Vec<(i64, NaiveDateTime)> = active
+    let nearby: Vec<(i64, NaiveDateTime)> = active()
         .filter(m::entry_date.between(from, to))
-        .order(m::entry_date.asc())
-        .limit(1_000)
         .select((m::value_m, m::entry_date))
         .load(conn)?;
     let reading = |(value_m, date): (i64, NaiveDateTime)| {
