@@ -2,9 +2,12 @@
 
 use chrono::NaiveDateTime;
 use log::{error, info, warn};
-use meterhook_domain::Policy;
-use meterhook_smartcar::{Event, SigningKeys};
-use meterhook_store::{NewEvent, Outcome, Recorded, Store, StoreError, Tx};
+use meterhook_domain::{Policy, Reading};
+use meterhook_smartcar::{Event, EventType, SigningKeys};
+use meterhook_store::{
+    BatchEvent, BatchOutcome, BatchWork, NewEvent, NewSignal, Outcome, ProcessResult, Recorded,
+    Store, StoreError, Tx,
+};
 
 use crate::config::RetryPolicy;
 use crate::error::ApiError;
@@ -120,12 +123,19 @@ impl Ingestor {
         let committed = self.store.write(|tx| {
             // The writer sorted the batch by vehicle; lock them all first, in that order, so that
             // batches of several writers or instances never wait on each other in a cycle.
-            let mut vehicles: Vec<&str> = deliveries
+            let mut ids: Vec<&str> = deliveries
                 .iter()
                 .filter_map(|d| d.event.vehicle_id.as_deref())
                 .collect();
-            vehicles.dedup();
-            tx.lock_vehicles(&vehicles)?;
+            ids.dedup();
+            let vehicles = tx.lock_vehicles(&ids)?;
+            match self.ingest_fast(tx, deliveries, &vehicles) {
+                Ok(answers) => return Ok(answers),
+                Err(e) if e.is_transient() => return Err(e),
+                // Rolled back; one by one below (a conflict with another writer, or a statement
+                // that failed on some delivery: the slow path isolates it).
+                Err(e) => log::debug!("batch fast path not taken: {e}"),
+            }
             let mut answers = Vec::with_capacity(deliveries.len());
             for delivery in deliveries {
                 match tx.savepoint(|tx| self.ingest_one(tx, delivery)) {
@@ -165,6 +175,82 @@ impl Ingestor {
         }
     }
 
+    /// The fast path: every delivery the batch statements can take ([`Tx::ingest_batch`]) in one
+    /// go, the others (vehicle errors, unusable readings) one by one after them. An error means
+    /// nothing was written.
+    fn ingest_fast(
+        &self,
+        tx: &mut Tx<'_>,
+        deliveries: &[Delivery],
+        vehicles: &[meterhook_store::Vehicle],
+    ) -> Result<Vec<Result<Ingested, StoreError>>, StoreError> {
+        let payloads: Vec<std::borrow::Cow<'_, str>> = deliveries
+            .iter()
+            // A parsed event is valid JSON, hence valid UTF-8.
+            .map(|d| String::from_utf8_lossy(&d.body))
+            .collect();
+        let prepared: Vec<Option<(Vec<NewSignal>, Option<Reading>)>> =
+            deliveries.iter().map(batch_work).collect();
+        let mut fast = Vec::new();
+        let mut slow = Vec::new();
+        for (i, (d, work)) in deliveries.iter().zip(&prepared).enumerate() {
+            let event = &d.event;
+            let work = match (work, &event.event_type, event.vehicle_id.as_deref()) {
+                (Some((signals, reading)), _, Some(vehicle)) => BatchWork::State {
+                    smartcar_vehicle_id: vehicle,
+                    signals,
+                    reading: *reading,
+                },
+                (None, EventType::Verify | EventType::Other(_), _) => {
+                    BatchWork::Complete(Outcome::Ignored)
+                }
+                _ => {
+                    slow.push(i);
+                    continue;
+                }
+            };
+            fast.push((
+                i,
+                BatchEvent {
+                    event_id: &d.event_id,
+                    event_type: event.event_type.as_str(),
+                    smartcar_vehicle_id: event.vehicle_id.as_deref(),
+                    payload: &payloads[i],
+                    received_at: d.received_at,
+                    work,
+                },
+            ));
+        }
+        let (index, batch): (Vec<usize>, Vec<BatchEvent<'_>>) = fast.into_iter().unzip();
+        let outcomes = tx.ingest_batch(&batch, vehicles, &self.policy)?;
+        let mut answers: Vec<Option<Result<Ingested, StoreError>>> =
+            deliveries.iter().map(|_| None).collect();
+        for (i, outcome) in index.into_iter().zip(outcomes) {
+            let d = &deliveries[i];
+            answers[i] = Some(Ok(match outcome {
+                BatchOutcome::AlreadySeen => {
+                    log_already_received(d);
+                    Ingested::AlreadyReceived
+                }
+                BatchOutcome::Processed(result) => {
+                    log_processed(d, &result);
+                    Ingested::Stored(result.outcome)
+                }
+            }));
+        }
+        for i in slow {
+            let answer = match tx.savepoint(|tx| self.ingest_one(tx, &deliveries[i])) {
+                Err(e) if e.is_transient() => return Err(e),
+                answer => answer,
+            };
+            answers[i] = Some(answer);
+        }
+        Ok(answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Err(StoreError::Invalid("not ingested".into()))))
+            .collect())
+    }
+
     fn ingest_one(&self, tx: &mut Tx<'_>, d: &Delivery) -> Result<Ingested, StoreError> {
         // A parsed event is valid JSON, hence valid UTF-8.
         let payload = String::from_utf8_lossy(&d.body);
@@ -177,28 +263,14 @@ impl Ingestor {
             d.received_at,
         );
         if tx.record_event(&new)? == Recorded::AlreadySeen {
-            info!(
-                "Webhook event {} ({}): already received; not processed again",
-                d.event_id, event.event_type
-            );
+            log_already_received(d);
             return Ok(Ingested::AlreadyReceived);
         }
         let received_ms = meterhook_store::to_millis(d.received_at);
         let result = processor::process_or_schedule(tx, &d.event_id, &self.retry, 0, |tx| {
             processor::process(tx, &d.event_id, event, received_ms, &self.policy)
         })?;
-        let detail = result
-            .decision
-            .as_ref()
-            .map(|d| format!(" ({d})"))
-            .unwrap_or_default();
-        info!(
-            "Webhook event {} ({}, vehicle {}): {}{detail}",
-            d.event_id,
-            event.event_type,
-            event.vehicle_id.as_deref().unwrap_or("-"),
-            result.outcome
-        );
+        log_processed(d, &result);
         Ok(Ingested::Stored(result.outcome))
     }
 
@@ -251,4 +323,44 @@ impl Ingestor {
             }
         }
     }
+}
+
+/// What the batch path does with a delivery: for a vehicle state, its signal values and its
+/// odometer reading; `None` when it takes the one-by-one path or is not a vehicle state.
+fn batch_work(d: &Delivery) -> Option<(Vec<NewSignal>, Option<Reading>)> {
+    if d.event.event_type != EventType::VehicleState {
+        return None;
+    }
+    let received_ms = meterhook_store::to_millis(d.received_at);
+    let reading = match d.event.odometer_reading(received_ms) {
+        None => None,
+        // Representable times only; unusable readings are recorded the one-by-one way.
+        Some(Ok(reading)) if meterhook_store::to_timestamp(reading.observed_at).is_some() => {
+            Some(reading)
+        }
+        Some(_) => return None,
+    };
+    Some((processor::signal_rows(&d.event, received_ms), reading))
+}
+
+fn log_already_received(d: &Delivery) {
+    info!(
+        "Webhook event {} ({}): already received; not processed again",
+        d.event_id, d.event.event_type
+    );
+}
+
+fn log_processed(d: &Delivery, result: &ProcessResult) {
+    let detail = result
+        .decision
+        .as_ref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    info!(
+        "Webhook event {} ({}, vehicle {}): {}{detail}",
+        d.event_id,
+        d.event.event_type,
+        d.event.vehicle_id.as_deref().unwrap_or("-"),
+        result.outcome
+    );
 }

@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::{Connection, ExpressionMethods, QueryDsl, RunQueryDsl};
+use diesel::Connection;
 use meterhook_domain::Millis;
 
+mod batch;
 mod db;
 mod fleet;
 mod models;
@@ -14,6 +15,7 @@ pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use batch::{BatchEvent, BatchOutcome, BatchWork};
 pub use db::{
     connect, migration_names, revert_all_migrations, run_migrations, Backend, DatabaseUrl,
     DbConnection, PoolOptions,
@@ -47,6 +49,9 @@ pub enum StoreError {
     /// The request contradicts what is stored.
     #[error("{0}")]
     Invalid(String),
+    /// Another writer changed what this one was writing; nothing was written, try again.
+    #[error("write conflict: {0}")]
+    Conflict(String),
     /// Any other database error.
     #[error("database error: {0}")]
     Query(DieselError),
@@ -174,8 +179,29 @@ impl Store {
     /// Runs `work` in one transaction: one commit (one fsync) for everything it writes. The
     /// server's writer uses it to commit many deliveries at once (group commit).
     pub fn write<T>(&self, work: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        let mut conn = self.conn()?;
-        conn.transaction(|conn| work(&mut Tx { conn: &mut *conn }))
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        type Manager = <DbConnection as Connection>::TransactionManager;
+        let mut pooled = self.conn()?;
+        let conn: &mut DbConnection = &mut pooled;
+        match conn {
+            // IMMEDIATE: the write lock from the start (waiting on the busy timeout), so that a
+            // transaction that reads before it writes cannot find its snapshot stale at the
+            // first write (SQLITE_BUSY_SNAPSHOT, which no waiting cures).
+            DbConnection::Sqlite(c) => {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+            }
+            DbConnection::Pg(_) => Manager::begin_transaction(conn)?,
+        }
+        match work(&mut Tx { conn: &mut *conn }) {
+            Ok(value) => {
+                Manager::commit_transaction(conn)?;
+                Ok(value)
+            }
+            Err(e) => match Manager::rollback_transaction(conn) {
+                Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(e),
+                Err(rollback) => Err(rollback.into()),
+            },
+        }
     }
 }
 
@@ -186,25 +212,6 @@ pub struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    /// Takes the row locks of these Smartcar vehicles now, in the order of their ids, before
-    /// anything else in the transaction: two transactions that lock shared vehicles in one order
-    /// cannot deadlock. PostgreSQL only; SQLite's single write lock already
-    /// serialises writers.
-    pub fn lock_vehicles(&mut self, smartcar_vehicle_ids: &[&str]) -> Result<()> {
-        use schema::smartcar_vehicles::dsl as v;
-        if let DbConnection::Pg(conn) = &mut *self.conn {
-            // One statement; PostgreSQL locks the rows in the ORDER BY order (LockRows sits
-            // above the sort).
-            v::smartcar_vehicles
-                .filter(v::smartcar_vehicle_id.eq_any(smartcar_vehicle_ids))
-                .order(v::smartcar_vehicle_id.asc())
-                .select(v::id)
-                .for_update()
-                .load::<i64>(conn)?;
-        }
-        Ok(())
-    }
-
     /// Runs `work` in a savepoint: on error it is rolled back alone.
     pub fn savepoint<T>(&mut self, work: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
         self.conn.transaction(|conn| work(&mut Tx { conn }))

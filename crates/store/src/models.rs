@@ -34,7 +34,7 @@ pub struct Vehicle {
 
 /// An event to record.
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = smartcar_webhook_events)]
+#[diesel(table_name = smartcar_webhook_events, treat_none_as_default_value = false)]
 pub struct NewEvent<'a> {
     /// Smartcar's `eventId`, or `sha256:<hex>` of the raw body when it has none.
     pub event_id: &'a str,
@@ -184,7 +184,7 @@ impl MeterEntry {
 }
 
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = meter_entries)]
+#[diesel(table_name = meter_entries, treat_none_as_default_value = false)]
 pub(crate) struct NewMeterEntry<'a> {
     pub vehicle_id: &'a str,
     pub value_m: i64,
@@ -222,7 +222,7 @@ pub struct SyncLog {
 }
 
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = smartcar_sync_logs)]
+#[diesel(table_name = smartcar_sync_logs, treat_none_as_default_value = false)]
 pub(crate) struct NewSyncLog<'a> {
     pub sync_type: &'a str,
     pub smartcar_vehicle_id: Option<&'a str>,

@@ -414,7 +414,11 @@ pub(crate) fn load_neighbours(
     })
 }
 
-fn sync_data(decision: &Decision, reading: Reading, entry_id: Option<i64>) -> serde_json::Value {
+pub(crate) fn sync_data(
+    decision: &Decision,
+    reading: Reading,
+    entry_id: Option<i64>,
+) -> serde_json::Value {
     let compared = match decision {
         Decision::Accept { before, .. } => *before,
         Decision::Duplicate { existing } => Some(*existing),
