@@ -586,13 +586,19 @@ impl Store {
                 .select(EventRecord::as_select())
                 .order(e::id.asc())
                 .into_boxed();
-            query = match which {
-                Reprocess::Event(id) => query.filter(e::event_id.eq(id)),
-                Reprocess::Outcome(o) => query.filter(e::outcome.eq(o.as_str())),
-                Reprocess::UnknownVehicle(v) => query
-                    .filter(e::smartcar_vehicle_id.eq(v))
-                    .filter(e::outcome.eq(Outcome::UnknownVehicle.as_str())),
-            };
+            query =
+                match which {
+                    Reprocess::Event(id) => query.filter(e::event_id.eq(id)),
+                    Reprocess::Outcome(o) => query.filter(e::outcome.eq(o.as_str())),
+                    // The outcome as a literal, not a bound parameter: the planners use the partial
+                    // index `smartcar_webhook_events_unknown_vehicle_idx` only for a condition they can
+                    // see matches its own.
+                    Reprocess::UnknownVehicle(v) => query
+                        .filter(e::smartcar_vehicle_id.eq(v))
+                        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                            "outcome = 'unknown_vehicle'",
+                        )),
+                };
             let mut events: Vec<EventRecord> = query.load(conn)?;
             for event in &mut events {
                 // The reading is judged anew: the void entry of its last judgement goes.
