@@ -29,6 +29,9 @@ use crate::{
     SyncStatus, Tx, Vehicle,
 };
 
+/// How Diesel writes a `Timestamp` into SQLite (text, compared as text).
+const SQLITE_TIMESTAMP: &str = "%F %T%.f";
+
 /// Bound parameters per statement at most: under SQLite's 32,766 and PostgreSQL's 65,535.
 const MAX_PARAMS: usize = 30_000;
 
@@ -509,35 +512,31 @@ fn load_nearby(
             .bind::<Array<Timestamp>, _>(hi)
             .load(c)?
         }
-        // SQLite has no arrays: one OR term per vehicle, each a range of the
-        // (vehicle_id, entry_date) index; seven parameters per vehicle.
+        // SQLite has no arrays: the same over a JSON array of [vehicle, lo, hi], its times in
+        // the text form Diesel stores (`%F %T%.f`), so that they compare as the column's do.
         DbConnection::Sqlite(c) => {
-            let mut rows = Vec::new();
-            for ranges in ranges.chunks(chunk(7)) {
-                let term = "(m.vehicle_id = ? \
-                     AND m.entry_date >= COALESCE((SELECT MAX(x.entry_date) FROM meter_entries x \
-                       WHERE x.vehicle_id = ? AND x.void = FALSE AND x.entry_date <= ?), ?) \
-                     AND m.entry_date <= COALESCE((SELECT MIN(x.entry_date) FROM meter_entries x \
-                       WHERE x.vehicle_id = ? AND x.void = FALSE AND x.entry_date > ?), ?))";
-                let sql = format!(
-                    "SELECT m.vehicle_id, m.value_m, m.entry_date FROM meter_entries m \
-                     WHERE m.void = FALSE AND ({})",
-                    vec![term; ranges.len()].join(" OR ")
-                );
-                let mut query = diesel::sql_query(sql).into_boxed();
-                for (vehicle, (lo, hi)) in ranges {
-                    query = query
-                        .bind::<Text, _>(*vehicle)
-                        .bind::<Text, _>(*vehicle)
-                        .bind::<Timestamp, _>(*lo)
-                        .bind::<Timestamp, _>(*lo)
-                        .bind::<Text, _>(*vehicle)
-                        .bind::<Timestamp, _>(*hi)
-                        .bind::<Timestamp, _>(*hi);
-                }
-                rows.extend(query.load::<NearRow>(c)?);
-            }
-            rows
+            let bounds: Vec<serde_json::Value> = ranges
+                .iter()
+                .map(|(vehicle, (lo, hi))| {
+                    serde_json::json!([
+                        vehicle,
+                        lo.format(SQLITE_TIMESTAMP).to_string(),
+                        hi.format(SQLITE_TIMESTAMP).to_string()
+                    ])
+                })
+                .collect();
+            diesel::sql_query(
+                "SELECT b.vehicle_id, m.value_m, m.entry_date \
+                 FROM (SELECT j.value ->> 0 AS vehicle_id, j.value ->> 1 AS lo, j.value ->> 2 AS hi \
+                       FROM json_each(?) j) b \
+                 JOIN meter_entries m ON m.vehicle_id = b.vehicle_id AND m.void = FALSE \
+                   AND m.entry_date >= COALESCE((SELECT MAX(x.entry_date) FROM meter_entries x \
+                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date <= b.lo), b.lo) \
+                   AND m.entry_date <= COALESCE((SELECT MIN(x.entry_date) FROM meter_entries x \
+                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date > b.hi), b.hi)",
+            )
+            .bind::<Text, _>(serde_json::Value::Array(bounds).to_string())
+            .load(c)?
         }
     };
     for row in rows {

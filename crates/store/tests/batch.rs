@@ -82,6 +82,11 @@ fn deliveries(seed: u64, count: usize) -> Vec<Delivery> {
             }
             // The same time as the last one.
             3 => metres += rng.below(3) as i64 * 1_000,
+            // A time with milliseconds (stored with a fraction of a second).
+            4 => {
+                at += 30 * MIN + 1 + rng.below(999) as i64;
+                metres += 1_000 + rng.below(20_000) as i64;
+            }
             _ => {
                 at += 30 * MIN;
                 metres += 1_000 + rng.below(20_000) as i64;
