@@ -64,6 +64,28 @@ pub struct Delivery {
     pub body: actix_web::web::Bytes,
     /// When it arrived.
     pub received_at: NaiveDateTime,
+    /// For a vehicle state the batch path can take: its signal values and odometer reading,
+    /// worked out on the HTTP worker rather than on the writer thread.
+    pub prepared: Option<(Vec<NewSignal>, Option<Reading>)>,
+}
+
+impl Delivery {
+    /// A verified delivery, prepared for the writer.
+    pub fn new(
+        event_id: String,
+        event: Event,
+        body: actix_web::web::Bytes,
+        received_at: NaiveDateTime,
+    ) -> Delivery {
+        let prepared = batch_work(&event, received_at);
+        Delivery {
+            event_id,
+            event,
+            body,
+            received_at,
+            prepared,
+        }
+    }
 }
 
 /// Stores and processes events: used by the writer threads and the background passes.
@@ -189,13 +211,11 @@ impl Ingestor {
             // A parsed event is valid JSON, hence valid UTF-8.
             .map(|d| String::from_utf8_lossy(&d.body))
             .collect();
-        let prepared: Vec<Option<(Vec<NewSignal>, Option<Reading>)>> =
-            deliveries.iter().map(batch_work).collect();
         let mut fast = Vec::new();
         let mut slow = Vec::new();
-        for (i, (d, work)) in deliveries.iter().zip(&prepared).enumerate() {
+        for (i, d) in deliveries.iter().enumerate() {
             let event = &d.event;
-            let work = match (work, &event.event_type, event.vehicle_id.as_deref()) {
+            let work = match (&d.prepared, &event.event_type, event.vehicle_id.as_deref()) {
                 (Some((signals, reading)), _, Some(vehicle)) => BatchWork::State {
                     smartcar_vehicle_id: vehicle,
                     signals,
@@ -327,12 +347,15 @@ impl Ingestor {
 
 /// What the batch path does with a delivery: for a vehicle state, its signal values and its
 /// odometer reading; `None` when it takes the one-by-one path or is not a vehicle state.
-fn batch_work(d: &Delivery) -> Option<(Vec<NewSignal>, Option<Reading>)> {
-    if d.event.event_type != EventType::VehicleState {
+fn batch_work(
+    event: &Event,
+    received_at: NaiveDateTime,
+) -> Option<(Vec<NewSignal>, Option<Reading>)> {
+    if event.event_type != EventType::VehicleState {
         return None;
     }
-    let received_ms = meterhook_store::to_millis(d.received_at);
-    let reading = match d.event.odometer_reading(received_ms) {
+    let received_ms = meterhook_store::to_millis(received_at);
+    let reading = match event.odometer_reading(received_ms) {
         None => None,
         // Representable times only; unusable readings are recorded the one-by-one way.
         Some(Ok(reading)) if meterhook_store::to_timestamp(reading.observed_at).is_some() => {
@@ -340,7 +363,7 @@ fn batch_work(d: &Delivery) -> Option<(Vec<NewSignal>, Option<Reading>)> {
         }
         Some(_) => return None,
     };
-    Some((processor::signal_rows(&d.event, received_ms), reading))
+    Some((processor::signal_rows(event, received_ms), reading))
 }
 
 fn log_already_received(d: &Delivery) {

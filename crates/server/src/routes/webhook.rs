@@ -74,12 +74,7 @@ pub async fn receive(
     let started = std::time::Instant::now();
     let outcome = state
         .writer
-        .submit(Delivery {
-            event_id: event_id.clone(),
-            event,
-            body,
-            received_at,
-        })
+        .submit(Delivery::new(event_id.clone(), event, body, received_at))
         .await?;
     let (status, outcome) = match outcome {
         Ingested::Stored(outcome) => ("accepted", outcome.as_str()),
