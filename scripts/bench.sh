@@ -58,10 +58,14 @@ cargo build --release --locked -q -p meterhook
 bin=$root/target/release/meterhook
 
 work=$(mktemp -d /tmp/meterhook-bench.XXXXXX)
+# The server's log goes to tmpfs, as it would go to journald through a pipe in production: a log
+# file on the database's ext4 filesystem rides on every SQLite fsync (data=ordered) and turned
+# into 100-500 ms commit stalls (docs/PERFORMANCE.md).
+logdir=$(mktemp -d /dev/shm/meterhook-bench-log.XXXXXX 2>/dev/null || echo "$work")
 server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true
-  rm -rf "$work"
+  rm -rf "$work" "$logdir"
 }
 trap cleanup EXIT
 
@@ -106,7 +110,7 @@ PY
   fi
 fi
 
-"$bin" serve >"$work/server.log" 2>&1 &
+"$bin" serve >"$logdir/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do curl -sf "$url/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
