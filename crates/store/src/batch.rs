@@ -148,34 +148,37 @@ impl Tx<'_> {
         self.savepoint(|tx| ingest(tx.conn, events, vehicles, policy))
     }
 
-    /// The rows of these Smartcar vehicles; on PostgreSQL they are locked until the transaction
-    /// ends, taken in the order of their ids (so two transactions that share vehicles cannot
-    /// deadlock), with every other Smartcar vehicle feeding the same app vehicles.
+    /// The rows of these Smartcar vehicles. On PostgreSQL they are locked until the transaction
+    /// ends, with every other Smartcar vehicle feeding the same app vehicles (returned too), all
+    /// taken in the order of their ids, so two transactions that share vehicles cannot deadlock.
     pub fn lock_vehicles(&mut self, smartcar_vehicle_ids: &[&str]) -> Result<Vec<Vehicle>> {
         use smartcar_vehicles::dsl as v;
         if smartcar_vehicle_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let query = v::smartcar_vehicles
-            .filter(v::smartcar_vehicle_id.eq_any(smartcar_vehicle_ids))
-            .order(v::smartcar_vehicle_id.asc())
-            .select(Vehicle::as_select());
         match &mut *self.conn {
-            // One statement; PostgreSQL locks the rows in the ORDER BY order (LockRows sits above
-            // the sort).
+            // One statement, siblings included; PostgreSQL locks the rows in the ORDER BY order
+            // (LockRows sits above the sort).
             DbConnection::Pg(c) => {
-                let vehicles = query.for_update().load(c)?;
-                let apps: HashSet<&str> = vehicles.iter().map(|v| v.vehicle_id.as_str()).collect();
-                let siblings = v::smartcar_vehicles
-                    .filter(v::vehicle_id.eq_any(apps))
-                    .filter(v::smartcar_vehicle_id.ne_all(smartcar_vehicle_ids));
-                // Usually none: one Smartcar vehicle per app vehicle.
-                siblings
+                let siblings = diesel::alias!(smartcar_vehicles as siblings);
+                Ok(v::smartcar_vehicles
+                    .filter(
+                        v::smartcar_vehicle_id
+                            .eq_any(smartcar_vehicle_ids)
+                            .or(v::vehicle_id.eq_any(
+                                siblings
+                                    .filter(
+                                        siblings
+                                            .field(v::smartcar_vehicle_id)
+                                            .eq_any(smartcar_vehicle_ids),
+                                    )
+                                    .select(siblings.field(v::vehicle_id)),
+                            )),
+                    )
                     .order(v::smartcar_vehicle_id.asc())
-                    .select(v::id)
+                    .select(Vehicle::as_select())
                     .for_update()
-                    .load::<i64>(c)?;
-                Ok(vehicles)
+                    .load(c)?)
             }
             // SQLite's single write lock (taken by `BEGIN IMMEDIATE`) serialises writers already.
             DbConnection::Sqlite(c) => Ok(v::smartcar_vehicles
