@@ -525,3 +525,68 @@ fn two_instances_on_one_postgres_process_each_event_once_and_keep_the_sequence()
     }
     assert_in_sequence(&first.store.list_entries("car-1", false).expect("entries"));
 }
+
+/// Deliveries that take the batch path and deliveries that go one by one (vehicle errors, an
+/// unusable reading, an event naming no vehicle), all arriving together so that they share
+/// batches: each gets its own right answer and its own stored outcome.
+#[test]
+fn a_concurrent_mix_of_event_kinds_is_answered_and_stored_each_as_alone() {
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        let url = app.webhook_url();
+        let mut deliveries = Vec::new();
+        let mut expected = Vec::new();
+        for i in 0..20 {
+            let id = format!("mix-reading-{i}");
+            deliveries.push((
+                url.clone(),
+                odometer_event(&id, "sc-1", 1000.0 + i as f64, "km", T0 + i * 600_000),
+            ));
+            expected.push((id, "created"));
+        }
+        for i in 0..5 {
+            let id = format!("mix-error-{i}");
+            let body = serde_json::json!({
+                "eventId": id, "eventType": "VEHICLE_ERROR",
+                "data": {"vehicle": {"id": "sc-1"},
+                         "errors": [{"type": "VEHICLE_STATE", "code": format!("C{i}"), "state": "ERROR"}]},
+                "meta": {"version": "4.0"}
+            });
+            deliveries.push((url.clone(), body.to_string()));
+            expected.push((id, "vehicle_error_recorded"));
+        }
+        let bad_unit = odometer_event("mix-bad-unit", "sc-1", -5.0, "km", T0);
+        deliveries.push((url.clone(), bad_unit));
+        expected.push(("mix-bad-unit".into(), "invalid_reading"));
+        let stranger = odometer_event("mix-stranger", "sc-unknown", 5.0, "km", T0);
+        deliveries.push((url.clone(), stranger));
+        expected.push(("mix-stranger".into(), "unknown_vehicle"));
+        // A redelivery of a reading, in the same burst.
+        deliveries.push((url.clone(), deliveries[0].1.clone()));
+
+        let answers = post_all_at_once(deliveries);
+        for (status, body) in &answers {
+            assert_eq!(*status, 200, "{body}");
+        }
+        let duplicates = answers
+            .iter()
+            .filter(|(_, body)| body.contains("\"status\":\"duplicate\""))
+            .count();
+        assert_eq!(duplicates, 1, "{answers:?}");
+        for (id, outcome) in &expected {
+            assert_eq!(app.outcome(id), *outcome, "event {id}");
+        }
+        assert_eq!(app.event_count(), expected.len());
+        assert_eq!(
+            app.store
+                .list_entries("car-1", false)
+                .expect("entries")
+                .len(),
+            20
+        );
+        assert_eq!(app.store.open_errors("sc-1").expect("errors").len(), 5);
+        assert_eq!(app.store.unprocessed_count().expect("count"), 0);
+    }
+}
