@@ -128,13 +128,17 @@ run_pair() {
   echo "$c $hr $ir $(field p50_ms "$ingest") $(field p99_ms "$ingest") $(field statuses "$ingest") $(field wrapped "$ingest") $(field errors "$ingest") $(field p99_ms "$health") $(field sent "$ingest") $threads"
 }
 
-gen() { python3 scripts/bench/gen_events.py --count "$1" --vehicles "$vehicles" --token "$token" --out "$2" --prefix "$3" 2>"$2.expected"; }
+# gen COUNT FILE PREFIX RUN: the RUN-th events file for this database (later runs' readings come
+# after earlier ones', so that every run judges new readings, not repeats of the last run's).
+gen() { python3 scripts/bench/gen_events.py --count "$1" --vehicles "$vehicles" --token "$token" --out "$2" --prefix "$3" --run "$4" 2>"$2.expected"; }
 
 echo "== $label, $vehicles vehicles, $( [ "$rows" -gt 0 ] && echo "$rows rows pre-filled" || echo "empty tables" ), ${duration}s per run"
 if [ $sweep = 1 ]; then
   echo "connections healthz_rps ingest_rps ingest_p50_ms ingest_p99_ms" > "$work/sweep.txt"
+  run=0
   for c in 1 2 4 8 16 32 64 128 256; do
-    gen "$events" "$work/events-$c.txt" "sweep$c"
+    gen "$events" "$work/events-$c.txt" "sweep$c" "$run"
+    run=$((run + 1))
     read -r cc hr ir p50 p99 _ <<<"$(run_pair "$c" "$work/events-$c.txt")"
     echo "$cc $hr $ir $p50 $p99" | tee -a "$work/sweep.txt"
   done
@@ -143,7 +147,7 @@ if [ $sweep = 1 ]; then
   echo "plot: docs/bench-sweep.png"
 fi
 
-gen "$events" "$work/events.txt" main
+gen "$events" "$work/events.txt" main "${run:-0}"
 read -r c hr ir p50 p99 statuses wrapped errors hp99 sent threads <<<"$(run_pair "$connections" "$work/events.txt")"
 rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
 kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""
@@ -173,4 +177,6 @@ print(f"answers            {'$statuses'} (wrk errors {$errors}, wrapped around {
 print(f"distinct ids sent  {len(ids)}")
 print(f"stored events      {stored} (outcomes: " + ", ".join(f"{k} {v - (rows if k == 'created' else 0)}" for k, v in sorted(outcomes.items())) + ")")
 print(f"meter entries      {created} created; duplicates skipped {outcomes.get('duplicate', 0)}; pending {stats['pending']}")
+if $sweep:
+    print("(after --sweep, the stored counts include every run of the sweep)")
 PY

@@ -14,11 +14,15 @@ p.add_argument("--vehicles", type=int, default=100)
 p.add_argument("--token", required=True)
 p.add_argument("--out", required=True)
 p.add_argument("--prefix", default="bench")
+p.add_argument("--run", type=int, default=0,
+               help="K-th file for the same database: its readings start after those of runs 0..K-1")
 a = p.parse_args()
 
-rng = random.Random(42)
+rng = random.Random(42 + a.run)
 key = a.token.encode()
-t0 = 1_769_852_860_000
+# Each vehicle gets at most --count readings per file, each at most 21 km and 30 minutes on.
+t0 = 1_769_852_860_000 + a.run * (a.count + 10) * 1_800_000
+km0 = 10_000.0 + a.run * (a.count + 10) * 21.0
 state = {}  # vehicle -> (km, ms)
 sent_new = []  # (event_id, body) of new readings, for redeliveries
 expected = {"new": 0, "redelivery": 0, "duplicate": 0}
@@ -31,7 +35,7 @@ with open(a.out, "w") as out:
             body = sent_new[rng.randrange(len(sent_new))]
             expected["redelivery"] += 1
         else:
-            km, ms = state.get(v, (10_000.0 + v, t0))
+            km, ms = state.get(v, (km0 + v, t0))
             if roll < 0.10 and v in state:
                 ms += 600_000  # same value ten minutes later: a duplicate
                 expected["duplicate"] += 1
