@@ -5,6 +5,10 @@
 
 use std::sync::{Arc, Barrier};
 
+use diesel::pg::PgConnection;
+use diesel::sql_types::BigInt;
+use diesel::{Connection, RunQueryDsl};
+
 use chrono::NaiveDateTime;
 use meterhook_domain::{Distance, Millis, Policy, Reading};
 use meterhook_store::testing::TestDatabase;
@@ -377,7 +381,7 @@ fn a_batch_that_races_another_writer_writes_nothing() {
     let raced = batch[1].clone();
     let ready = Arc::new(Barrier::new(2));
     let other = {
-        let (store, ready) = (store.clone(), ready.clone());
+        let (store, ready, url) = (store.clone(), ready.clone(), db.url().to_owned());
         std::thread::spawn(move || {
             store
                 .write(|tx| {
@@ -389,9 +393,22 @@ fn a_batch_that_races_another_writer_writes_nothing() {
                         now(),
                     ))?;
                     ready.wait();
-                    // Long enough for the batch to read before this commits; its insert then
-                    // waits for this commit.
-                    std::thread::sleep(std::time::Duration::from_millis(500));
+                    // Commit only once the batch's insert waits on this transaction's row: the
+                    // batch has then read the stored ids without seeing it.
+                    let mut watch = PgConnection::establish(&url).expect("watcher connection");
+                    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                    loop {
+                        let waiting: i64 = diesel::select(diesel::dsl::sql::<BigInt>(
+                            "(SELECT count(*) FROM pg_stat_activity \
+                             WHERE datname = current_database() AND wait_event_type = 'Lock')",
+                        ))
+                        .get_result(&mut watch)
+                        .expect("pg_stat_activity");
+                        if waiting > 0 || std::time::Instant::now() > deadline {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
                     Ok(())
                 })
                 .unwrap();
