@@ -142,33 +142,40 @@ impl Ingestor {
         if self.spool.is_some() && self.outage.active() {
             return self.spool_or_refuse(deliveries, "database presumed unavailable");
         }
-        let committed = self.store.write(|tx| {
-            // The writer sorted the batch by vehicle; lock them all first, in that order, so that
-            // batches of several writers or instances never wait on each other in a cycle.
-            let mut ids: Vec<&str> = deliveries
-                .iter()
-                .filter_map(|d| d.event.vehicle_id.as_deref())
-                .collect();
-            ids.dedup();
+        // The writer sorted the batch by vehicle; each transaction locks them all first, in that
+        // order, so that batches of several writers or instances never wait on each other in a
+        // cycle.
+        let mut ids: Vec<&str> = deliveries
+            .iter()
+            .filter_map(|d| d.event.vehicle_id.as_deref())
+            .collect();
+        ids.dedup();
+        let fast = self.store.write(|tx| {
             let vehicles = tx.lock_vehicles(&ids)?;
-            match self.ingest_fast(tx, deliveries, &vehicles) {
-                Ok(answers) => return Ok(answers),
-                Err(e) if e.is_transient() => return Err(e),
-                // Rolled back; one by one below (a conflict with another writer, or a statement
-                // that failed on some delivery: the slow path isolates it).
-                Err(e) => log::debug!("batch fast path not taken: {e}"),
-            }
-            let mut answers = Vec::with_capacity(deliveries.len());
-            for delivery in deliveries {
-                match tx.savepoint(|tx| self.ingest_one(tx, delivery)) {
-                    Ok(answer) => answers.push(Ok(answer)),
-                    // The connection or the database is gone: nothing of this batch commits.
-                    Err(e) if e.is_transient() => return Err(e),
-                    Err(e) => answers.push(Err(e)),
-                }
-            }
-            Ok(answers)
+            self.ingest_fast(tx, deliveries, &vehicles)
         });
+        let committed = match fast {
+            // Rolled back whole; again one by one (a conflict with another writer, or a statement
+            // that failed on some delivery: the one-by-one path isolates it).
+            Err(e) if !e.is_transient() => {
+                log::debug!("batch path not taken ({e}); one by one");
+                self.store.write(|tx| {
+                    tx.lock_vehicles(&ids)?;
+                    let mut answers = Vec::with_capacity(deliveries.len());
+                    for delivery in deliveries {
+                        match tx.savepoint(|tx| self.ingest_one(tx, delivery)) {
+                            Ok(answer) => answers.push(Ok(answer)),
+                            // The connection or the database is gone: nothing of this batch
+                            // commits.
+                            Err(e) if e.is_transient() => return Err(e),
+                            Err(e) => answers.push(Err(e)),
+                        }
+                    }
+                    Ok(answers)
+                })
+            }
+            other => other,
+        };
         match committed {
             Ok(answers) => answers
                 .into_iter()
@@ -198,8 +205,8 @@ impl Ingestor {
     }
 
     /// The fast path: every delivery the batch statements can take ([`Tx::ingest_batch`]) in one
-    /// go, the others (vehicle errors, unusable readings) one by one after them. An error means
-    /// nothing was written.
+    /// go, the others (vehicle errors, unusable readings) one by one after them. On an error the
+    /// transaction must be rolled back.
     fn ingest_fast(
         &self,
         tx: &mut Tx<'_>,
