@@ -95,17 +95,17 @@ if [ "$rows" -gt 0 ]; then
   echo "pre-filling $rows processed events…" >&2
   if [ "$backend" = inner-postgres ]; then
     psql "$db_url" -qc "INSERT INTO smartcar_webhook_events (event_id, event_type, smartcar_vehicle_id, payload, received_at, processed, processed_at, outcome, attempts)
-      SELECT 'prefill-' || g, 'VEHICLE_STATE', 'prefill-vehicle', '{}', now() AT TIME ZONE 'UTC' - interval '1 day', true, now() AT TIME ZONE 'UTC' - interval '1 day', 'created', 1
+      SELECT gen_random_uuid()::text, 'VEHICLE_STATE', 'prefill-vehicle', '{}', now() AT TIME ZONE 'UTC' - interval '1 day', true, now() AT TIME ZONE 'UTC' - interval '1 day', 'created', 1
       FROM generate_series(1, $rows) g" >/dev/null
   else
     python3 - "$work/bench.db" "$rows" <<'PY'
-import sqlite3, sys
+import random, sqlite3, sys, uuid
 db = sqlite3.connect(sys.argv[1]); n = int(sys.argv[2])
 with db:
     db.executemany(
         "INSERT INTO smartcar_webhook_events (event_id, event_type, smartcar_vehicle_id, payload, received_at, processed, processed_at, outcome, attempts) "
         "VALUES (?, 'VEHICLE_STATE', 'prefill-vehicle', '{}', datetime('now','-1 day'), 1, datetime('now','-1 day'), 'created', 1)",
-        ((f"prefill-{i}",) for i in range(n)))
+        ((str(uuid.UUID(int=random.getrandbits(128), version=4)),) for i in range(n)))
 PY
   fi
 fi

@@ -6,14 +6,14 @@ The mix, in a fixed pseudo-random order: 90 % new odometer readings (rising per 
 duplicates within the hour (a new eventId, the same value ten minutes later: skipped).
 Prints the expected counts as JSON on stderr.
 """
-import argparse, hashlib, hmac, json, random, sys
+import argparse, hashlib, hmac, json, random, sys, uuid
 
 p = argparse.ArgumentParser()
 p.add_argument("--count", type=int, required=True)
 p.add_argument("--vehicles", type=int, default=100)
 p.add_argument("--token", required=True)
 p.add_argument("--out", required=True)
-p.add_argument("--prefix", default="bench")
+p.add_argument("--prefix", default="bench", help="kept for the callers; ids are random UUIDs")
 p.add_argument("--run", type=int, default=0,
                help="K-th file for the same database: its readings start after those of runs 0..K-1")
 a = p.parse_args()
@@ -45,7 +45,9 @@ with open(a.out, "w") as out:
                 expected["new"] += 1
             state[v] = (km, ms)
             body = json.dumps({
-                "eventId": f"{a.prefix}-{i:08d}",
+                # Random UUIDs, like Smartcar's v4 eventIds: each lands on its own leaf of the
+                # event_id index, as real traffic does (sequential ids would all append).
+                "eventId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
                 "eventType": "VEHICLE_STATE",
                 "data": {"vehicle": {"id": vid}, "signals": [{
                     "code": "odometer-traveleddistance", "name": "TraveledDistance", "group": "Odometer",
