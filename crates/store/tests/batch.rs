@@ -183,6 +183,28 @@ fn one_by_one(tx: &mut Tx<'_>, d: &Delivery, policy: &Policy) -> Result<(), Stor
     Ok(())
 }
 
+/// The deliveries as the batch path takes them.
+fn batch_events(batch: &[Delivery]) -> Vec<BatchEvent<'_>> {
+    batch
+        .iter()
+        .map(|d| BatchEvent {
+            event_id: &d.event_id,
+            event_type: d.event_type,
+            smartcar_vehicle_id: d.vehicle.as_deref(),
+            payload: &d.payload,
+            received_at: d.received_at,
+            work: match d.kind {
+                Kind::Ignored => BatchWork::Complete(Outcome::Ignored),
+                Kind::State(reading) => BatchWork::State {
+                    smartcar_vehicle_id: d.vehicle.as_deref().unwrap(),
+                    signals: &d.signals,
+                    reading,
+                },
+            },
+        })
+        .collect()
+}
+
 fn batched(store: &Store, batch: &[Delivery], policy: &Policy) -> Vec<BatchOutcome> {
     store
         .write(|tx| {
@@ -190,25 +212,7 @@ fn batched(store: &Store, batch: &[Delivery], policy: &Policy) -> Vec<BatchOutco
             ids.sort_unstable();
             ids.dedup();
             let vehicles = tx.lock_vehicles(&ids)?;
-            let events: Vec<BatchEvent<'_>> = batch
-                .iter()
-                .map(|d| BatchEvent {
-                    event_id: &d.event_id,
-                    event_type: d.event_type,
-                    smartcar_vehicle_id: d.vehicle.as_deref(),
-                    payload: &d.payload,
-                    received_at: d.received_at,
-                    work: match d.kind {
-                        Kind::Ignored => BatchWork::Complete(Outcome::Ignored),
-                        Kind::State(reading) => BatchWork::State {
-                            smartcar_vehicle_id: d.vehicle.as_deref().unwrap(),
-                            signals: &d.signals,
-                            reading,
-                        },
-                    },
-                })
-                .collect();
-            tx.ingest_batch(&events, &vehicles, policy)
+            tx.ingest_batch(&batch_events(batch), &vehicles, policy)
         })
         .unwrap()
 }
@@ -417,18 +421,7 @@ fn a_batch_that_races_another_writer_writes_nothing() {
     ready.wait();
     let result = store.write(|tx| {
         let vehicles = tx.lock_vehicles(&["sc-1", "sc-2", "sc-3", "sc-4"])?;
-        let events: Vec<BatchEvent<'_>> = batch
-            .iter()
-            .map(|d| BatchEvent {
-                event_id: &d.event_id,
-                event_type: d.event_type,
-                smartcar_vehicle_id: d.vehicle.as_deref(),
-                payload: &d.payload,
-                received_at: d.received_at,
-                work: BatchWork::Complete(Outcome::Ignored),
-            })
-            .collect();
-        tx.ingest_batch(&events, &vehicles, &policy)
+        tx.ingest_batch(&batch_events(&batch), &vehicles, &policy)
     });
     other.join().unwrap();
     assert!(
