@@ -27,9 +27,12 @@ forbid meterhook-smartcar 'diesel.*' 'actix.*' 'tokio' 'r2d2' 'libsqlite3-sys' '
 # store: persistence; no HTTP, no configuration sources, no wire format.
 forbid meterhook-store 'actix.*' 'tokio' 'hyper' 'ureq' 'config' 'dotenvy' 'clap' 'env_logger' 'meterhook-smartcar' 'meterhook'
 
+# ingest: the delivery pipeline; no HTTP framework, no configuration sources, no CLI.
+forbid meterhook-ingest 'actix.*' 'hyper' 'axum' 'ureq' 'config' 'dotenvy' 'clap' 'env_logger' 'meterhook'
+
 # Only the server reads configuration or the environment (the store's test support excepted).
 if grep -rnE 'std::env::var|env::var\(|dotenvy|env!\("(DATABASE|SMARTCAR|METERHOOK)' \
-    crates/domain/src crates/smartcar/src crates/store/src | grep -v 'crates/store/src/testing.rs'; then
+    crates/domain/src crates/smartcar/src crates/store/src crates/ingest/src | grep -v 'crates/store/src/testing.rs'; then
   echo "layer check: only crates/server may read the environment" >&2
   status=1
 fi

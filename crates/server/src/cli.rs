@@ -9,7 +9,6 @@ use meterhook_store::{MeterEntry, Outcome, Reprocess, Store, UnvoidRefusal};
 use serde_json::json;
 
 use crate::config::{parse_duration, Settings};
-use crate::processor;
 use crate::startup::Application;
 use crate::views::{self, rfc3339};
 
@@ -273,8 +272,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 (None, Some(name)) => Reprocess::Outcome(name.parse::<Outcome>()?),
                 (None, None) => return Err(CliError("name an event id or --outcome".into())),
             };
-            let done =
-                processor::reprocess(&store, which, &settings.policy()?, &settings.retry()?)?;
+            let done = pipeline(&store, &settings)?.reprocess(which)?;
             if done.is_empty() {
                 if let Some(id) = &event_id {
                     return Err(CliError(match store.find_event(id)? {
@@ -411,6 +409,17 @@ fn serve(settings: &Settings) -> Result<(), CliError> {
         .map_err(|e| CliError(format!("server stopped: {e}")))
 }
 
+/// The ingest pipeline on `store`, without writers (the CLI commits on its own thread), and
+/// without the spool: a command that finds the database away fails.
+fn pipeline(store: &Store, settings: &Settings) -> Result<meterhook_ingest::Pipeline, CliError> {
+    Ok(meterhook_ingest::Pipeline::new(
+        store.clone(),
+        None,
+        settings.policy()?,
+        settings.retry()?,
+    ))
+}
+
 fn open_store(settings: &Settings) -> Result<Store, CliError> {
     Ok(Store::open(
         settings.database_url.expose(),
@@ -430,12 +439,8 @@ fn vehicles(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<
                 v.smartcar_vehicle_id, v.vehicle_id
             );
             // Events that arrived before the registration are processed now.
-            let waiting = processor::reprocess(
-                store,
-                Reprocess::UnknownVehicle(&smartcar_vehicle_id),
-                &settings.policy()?,
-                &settings.retry()?,
-            )?;
+            let waiting = pipeline(store, settings)?
+                .reprocess(Reprocess::UnknownVehicle(&smartcar_vehicle_id))?;
             if !waiting.is_empty() {
                 let created = waiting
                     .iter()

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use meterhook_domain::{Distance, DistanceUnit, Policy};
+use meterhook_ingest::RetryPolicy;
 use meterhook_smartcar::SigningKeys;
 use serde::Deserialize;
 
@@ -248,7 +249,7 @@ impl Settings {
             return invalid("METERHOOK_MAX_ATTEMPTS", "must be at least 1");
         }
         Ok(RetryPolicy {
-            max_attempts: i32::try_from(self.max_attempts).unwrap_or(i32::MAX),
+            max_attempts: self.max_attempts,
             backoff: parse_duration("METERHOOK_RETRY_BACKOFF", &self.retry_backoff)?,
         })
     }
@@ -300,27 +301,6 @@ pub fn load_env_files() -> Result<(), ConfigError> {
 
 /// Events younger than this are never pruned: Smartcar redelivers, and dedup needs their ids.
 pub const MIN_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// How failed processing is retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts before an event ends as `dead`.
-    pub max_attempts: i32,
-    /// Wait before the first retry; doubled for each further one, capped at an hour.
-    pub backoff: Duration,
-}
-
-impl RetryPolicy {
-    /// The wait after the `attempt`-th failure (1-based).
-    pub fn delay(&self, attempt: i32) -> Duration {
-        let doublings = u32::try_from(attempt.saturating_sub(1))
-            .unwrap_or(0)
-            .min(20);
-        self.backoff
-            .saturating_mul(1u32 << doublings)
-            .min(Duration::from_secs(3600))
-    }
-}
 
 fn invalid<T>(name: &'static str, reason: &str) -> Result<T, ConfigError> {
     Err(ConfigError::Invalid {

@@ -50,6 +50,18 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// A delivery the pipeline could not make durable: 503 (retry) unless it is a bug.
+    pub fn from_ingest(e: meterhook_ingest::IngestError) -> ApiError {
+        match e {
+            meterhook_ingest::IngestError::Unavailable => ApiError::Unavailable,
+            meterhook_ingest::IngestError::Overloaded => {
+                log::warn!("delivery refused: the writers' queues are full");
+                ApiError::Unavailable
+            }
+            meterhook_ingest::IngestError::Failed(detail) => ApiError::Internal(detail),
+        }
+    }
+
     /// A store failure while storing: transient ones are 503 (retry), the rest 500.
     pub fn from_store(e: StoreError) -> ApiError {
         if e.is_transient() {

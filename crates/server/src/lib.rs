@@ -1,16 +1,13 @@
 #![doc = include_str!("../README.md")]
 
-pub mod background;
 pub mod cli;
 pub mod config;
 pub mod error;
 pub mod metrics;
-pub mod processor;
 pub mod routes;
 pub mod startup;
 pub mod state;
 pub mod views;
-pub mod writer;
 
 pub use config::{Secret, Settings};
 pub use startup::{Application, StartError};

@@ -8,13 +8,11 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use log::{info, warn};
 use meterhook_store::Store;
 
-use crate::background::{Background, Schedule};
 use crate::config::{ConfigError, Settings};
 use crate::metrics::Metrics;
 use crate::routes::api::{self, ApiToken};
 use crate::routes::{health, metrics, webhook};
-use crate::state::{AppState, BodyLimits, Ingestor};
-use crate::writer::Writer;
+use crate::state::{AppState, BodyLimits};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +37,7 @@ pub enum StartError {
 pub struct Application {
     port: u16,
     server: Server,
-    ingestor: Ingestor,
-    writer: Writer,
-    schedule: Schedule,
+    ingest: meterhook_ingest::Ingest,
 }
 
 impl Application {
@@ -81,13 +77,13 @@ impl Application {
             }
             None => None,
         };
-        let schedule = Schedule {
-            retry_every: Duration::from_secs(5).min(retry.backoff.max(Duration::from_millis(100))),
-            drain_every: Duration::from_secs(2),
-            prune: settings
-                .retention_window()?
-                .map(|window| (window, Duration::from_secs(3600))),
-        };
+        let mut ingest_settings = meterhook_ingest::Settings::new(&store, policy, retry);
+        ingest_settings.schedule.prune = settings
+            .retention_window()?
+            .map(|window| (window, Duration::from_secs(3600)));
+        if settings.writers > 0 {
+            ingest_settings.writers = settings.writers;
+        }
         let listener = TcpListener::bind(&settings.listen).map_err(|source| StartError::Bind {
             address: settings.listen.clone(),
             source,
@@ -103,24 +99,16 @@ impl Application {
             keys.len(),
             if keys.len() == 1 { "" } else { "s" }
         );
-        let ingestor = Ingestor {
-            store: store.clone(),
-            spool: spool.clone(),
-            policy,
-            retry,
-            outage: std::sync::Arc::default(),
-        };
-        let writers = match (settings.writers, store.backend()) {
-            (0, meterhook_store::Backend::Sqlite) => 1,
-            (0, meterhook_store::Backend::Postgres) => 2,
-            (n, _) => n,
-        };
-        let (writer, writer_handle) = Writer::start(ingestor.clone(), writers);
+        let ingest = meterhook_ingest::Ingest::start(ingest_settings, store.clone(), spool.clone())
+            .map_err(|source| StartError::Bind {
+                address: "writer threads".to_owned(),
+                source,
+            })?;
         let app_state = AppState {
             store,
             spool,
             keys,
-            writer: writer_handle,
+            ingest: ingest.submitter(),
             limits: BodyLimits {
                 max_bytes: settings.body_limit,
                 timeout: client_timeout,
@@ -170,9 +158,7 @@ impl Application {
         Ok(Application {
             port,
             server,
-            ingestor,
-            writer,
-            schedule,
+            ingest,
         })
     }
 
@@ -190,21 +176,14 @@ impl Application {
     /// flight are finished (up to 30 s), the writer commits what is queued, then the background
     /// passes finish and stop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let background = Background::start(self.ingestor, self.schedule);
-        let served = self.server.await;
+        let Application {
+            server, mut ingest, ..
+        } = self;
+        ingest.start_background();
+        let served = server.await;
         info!("HTTP server stopped; finishing background work");
-        // The server's handlers held the last handles to the writer: it now drains and ends.
-        let writer = self.writer;
-        match tokio::time::timeout(
-            Duration::from_secs(30),
-            tokio::task::spawn_blocking(move || writer.join()),
-        )
-        .await
-        {
-            Ok(_) => {}
-            Err(_) => warn!("the writer did not finish within 30 s"),
-        }
-        background.stop().await;
+        // The server's handlers held the other submitters: the writers now drain and end.
+        ingest.shutdown(Duration::from_secs(30)).await;
         info!("meterhook stopped");
         served
     }

@@ -2,18 +2,16 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use meterhook_domain::{decide, Decision, Millis, Policy, Reading};
+use meterhook_domain::{judge, Candidate, Decision, Millis, Policy, Reading};
 use serde::Serialize;
 
-use crate::db::{on_backend, DbConnection};
-use crate::repo::{
-    claim_event, finish_event, load_neighbours, lock_app_vehicle, lock_vehicle, stored_outcome,
-    write_sync_log,
-};
+use crate::db::DbConnection;
+use crate::deliveries::load_neighbours;
+use crate::repo::lock_app_vehicle;
 use crate::schema::{
     meter_entries, smartcar_vehicles, smartcar_webhook_events, vehicle_errors, vehicle_signals,
 };
-use crate::{now, to_timestamp, MeterEntry, Outcome, ProcessResult, Result, Store, StoreError, Tx};
+use crate::{MeterEntry, Outcome, Result, Store, StoreError};
 
 /// A signal value to keep.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,17 +126,6 @@ pub enum UnvoidRefusal {
 }
 
 impl Store {
-    /// Keeps signal values; one per (vehicle, code, observed time), repeats ignored. Returns how
-    /// many were new.
-    pub fn record_signals(
-        &self,
-        event_id: &str,
-        smartcar_vehicle_id: &str,
-        signals: &[NewSignal],
-    ) -> Result<usize> {
-        self.write(|tx| tx.record_signals(event_id, smartcar_vehicle_id, signals))
-    }
-
     /// The latest value of every signal of an app vehicle (through its Smartcar vehicles).
     pub fn latest_signals(&self, vehicle_id: &str) -> Result<Vec<SignalRow>> {
         use vehicle_signals::dsl as s;
@@ -180,18 +167,6 @@ impl Store {
             .limit(limit.max(0))
             .select(SignalRow::as_select())
             .load(&mut *conn)?)
-    }
-
-    /// Records a VEHICLE_ERROR: opens (or refreshes) each reported condition, closes those
-    /// reported RESOLVED, and sets the vehicle's `last_error` to what is still open.
-    pub fn record_vehicle_errors(
-        &self,
-        event_id: &str,
-        smartcar_vehicle_id: &str,
-        reports: &[ErrorReport],
-        data: &serde_json::Value,
-    ) -> Result<ProcessResult> {
-        self.write(|tx| tx.record_vehicle_errors(event_id, smartcar_vehicle_id, reports, data))
     }
 
     /// The open error conditions of a Smartcar vehicle, oldest first.
@@ -302,8 +277,17 @@ impl Store {
             }
             lock_app_vehicle(conn, &entry.vehicle_id)?;
             let reading = Reading::new(entry.distance(), crate::to_millis(entry.entry_date));
-            let neighbours = load_neighbours(conn, &entry.vehicle_id, entry.entry_date, policy)?;
-            let decision = decide(reading, &neighbours, policy);
+            // Judged as a batch of one, against the active entries now.
+            let mut candidate = [Candidate {
+                vehicle: entry.vehicle_id.as_str(),
+                reading,
+                stored: Default::default(),
+            }];
+            let window = chrono::TimeDelta::milliseconds(policy.duplicate_window_ms.max(0));
+            let [stored] = <[_; 1]>::try_from(load_neighbours(conn, &candidate, window)?)
+                .map_err(|_| StoreError::Invalid("no neighbours".into()))?;
+            candidate[0].stored = stored;
+            let decision = judge(&candidate, policy).remove(0).decision;
             if !decision.is_accept() {
                 return Ok(Err(UnvoidRefusal::Rules(decision)));
             }
@@ -368,160 +352,77 @@ fn open_errors_in(
         .load(conn)?)
 }
 
-impl Tx<'_> {
-    /// Keeps signal values; one per (vehicle, code, observed time), repeats ignored. Returns how
-    /// many were new.
-    pub fn record_signals(
-        &mut self,
-        event_id: &str,
-        smartcar_vehicle_id: &str,
-        signals: &[NewSignal],
-    ) -> Result<usize> {
-        use vehicle_signals::dsl as s;
-        let created_at = now();
-        // Callers run this inside a transaction ([`Store::write`]); no savepoint of its own.
-        let conn: &mut DbConnection = &mut *self.conn;
-        let mut new = 0;
-        for signal in signals {
-            let Some(observed_at) = to_timestamp(signal.observed_at) else {
-                continue;
-            };
-            let row = (
-                s::smartcar_vehicle_id.eq(smartcar_vehicle_id),
-                s::code.eq(&signal.code),
-                s::value.eq(signal.value.filter(|v| v.is_finite())),
-                s::unit.eq(signal.unit.as_deref()),
-                s::raw.eq(&signal.raw),
-                s::observed_at.eq(observed_at),
-                s::event_id.eq(event_id),
-                s::created_at.eq(created_at),
-            );
-            new += on_backend!(&mut *conn, |c| diesel::insert_into(s::vehicle_signals)
-                .values(row)
-                .on_conflict((s::smartcar_vehicle_id, s::code, s::observed_at))
-                .do_nothing()
-                .execute(c))?;
-        }
-        Ok(new)
-    }
-
-    /// Records a VEHICLE_ERROR: opens (or refreshes) each reported condition, closes those
-    /// reported RESOLVED, and sets the vehicle's `last_error` to what is still open.
-    pub fn record_vehicle_errors(
-        &mut self,
-        event_id: &str,
-        smartcar_vehicle_id: &str,
-        reports: &[ErrorReport],
-        data: &serde_json::Value,
-    ) -> Result<ProcessResult> {
-        use smartcar_vehicles::dsl as v;
-        use vehicle_errors::dsl as e;
-        // Callers run this inside a transaction ([`Store::write`]); no savepoint of its own.
-        let conn: &mut DbConnection = &mut *self.conn;
-        if !claim_event(conn, event_id)? {
-            return Ok(ProcessResult::already_processed(stored_outcome(
-                conn, event_id,
-            )?));
-        }
-        let vehicle = match lock_vehicle(conn, smartcar_vehicle_id)? {
-            Ok(vehicle) => vehicle,
-            Err(outcome) => {
-                write_sync_log(
-                    conn,
-                    "vehicle_error",
-                    Some(smartcar_vehicle_id),
-                    None,
-                    event_id,
-                    outcome,
-                    data,
-                )?;
-                finish_event(conn, event_id, outcome, None)?;
-                return Ok(ProcessResult {
-                    outcome,
-                    decision: None,
-                    entry_id: None,
-                    vehicle_id: None,
-                    processed_now: true,
-                });
-            }
-        };
-        let at = now();
-        for report in reports {
-            let open = e::vehicle_errors
-                .filter(e::smartcar_vehicle_id.eq(smartcar_vehicle_id))
-                .filter(e::error_type.eq(&report.error_type))
-                .filter(e::code.eq(&report.code))
-                .filter(e::resolved_at.is_null());
-            if report.resolved {
-                diesel::update(open)
-                    .set((
-                        e::resolved_at.eq(Some(at)),
-                        e::last_seen_at.eq(at),
-                        e::event_id.eq(event_id),
-                    ))
-                    .execute(conn)?;
-                continue;
-            }
-            let refreshed = diesel::update(open)
+/// Records a VEHICLE_ERROR of a registered vehicle: opens (or refreshes) each reported
+/// condition, closes those reported RESOLVED, and sets the vehicle's `last_error` to what is
+/// still open.
+pub(crate) fn record_errors(
+    conn: &mut DbConnection,
+    event_id: &str,
+    vehicle: &crate::Vehicle,
+    reports: &[ErrorReport],
+    at: NaiveDateTime,
+) -> Result<()> {
+    use smartcar_vehicles::dsl as v;
+    use vehicle_errors::dsl as e;
+    let smartcar_vehicle_id = vehicle.smartcar_vehicle_id.as_str();
+    for report in reports {
+        let open = e::vehicle_errors
+            .filter(e::smartcar_vehicle_id.eq(smartcar_vehicle_id))
+            .filter(e::error_type.eq(&report.error_type))
+            .filter(e::code.eq(&report.code))
+            .filter(e::resolved_at.is_null());
+        if report.resolved {
+            diesel::update(open)
                 .set((
+                    e::resolved_at.eq(Some(at)),
                     e::last_seen_at.eq(at),
+                    e::event_id.eq(event_id),
+                ))
+                .execute(conn)?;
+            continue;
+        }
+        let refreshed = diesel::update(open)
+            .set((
+                e::last_seen_at.eq(at),
+                e::description.eq(report.description.as_deref()),
+                e::suggested_user_message.eq(report.suggested_user_message.as_deref()),
+                e::resolution_type.eq(report.resolution_type.as_deref()),
+                e::doc_url.eq(report.doc_url.as_deref()),
+                e::event_id.eq(event_id),
+            ))
+            .execute(conn)?;
+        if refreshed == 0 {
+            diesel::insert_into(e::vehicle_errors)
+                .values((
+                    e::smartcar_vehicle_id.eq(smartcar_vehicle_id),
+                    e::error_type.eq(&report.error_type),
+                    e::code.eq(&report.code),
                     e::description.eq(report.description.as_deref()),
                     e::suggested_user_message.eq(report.suggested_user_message.as_deref()),
                     e::resolution_type.eq(report.resolution_type.as_deref()),
                     e::doc_url.eq(report.doc_url.as_deref()),
+                    e::first_seen_at.eq(at),
+                    e::last_seen_at.eq(at),
+                    e::resolved_at.eq(None::<NaiveDateTime>),
                     e::event_id.eq(event_id),
                 ))
                 .execute(conn)?;
-            if refreshed == 0 {
-                diesel::insert_into(e::vehicle_errors)
-                    .values((
-                        e::smartcar_vehicle_id.eq(smartcar_vehicle_id),
-                        e::error_type.eq(&report.error_type),
-                        e::code.eq(&report.code),
-                        e::description.eq(report.description.as_deref()),
-                        e::suggested_user_message.eq(report.suggested_user_message.as_deref()),
-                        e::resolution_type.eq(report.resolution_type.as_deref()),
-                        e::doc_url.eq(report.doc_url.as_deref()),
-                        e::first_seen_at.eq(at),
-                        e::last_seen_at.eq(at),
-                        e::resolved_at.eq(None::<NaiveDateTime>),
-                        e::event_id.eq(event_id),
-                    ))
-                    .execute(conn)?;
-            }
         }
-        let still_open = open_errors_in(conn, smartcar_vehicle_id)?;
-        let summary = (!still_open.is_empty()).then(|| {
-            still_open
-                .iter()
-                .map(VehicleErrorRow::label)
-                .collect::<Vec<_>>()
-                .join("; ")
-        });
-        diesel::update(v::smartcar_vehicles.filter(v::id.eq(vehicle.id)))
-            .set((
-                v::last_error.eq(summary.as_deref()),
-                v::last_error_at.eq(summary.as_ref().map(|_| at)),
-                v::updated_at.eq(at),
-            ))
-            .execute(conn)?;
-        let outcome = Outcome::VehicleErrorRecorded;
-        write_sync_log(
-            conn,
-            "vehicle_error",
-            Some(smartcar_vehicle_id),
-            Some(&vehicle.vehicle_id),
-            event_id,
-            outcome,
-            data,
-        )?;
-        finish_event(conn, event_id, outcome, None)?;
-        Ok(ProcessResult {
-            outcome,
-            decision: None,
-            entry_id: None,
-            vehicle_id: Some(vehicle.vehicle_id),
-            processed_now: true,
-        })
     }
+    let still_open = open_errors_in(conn, smartcar_vehicle_id)?;
+    let summary = (!still_open.is_empty()).then(|| {
+        still_open
+            .iter()
+            .map(VehicleErrorRow::label)
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
+    diesel::update(v::smartcar_vehicles.filter(v::id.eq(vehicle.id)))
+        .set((
+            v::last_error.eq(summary.as_deref()),
+            v::last_error_at.eq(summary.as_ref().map(|_| at)),
+            v::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(())
 }

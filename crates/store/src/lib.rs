@@ -5,8 +5,8 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::Connection;
 use meterhook_domain::Millis;
 
-mod batch;
 mod db;
+mod deliveries;
 mod fleet;
 mod models;
 mod outcome;
@@ -15,11 +15,11 @@ pub mod schema;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use batch::{BatchEvent, BatchOutcome, BatchWork};
 pub use db::{
     connect, migration_names, revert_all_migrations, run_migrations, Backend, DatabaseUrl,
     DbConnection, PoolOptions,
 };
+pub use deliveries::{Odometer, Origin, Work, WorkItem, Written};
 pub use fleet::{ErrorReport, NewSignal, SignalRow, UnvoidRefusal, VehicleErrorRow};
 pub use models::{
     EventRecord, EventSummary, MeterEntry, NewEvent, ProcessResult, Recorded, Stats, SyncLog,

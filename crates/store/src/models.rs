@@ -249,18 +249,6 @@ pub struct ProcessResult {
     pub processed_now: bool,
 }
 
-impl ProcessResult {
-    pub(crate) fn already_processed(outcome: Outcome) -> Self {
-        ProcessResult {
-            outcome,
-            decision: None,
-            entry_id: None,
-            vehicle_id: None,
-            processed_now: false,
-        }
-    }
-}
-
 /// A count of events of one type in one processed state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TypeCount {

@@ -3,17 +3,15 @@
 use chrono::NaiveDateTime;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
-use meterhook_domain::{decide, Decision, Neighbours, Policy, Reading};
+use meterhook_domain::{Decision, Reading};
 
 use crate::db::{on_backend, DbConnection};
-use crate::models::{NewMeterEntry, NewSyncLog};
 use crate::schema::{
     meter_entries, smartcar_sync_logs, smartcar_vehicles, smartcar_webhook_events,
 };
 use crate::{
-    now, to_millis, to_timestamp, EventRecord, EventSummary, MeterEntry, NewEvent, Outcome,
-    ProcessResult, Recorded, Result, Stats, Store, StoreError, SyncLog, SyncStatus, Tx, TypeCount,
-    Vehicle,
+    now, to_timestamp, EventRecord, EventSummary, MeterEntry, NewEvent, Outcome, Recorded, Result,
+    Stats, Store, StoreError, SyncLog, SyncStatus, Tx, TypeCount, Vehicle,
 };
 
 /// Events younger than this many days are never pruned.
@@ -127,31 +125,6 @@ impl Store {
             .limit(limit.max(0))
             .select(EventSummary::as_select())
             .load(&mut *conn)?)
-    }
-
-    /// Finishes an event that needs no rules (ignored type, missing data, unusable reading),
-    /// writing a sync log when `sync_type` is given. Returns false when it was already processed.
-    pub fn complete_event(
-        &self,
-        event_id: &str,
-        outcome: Outcome,
-        error: Option<&str>,
-        sync: Option<(&str, Option<&str>, &serde_json::Value)>,
-    ) -> Result<bool> {
-        self.write(|tx| tx.complete_event(event_id, outcome, error, sync))
-    }
-
-    /// Processes an odometer reading in one transaction: claims the event (so it is processed
-    /// once), serialises on the vehicle, loads the neighbouring readings, asks the rules, writes the
-    /// entry and the sync log, and marks the event processed.
-    pub fn process_odometer(
-        &self,
-        event_id: &str,
-        smartcar_vehicle_id: &str,
-        reading: Reading,
-        policy: &Policy,
-    ) -> Result<ProcessResult> {
-        self.write(|tx| tx.process_odometer(event_id, smartcar_vehicle_id, reading, policy))
     }
 
     // ---- entries, logs, figures ---------------------------------------------------------------
@@ -289,21 +262,6 @@ pub(crate) fn record_event(conn: &mut DbConnection, event: &NewEvent<'_>) -> Res
     })
 }
 
-/// Takes the event for processing: counts the attempt and, as the transaction's first write,
-/// takes SQLite's write lock (serialising with every other writer) or PostgreSQL's row lock on the
-/// event (a concurrent processor of the same event waits, then sees it processed).
-pub(crate) fn claim_event(conn: &mut DbConnection, event_id: &str) -> Result<bool> {
-    use smartcar_webhook_events::dsl as e;
-    let n = diesel::update(
-        e::smartcar_webhook_events
-            .filter(e::event_id.eq(event_id))
-            .filter(e::processed.eq(false)),
-    )
-    .set(e::attempts.eq(e::attempts + 1))
-    .execute(conn)?;
-    Ok(n == 1)
-}
-
 pub(crate) fn stored_outcome(conn: &mut DbConnection, event_id: &str) -> Result<Outcome> {
     use smartcar_webhook_events::dsl as e;
     let name: Option<String> = e::smartcar_webhook_events
@@ -317,33 +275,6 @@ pub(crate) fn stored_outcome(conn: &mut DbConnection, event_id: &str) -> Result<
     }
 }
 
-/// Locks the vehicle for the rest of the transaction, so that readings of one app vehicle are
-/// judged one after the other: on PostgreSQL the rows of every Smartcar vehicle that feeds the same
-/// app vehicle. SQLite needs nothing more: the transaction's first statement was a write (the
-/// event claim), so it already holds the database's single write lock. Returns the outcome to store instead
-/// when the vehicle is unknown or inactive.
-pub(crate) fn lock_vehicle(
-    conn: &mut DbConnection,
-    smartcar_vehicle_id: &str,
-) -> Result<std::result::Result<Vehicle, Outcome>> {
-    let Some(mut vehicle) = find_vehicle(conn, smartcar_vehicle_id)? else {
-        return Ok(Err(Outcome::UnknownVehicle));
-    };
-    if matches!(conn, DbConnection::Pg(_)) {
-        lock_app_vehicle(conn, &vehicle.vehicle_id)?;
-        // Read again under the lock: it may have been deactivated or re-pointed meanwhile.
-        match find_vehicle(conn, smartcar_vehicle_id)? {
-            Some(locked) => vehicle = locked,
-            None => return Ok(Err(Outcome::UnknownVehicle)),
-        }
-    }
-    Ok(if vehicle.is_active {
-        Ok(vehicle)
-    } else {
-        Err(Outcome::InactiveVehicle)
-    })
-}
-
 /// Locks the rows of every Smartcar vehicle that feeds `vehicle_id` until the transaction ends.
 /// A no-op UPDATE takes the row locks on both backends without backend-specific SQL.
 pub(crate) fn lock_app_vehicle(conn: &mut DbConnection, vehicle_id: &str) -> Result<()> {
@@ -352,66 +283,6 @@ pub(crate) fn lock_app_vehicle(conn: &mut DbConnection, vehicle_id: &str) -> Res
         .set(v::updated_at.eq(v::updated_at))
         .execute(conn)?;
     Ok(())
-}
-
-pub(crate) fn load_neighbours(
-    conn: &mut DbConnection,
-    vehicle_id: &str,
-    at: NaiveDateTime,
-    policy: &Policy,
-) -> Result<Neighbours> {
-    use diesel::dsl::{max, min};
-    use meter_entries::dsl as m;
-    // No LIMIT in these hot queries: SQLite re-prepares a statement whose LIMIT is a bound
-    // parameter every time it runs, which cost more than the queries themselves. The nearest
-    // time on each side comes from an aggregate; ties at that time are settled here.
-    let active = || {
-        m::meter_entries
-            .filter(m::vehicle_id.eq(vehicle_id))
-            .filter(m::void.eq(false))
-    };
-    let before_at: Option<NaiveDateTime> = active()
-        .filter(m::entry_date.le(at))
-        .select(max(m::entry_date))
-        .get_result(conn)?;
-    let after_at: Option<NaiveDateTime> = active()
-        .filter(m::entry_date.gt(at))
-        .select(min(m::entry_date))
-        .get_result(conn)?;
-    let mut at_time = |when: Option<NaiveDateTime>| -> Result<Vec<(i64, NaiveDateTime)>> {
-        match when {
-            None => Ok(Vec::new()),
-            Some(when) => Ok(active()
-                .filter(m::entry_date.eq(when))
-                .select((m::value_m, m::entry_date))
-                .load(&mut *conn)?),
-        }
-    };
-    let before = at_time(before_at)?
-        .into_iter()
-        .max_by_key(|(value, _)| *value);
-    let after = at_time(after_at)?
-        .into_iter()
-        .min_by_key(|(value, _)| *value);
-    let window = chrono::TimeDelta::milliseconds(policy.duplicate_window_ms.max(0));
-    let (from, to) = (
-        at.checked_sub_signed(window).unwrap_or(NaiveDateTime::MIN),
-        at.checked_add_signed(window).unwrap_or(NaiveDateTime::MAX),
-    );
-    let nearby: Vec<(i64, NaiveDateTime)> = active()
-        .filter(m::entry_date.between(from, to))
-        .select((m::value_m, m::entry_date))
-        .load(conn)?;
-    let reading = |(value_m, date): (i64, NaiveDateTime)| {
-        meterhook_domain::Distance::from_metres(value_m)
-            .ok()
-            .map(|d| Reading::new(d, to_millis(date)))
-    };
-    Ok(Neighbours {
-        before: before.and_then(reading),
-        after: after.and_then(reading),
-        window: nearby.into_iter().filter_map(reading).collect(),
-    })
 }
 
 pub(crate) fn sync_data(
@@ -448,31 +319,6 @@ pub(crate) fn sync_data(
         });
     }
     data
-}
-
-pub(crate) fn write_sync_log(
-    conn: &mut DbConnection,
-    sync_type: &str,
-    smartcar_vehicle_id: Option<&str>,
-    vehicle_id: Option<&str>,
-    event_id: &str,
-    outcome: Outcome,
-    data: &serde_json::Value,
-) -> Result<()> {
-    let data = data.to_string();
-    diesel::insert_into(smartcar_sync_logs::table)
-        .values(NewSyncLog {
-            sync_type,
-            smartcar_vehicle_id,
-            vehicle_id,
-            event_id: Some(event_id),
-            status: SyncStatus::for_outcome(outcome).as_str(),
-            outcome: outcome.as_str(),
-            data: &data,
-            created_at: now(),
-        })
-        .execute(conn)?;
-    Ok(())
 }
 
 pub(crate) fn finish_event(
@@ -657,139 +503,6 @@ impl Tx<'_> {
     /// NOTHING`): concurrent deliveries of one event store it once and exactly one sees `New`.
     pub fn record_event(&mut self, event: &NewEvent<'_>) -> Result<Recorded> {
         record_event(self.conn, event)
-    }
-
-    /// Finishes an event that needs no rules (ignored type, missing data, unusable reading),
-    /// writing a sync log when `sync_type` is given. Returns false when it was already processed.
-    pub fn complete_event(
-        &mut self,
-        event_id: &str,
-        outcome: Outcome,
-        error: Option<&str>,
-        sync: Option<(&str, Option<&str>, &serde_json::Value)>,
-    ) -> Result<bool> {
-        // Callers run this inside a transaction ([`Store::write`]); no savepoint of its own.
-        let conn: &mut DbConnection = &mut *self.conn;
-        if !claim_event(conn, event_id)? {
-            return Ok(false);
-        }
-        if let Some((sync_type, smartcar_vehicle_id, data)) = sync {
-            write_sync_log(
-                conn,
-                sync_type,
-                smartcar_vehicle_id,
-                None,
-                event_id,
-                outcome,
-                data,
-            )?;
-        }
-        finish_event(conn, event_id, outcome, error)?;
-        Ok(true)
-    }
-
-    /// Processes an odometer reading in one transaction: claims the event (so it is processed
-    /// once), serialises on the vehicle, loads the neighbouring readings, asks the rules, writes the
-    /// entry and the sync log, and marks the event processed.
-    pub fn process_odometer(
-        &mut self,
-        event_id: &str,
-        smartcar_vehicle_id: &str,
-        reading: Reading,
-        policy: &Policy,
-    ) -> Result<ProcessResult> {
-        let entry_date = to_timestamp(reading.observed_at).ok_or_else(|| {
-            StoreError::Invalid(format!(
-                "reading time {} is out of range",
-                reading.observed_at
-            ))
-        })?;
-        // Callers run this inside a transaction ([`Store::write`]); no savepoint of its own.
-        let conn: &mut DbConnection = &mut *self.conn;
-        if !claim_event(conn, event_id)? {
-            return Ok(ProcessResult::already_processed(stored_outcome(
-                conn, event_id,
-            )?));
-        }
-        let vehicle = match lock_vehicle(conn, smartcar_vehicle_id)? {
-            Ok(vehicle) => vehicle,
-            Err(outcome) => {
-                let data = serde_json::json!({ "smartcarVehicleId": smartcar_vehicle_id });
-                write_sync_log(
-                    conn,
-                    "odometer",
-                    Some(smartcar_vehicle_id),
-                    None,
-                    event_id,
-                    outcome,
-                    &data,
-                )?;
-                finish_event(conn, event_id, outcome, None)?;
-                return Ok(ProcessResult {
-                    outcome,
-                    decision: None,
-                    entry_id: None,
-                    vehicle_id: None,
-                    processed_now: true,
-                });
-            }
-        };
-        let neighbours = load_neighbours(conn, &vehicle.vehicle_id, entry_date, policy)?;
-        let decision = decide(reading, &neighbours, policy);
-        let outcome = Outcome::from_decision(&decision);
-        // Accepted readings become entries; refused ones are kept as void entries with the
-        // reason (as Fleetio does), out of the rules; duplicates are not kept again.
-        let void_reason = match &decision {
-            Decision::Accept { .. } => None,
-            Decision::Duplicate { .. } => Some(None),
-            refused => Some(Some(refused.to_string())),
-        };
-        let entry = match void_reason {
-            Some(None) => None,
-            Some(Some(ref reason)) => Some((true, Some(reason.as_str()))),
-            None => Some((false, None)),
-        };
-        let entry_id_any = match entry {
-            None => None,
-            Some((void, void_reason)) => {
-                let note = format!("Smartcar webhook event {event_id}");
-                Some(
-                    diesel::insert_into(meter_entries::table)
-                        .values(NewMeterEntry {
-                            vehicle_id: &vehicle.vehicle_id,
-                            value_m: reading.distance.metres(),
-                            entry_date,
-                            source_type: SOURCE_SMARTCAR_WEBHOOK,
-                            notes: Some(&note),
-                            event_id: Some(event_id),
-                            void,
-                            void_reason,
-                            created_at: now(),
-                        })
-                        .returning(meter_entries::id)
-                        .get_result::<i64>(conn)?,
-                )
-            }
-        };
-        let data = sync_data(&decision, reading, entry_id_any);
-        let entry_id = entry_id_any.filter(|_| decision.is_accept());
-        write_sync_log(
-            conn,
-            "odometer",
-            Some(smartcar_vehicle_id),
-            Some(&vehicle.vehicle_id),
-            event_id,
-            outcome,
-            &data,
-        )?;
-        finish_event(conn, event_id, outcome, None)?;
-        Ok(ProcessResult {
-            outcome,
-            decision: Some(decision),
-            entry_id,
-            vehicle_id: Some(vehicle.vehicle_id),
-            processed_now: true,
-        })
     }
 
     /// Records that processing an event failed: counts the attempt, keeps the error, and schedules

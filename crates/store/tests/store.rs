@@ -9,7 +9,8 @@ use meterhook_domain::{Distance, DistanceUnit, Millis, Policy, Reading};
 use meterhook_store::testing::TestDatabase;
 use meterhook_store::{
     migration_names, now, revert_all_migrations, run_migrations, Backend, ErrorReport, NewEvent,
-    NewSignal, Outcome, Recorded, Store,
+    NewSignal, Odometer, Origin, Outcome, ProcessResult, Recorded, Store, StoreError, Work,
+    WorkItem, Written,
 };
 
 const H: i64 = Millis::HOUR;
@@ -42,13 +43,79 @@ fn record(store: &Store, event_id: &str) -> Recorded {
         .unwrap()
 }
 
+/// Processes a stored event of `sc-1` with `work`, as a batch of one.
+fn process_with(store: &Store, event_id: &str, work: Work<'_>, policy: &Policy) -> Written {
+    process_of(store, "sc-1", event_id, work, policy)
+}
+
+/// Processes a stored event of `vehicle` with `work`, as a batch of one.
+fn process_of(
+    store: &Store,
+    vehicle: &str,
+    event_id: &str,
+    work: Work<'_>,
+    policy: &Policy,
+) -> Written {
+    let item = WorkItem {
+        event_id,
+        event_type: "VEHICLE_STATE",
+        smartcar_vehicle_id: Some(vehicle),
+        origin: Origin::Stored { attempts: 0 },
+        work,
+    };
+    store
+        .write(|tx| tx.write_batch(&[item], policy))
+        .unwrap()
+        .remove(0)
+}
+
+/// The result of processing, which must have happened now.
+fn processed(written: Written) -> ProcessResult {
+    match written {
+        Written::Processed(result) => result,
+        Written::AlreadySeen => panic!("not processed"),
+    }
+}
+
+/// Processes a stored odometer reading of `sc-1` with `policy`.
+fn process_reading(store: &Store, event_id: &str, reading: Reading, policy: &Policy) -> Written {
+    let work = Work::State {
+        signals: &[],
+        odometer: Odometer::Reading(reading),
+    };
+    process_with(store, event_id, work, policy)
+}
+
+/// Processes a stored VEHICLE_ERROR of `sc-1`.
+fn process_errors(store: &Store, event_id: &str, reports: &[ErrorReport]) -> ProcessResult {
+    let data = serde_json::json!({"errors": []}).to_string();
+    let work = Work::Errors {
+        reports,
+        data: &data,
+    };
+    processed(process_with(store, event_id, work, &Policy::default()))
+}
+
+/// Processes a stored state event of `sc-1` with these signals and no odometer.
+fn process_signals(store: &Store, event_id: &str, signals: &[NewSignal]) {
+    record(store, event_id);
+    let work = Work::State {
+        signals,
+        odometer: Odometer::Missing,
+    };
+    processed(process_with(store, event_id, work, &Policy::default()));
+}
+
 /// Records and processes one odometer reading for `sc-1`, returning the outcome.
 fn ingest(store: &Store, event_id: &str, reading: Reading) -> Outcome {
     record(store, event_id);
-    store
-        .process_odometer(event_id, "sc-1", reading, &Policy::default())
-        .unwrap()
-        .outcome
+    processed(process_reading(
+        store,
+        event_id,
+        reading,
+        &Policy::default(),
+    ))
+    .outcome
 }
 
 fn entry_values(store: &Store, vehicle_id: &str) -> Vec<i64> {
@@ -270,14 +337,16 @@ fn an_event_is_processed_once() {
     each_backend(|store| {
         store.register_vehicle("sc-1", "car-1").unwrap();
         record(store, "e1");
-        let first = store
-            .process_odometer("e1", "sc-1", km(5.0, T0), &Policy::default())
-            .unwrap();
-        let second = store
-            .process_odometer("e1", "sc-1", km(5.0, T0), &Policy::default())
-            .unwrap();
-        assert!(first.processed_now && !second.processed_now);
-        assert_eq!(second.outcome, Outcome::Created);
+        let first = processed(process_reading(
+            store,
+            "e1",
+            km(5.0, T0),
+            &Policy::default(),
+        ));
+        let second = process_reading(store, "e1", km(5.0, T0), &Policy::default());
+        assert!(first.processed_now);
+        assert_eq!(second, Written::AlreadySeen);
+        assert_eq!(store.find_event("e1").unwrap().unwrap().outcome, "created");
         assert_eq!(entry_values(store, "car-1"), [5_000]);
     });
 }
@@ -295,10 +364,25 @@ fn concurrent_deliveries_of_one_event_are_processed_once() {
                 thread::spawn(move || {
                     barrier.wait();
                     let recorded = record(&store, "same");
-                    let result = store
-                        .process_odometer("same", "sc-1", km(42.0, T0), &Policy::default())
-                        .unwrap();
-                    (recorded, result.processed_now)
+                    let item = WorkItem {
+                        event_id: "same",
+                        event_type: "VEHICLE_STATE",
+                        smartcar_vehicle_id: Some("sc-1"),
+                        origin: Origin::Stored { attempts: 0 },
+                        work: Work::State {
+                            signals: &[],
+                            odometer: Odometer::Reading(km(42.0, T0)),
+                        },
+                    };
+                    // A conflict: another writer processed it meanwhile, and this one wrote
+                    // nothing.
+                    let processed_now =
+                        match store.write(|tx| tx.write_batch(&[item], &Policy::default())) {
+                            Ok(written) => written[0] != Written::AlreadySeen,
+                            Err(StoreError::Conflict(_)) => false,
+                            Err(e) => panic!("{e}"),
+                        };
+                    (recorded, processed_now)
                 })
             })
             .collect();
@@ -341,15 +425,13 @@ fn concurrent_readings_of_one_vehicle_keep_the_sequence() {
                     let id = format!("e{i}");
                     barrier.wait();
                     record(&store, &id);
-                    store
-                        .process_odometer(
-                            &id,
-                            "sc-1",
-                            km(value, T0 + i as i64 * 600_000),
-                            &no_speed_limit,
-                        )
-                        .unwrap()
-                        .outcome
+                    processed(process_reading(
+                        &store,
+                        &id,
+                        km(value, T0 + i as i64 * 600_000),
+                        &no_speed_limit,
+                    ))
+                    .outcome
                 })
             })
             .collect();
@@ -390,17 +472,14 @@ fn vehicle_errors_open_and_resolve() {
         store.register_vehicle("sc-1", "car-1").unwrap();
         let data = serde_json::json!({"errors": []});
         record(store, "err-1");
-        let result = store
-            .record_vehicle_errors(
-                "err-1",
-                "sc-1",
-                &[
-                    report("VEHICLE_STATE", "ASLEEP", false),
-                    report("PERMISSION", "X", false),
-                ],
-                &data,
-            )
-            .unwrap();
+        let result = process_errors(
+            store,
+            "err-1",
+            &[
+                report("VEHICLE_STATE", "ASLEEP", false),
+                report("PERMISSION", "X", false),
+            ],
+        );
         assert_eq!(result.outcome, Outcome::VehicleErrorRecorded);
         let v = store.find_vehicle("sc-1").unwrap().unwrap();
         assert_eq!(
@@ -416,24 +495,10 @@ fn vehicle_errors_open_and_resolve() {
 
         // The same condition again refreshes it; a RESOLVED closes only its own type and code.
         record(store, "err-2");
-        store
-            .record_vehicle_errors(
-                "err-2",
-                "sc-1",
-                &[report("VEHICLE_STATE", "ASLEEP", false)],
-                &data,
-            )
-            .unwrap();
+        process_errors(store, "err-2", &[report("VEHICLE_STATE", "ASLEEP", false)]);
         assert_eq!(store.open_errors("sc-1").unwrap().len(), 2);
         record(store, "err-3");
-        store
-            .record_vehicle_errors(
-                "err-3",
-                "sc-1",
-                &[report("VEHICLE_STATE", "ASLEEP", true)],
-                &data,
-            )
-            .unwrap();
+        process_errors(store, "err-3", &[report("VEHICLE_STATE", "ASLEEP", true)]);
         let open = store.open_errors("sc-1").unwrap();
         assert_eq!(
             open.iter().map(|e| e.label()).collect::<Vec<_>>(),
@@ -453,9 +518,7 @@ fn vehicle_errors_open_and_resolve() {
             Some("PERMISSION:X")
         );
         record(store, "err-4");
-        store
-            .record_vehicle_errors("err-4", "sc-1", &[report("PERMISSION", "X", true)], &data)
-            .unwrap();
+        process_errors(store, "err-4", &[report("PERMISSION", "X", true)]);
         assert!(store.open_errors_for_vehicle("car-1").unwrap().is_empty());
         assert_eq!(
             store.find_vehicle("sc-1").unwrap().unwrap().last_error,
@@ -463,9 +526,19 @@ fn vehicle_errors_open_and_resolve() {
         );
 
         record(store, "err-5");
-        let unknown = store
-            .record_vehicle_errors("err-5", "sc-404", &[report("A", "B", false)], &data)
-            .unwrap();
+        let reports = [report("A", "B", false)];
+        let data = data.to_string();
+        let work = Work::Errors {
+            reports: &reports,
+            data: &data,
+        };
+        let unknown = processed(process_of(
+            store,
+            "sc-404",
+            "err-5",
+            work,
+            &Policy::default(),
+        ));
         assert_eq!(unknown.outcome, Outcome::UnknownVehicle);
     });
 }
@@ -493,16 +566,16 @@ fn signals_are_kept_once_with_latest_and_history() {
             ),
             signal("location-preciselocation", None, None, T0),
         ];
-        assert_eq!(store.record_signals("e1", "sc-1", &first).unwrap(), 2);
+        process_signals(store, "e1", &first);
         // The same observations again (Smartcar sends every subscribed signal each time).
-        assert_eq!(store.record_signals("e2", "sc-1", &first).unwrap(), 0);
+        process_signals(store, "e2", &first);
         let later = [signal(
             "tractionbattery-stateofcharge",
             Some(75.5),
             Some("percent"),
             T0 + H,
         )];
-        assert_eq!(store.record_signals("e3", "sc-1", &later).unwrap(), 1);
+        process_signals(store, "e3", &later);
         let latest = store.latest_signals("car-1").unwrap();
         assert_eq!(latest.len(), 2);
         let soc = latest
@@ -517,8 +590,11 @@ fn signals_are_kept_once_with_latest_and_history() {
             .signal_history("car-1", "tractionbattery-stateofcharge", 10)
             .unwrap();
         assert_eq!(
-            history.iter().map(|s| s.value).collect::<Vec<_>>(),
-            [Some(75.5), Some(80.0)]
+            history
+                .iter()
+                .map(|s| (s.value, s.event_id.as_str()))
+                .collect::<Vec<_>>(),
+            [(Some(75.5), "e3"), (Some(80.0), "e1")]
         );
         assert!(store.latest_signals("car-unknown").unwrap().is_empty());
     });
@@ -609,9 +685,12 @@ fn monitoring_figures() {
                 now(),
             ))
             .unwrap();
-        store
-            .complete_event("e6", Outcome::InvalidReading, Some("bad unit"), None)
-            .unwrap();
+        let work = Work::Complete {
+            outcome: Outcome::InvalidReading,
+            error: Some("bad unit"),
+            sync: None,
+        };
+        processed(process_with(store, "e6", work, &Policy::default()));
         let stats = store.stats(since).unwrap();
         assert_eq!(stats.events_total, 6);
         assert_eq!(stats.pending, 1);
@@ -653,12 +732,16 @@ fn monitoring_figures() {
 fn completing_an_event_twice_is_refused() {
     each_backend(|store| {
         record(store, "v1");
-        assert!(store
-            .complete_event("v1", Outcome::Ignored, None, None)
-            .unwrap());
-        assert!(!store
-            .complete_event("v1", Outcome::Ignored, None, None)
-            .unwrap());
+        let ignored = || Work::Complete {
+            outcome: Outcome::Ignored,
+            error: None,
+            sync: None,
+        };
+        assert!(processed(process_with(store, "v1", ignored(), &Policy::default())).processed_now);
+        assert_eq!(
+            process_with(store, "v1", ignored(), &Policy::default()),
+            Written::AlreadySeen
+        );
         assert_eq!(store.find_event("v1").unwrap().unwrap().outcome, "ignored");
     });
 }

@@ -5,16 +5,17 @@
 
 use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpRequest, HttpResponse};
-use log::{error, info, warn};
+use log::{info, warn};
+use meterhook_ingest::{Delivery, Ingested};
 use meterhook_smartcar::{
-    is_safe_challenge, parse_event, ChallengeAnswer, Event, EventId, EventType, SignatureCheck,
+    is_safe_challenge, parse_event, ChallengeAnswer, Event, EventType, SignatureCheck,
     SIGNATURE_HEADER,
 };
-use meterhook_store::{NewEvent, Outcome, Recorded};
+use meterhook_store::Outcome;
 use serde::Serialize;
 
 use crate::error::ApiError;
-use crate::state::{AppState, BodyLimits, Delivery, Ingested};
+use crate::state::{AppState, BodyLimits};
 
 /// What a delivery is answered with when it was stored.
 #[derive(Debug, Serialize)]
@@ -61,21 +62,44 @@ pub async fn receive(
         return Err(ApiError::Unauthorized);
     }
 
-    let event = match parse_event(&body) {
-        Ok(event) => event,
-        Err(parse_error) => return keep_malformed(state, body, received_at, parse_error).await,
+    let (delivery, event_type) = match parse_event(&body) {
+        Ok(event) if event.event_type == EventType::Verify => {
+            return answer_challenge(&state, &event)
+        }
+        Ok(event) => (
+            Delivery::received(&event, &body, received_at),
+            event.event_type.as_str().to_owned(),
+        ),
+        // A signed body that is not a JSON object: kept as received, then 400.
+        Err(parse_error) => {
+            let delivery = Delivery::malformed(&body, &parse_error, received_at);
+            let answer = state
+                .ingest
+                .submit(delivery)
+                .await
+                .map_err(ApiError::from_ingest)?;
+            state.metrics.event("other", Outcome::Malformed.as_str());
+            let event_id = meterhook_smartcar::EventId::from_body(&body).value;
+            match answer {
+                Ingested::AlreadyReceived => {
+                    info!("Webhook event {event_id}: malformed again; already kept")
+                }
+                _ => warn!(
+                    "Webhook event {event_id}: malformed ({parse_error}); kept in the event log"
+                ),
+            }
+            return Err(ApiError::BadRequest(format!(
+                "body is not a JSON object: {parse_error}"
+            )));
+        }
     };
-    if event.event_type == EventType::Verify {
-        return answer_challenge(&state, &event);
-    }
-
-    let event_id = event.id.value.clone();
-    let event_type = event.event_type.as_str().to_owned();
+    let event_id = delivery.event_id().to_owned();
     let started = std::time::Instant::now();
     let outcome = state
-        .writer
-        .submit(Delivery::new(event_id.clone(), event, body, received_at))
-        .await?;
+        .ingest
+        .submit(delivery)
+        .await
+        .map_err(ApiError::from_ingest)?;
     let (status, outcome) = match outcome {
         Ingested::Stored(outcome) => ("accepted", outcome.as_str()),
         Ingested::AlreadyReceived => ("duplicate", "already_received"),
@@ -144,53 +168,6 @@ fn answer_challenge(state: &AppState, event: &Event) -> Result<HttpResponse, Api
     info!("Webhook verification successful");
     state.metrics.event("VERIFY", "challenge_answered");
     Ok(HttpResponse::Ok().json(ChallengeAnswer { challenge: answer }))
-}
-
-/// A signed body that is not a JSON object: kept as received (hex when it is not UTF-8), then 400.
-async fn keep_malformed(
-    state: web::Data<AppState>,
-    body: web::Bytes,
-    received_at: chrono::NaiveDateTime,
-    parse_error: meterhook_smartcar::ParseError,
-) -> Result<HttpResponse, ApiError> {
-    let id = EventId::from_body(&body).value;
-    let message = parse_error.to_string();
-    state.metrics.event("other", Outcome::Malformed.as_str());
-    let stored = {
-        let (id, message) = (id.clone(), message.clone());
-        web::block(move || {
-            let (payload, note) = match std::str::from_utf8(&body) {
-                Ok(text) => (text.to_owned(), message),
-                Err(_) => (
-                    format!("hex:{}", base16ct::lower::encode_string(&body)),
-                    format!("{message}; the body is not UTF-8, so payload holds its bytes as hex"),
-                ),
-            };
-            let event = NewEvent {
-                processed: true,
-                processed_at: Some(received_at),
-                outcome: Outcome::Malformed.as_str(),
-                error: Some(&note),
-                ..NewEvent::pending(&id, "UNKNOWN", None, &payload, received_at)
-            };
-            state.store.record_event(&event)
-        })
-        .await
-        .map_err(|_| ApiError::Internal("the ingest task stopped".into()))?
-    };
-    match stored {
-        Ok(Recorded::New) => {
-            warn!("Webhook event {id}: malformed ({message}); kept in the event log")
-        }
-        Ok(Recorded::AlreadySeen) => info!("Webhook event {id}: malformed again; already kept"),
-        Err(e) => {
-            error!("Webhook event {id}: malformed, and it could not be kept: {e}");
-            return Err(ApiError::from_store(e));
-        }
-    }
-    Err(ApiError::BadRequest(format!(
-        "body is not a JSON object: {message}"
-    )))
 }
 
 fn peer(req: &HttpRequest) -> String {

@@ -1,6 +1,7 @@
-//! The batch path (`Tx::ingest_batch`) against the one-by-one path: fed the same deliveries, they
-//! must leave the same events, entries, sync logs and signals. Run on SQLite always and on
-//! PostgreSQL when `TEST_DATABASE_URL` is set.
+//! `Tx::write_batch`, the one write path: however the same deliveries are split into batches, and
+//! in whatever order the vehicles' deliveries interleave, it leaves the same events, entries, sync
+//! logs and signals as one delivery per batch. Run on SQLite always and on PostgreSQL when
+//! `TEST_DATABASE_URL` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::{Arc, Barrier};
@@ -13,9 +14,10 @@ use chrono::NaiveDateTime;
 use meterhook_domain::{Distance, Millis, Policy, Reading};
 use meterhook_store::testing::TestDatabase;
 use meterhook_store::{
-    now, to_timestamp, BatchEvent, BatchOutcome, BatchWork, NewEvent, NewSignal, Outcome, Recorded,
-    Store, StoreError, Tx,
+    now, to_timestamp, NewEvent, NewSignal, Odometer, Origin, Outcome, Store, StoreError, Work,
+    WorkItem, Written,
 };
+use proptest::prelude::*;
 
 const T0: i64 = 1_769_852_860_000;
 const MIN: i64 = 60_000;
@@ -151,70 +153,86 @@ fn register(store: &Store) {
     store.set_vehicle_active("sc-inactive", false).unwrap();
 }
 
-/// What the server's one-by-one path does with a delivery.
-fn one_by_one(tx: &mut Tx<'_>, d: &Delivery, policy: &Policy) -> Result<(), StoreError> {
-    let new = NewEvent::pending(
-        &d.event_id,
-        d.event_type,
-        d.vehicle.as_deref(),
-        &d.payload,
-        d.received_at,
-    );
-    if tx.record_event(&new)? == Recorded::AlreadySeen {
-        return Ok(());
-    }
-    let vehicle = d.vehicle.as_deref().unwrap();
-    match d.kind {
-        Kind::Ignored => {
-            tx.complete_event(&d.event_id, Outcome::Ignored, None, None)?;
-        }
-        Kind::State(reading) => {
-            tx.record_signals(&d.event_id, vehicle, &d.signals)?;
-            match reading {
-                None => {
-                    tx.complete_event(&d.event_id, Outcome::NoOdometer, None, None)?;
-                }
-                Some(reading) => {
-                    tx.process_odometer(&d.event_id, vehicle, reading, policy)?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The deliveries as the batch path takes them.
-fn batch_events(batch: &[Delivery]) -> Vec<BatchEvent<'_>> {
+/// The deliveries as the store takes them.
+fn items(batch: &[Delivery]) -> Vec<WorkItem<'_>> {
     batch
         .iter()
-        .map(|d| BatchEvent {
+        .map(|d| WorkItem {
             event_id: &d.event_id,
             event_type: d.event_type,
             smartcar_vehicle_id: d.vehicle.as_deref(),
-            payload: &d.payload,
-            received_at: d.received_at,
+            origin: Origin::Received {
+                payload: &d.payload,
+                received_at: d.received_at,
+            },
             work: match d.kind {
-                Kind::Ignored => BatchWork::Complete(Outcome::Ignored),
-                Kind::State(reading) => BatchWork::State {
-                    smartcar_vehicle_id: d.vehicle.as_deref().unwrap(),
+                Kind::Ignored => Work::Complete {
+                    outcome: Outcome::Ignored,
+                    error: None,
+                    sync: None,
+                },
+                Kind::State(reading) => Work::State {
                     signals: &d.signals,
-                    reading,
+                    odometer: reading.map_or(Odometer::Missing, Odometer::Reading),
                 },
             },
         })
         .collect()
 }
 
-fn batched(store: &Store, batch: &[Delivery], policy: &Policy) -> Vec<BatchOutcome> {
+fn batched(store: &Store, batch: &[Delivery], policy: &Policy) -> Vec<Written> {
     store
-        .write(|tx| {
-            let mut ids: Vec<&str> = batch.iter().filter_map(|d| d.vehicle.as_deref()).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            let vehicles = tx.lock_vehicles(&ids)?;
-            tx.ingest_batch(&batch_events(batch), &vehicles, policy)
-        })
+        .write(|tx| tx.write_batch(&items(batch), policy))
         .unwrap()
+}
+
+/// The timeline a delivery belongs to: the app vehicle its Smartcar vehicle feeds (or the
+/// Smartcar vehicle when it feeds none). Deliveries of different timelines may be reordered.
+fn timeline(d: &Delivery) -> &str {
+    match d.vehicle.as_deref() {
+        Some("sc-1" | "sc-2") => "app-1",
+        Some(other) => other,
+        None => "",
+    }
+}
+
+/// `deliveries` with the timelines interleaved as `choices` pick, each timeline's own order kept.
+fn interleaved(deliveries: &[Delivery], choices: &[usize]) -> Vec<Delivery> {
+    let mut queues: Vec<(&str, std::collections::VecDeque<&Delivery>)> = Vec::new();
+    for d in deliveries {
+        match queues.iter_mut().find(|(t, _)| *t == timeline(d)) {
+            Some((_, q)) => q.push_back(d),
+            None => queues.push((timeline(d), std::collections::VecDeque::from([d]))),
+        }
+    }
+    let mut out = Vec::with_capacity(deliveries.len());
+    let mut choice = choices.iter().cycle();
+    while out.len() < deliveries.len() {
+        let open: Vec<usize> = (0..queues.len())
+            .filter(|&i| !queues[i].1.is_empty())
+            .collect();
+        let pick = open[choice.next().copied().unwrap_or(0) % open.len()];
+        out.extend(queues[pick].1.pop_front().cloned());
+    }
+    out
+}
+
+/// One delivery per batch, in the order generated: the reference.
+fn reference(backend: meterhook_store::Backend, deliveries: &[Delivery]) -> Vec<String> {
+    let db = fresh(backend);
+    let store = db.store();
+    register(&store);
+    for d in deliveries {
+        batched(&store, std::slice::from_ref(d), &Policy::default());
+    }
+    snapshot(&store, deliveries)
+}
+
+fn fresh(backend: meterhook_store::Backend) -> TestDatabase {
+    match backend {
+        meterhook_store::Backend::Sqlite => TestDatabase::sqlite(),
+        meterhook_store::Backend::Postgres => TestDatabase::postgres().unwrap(),
+    }
 }
 
 /// Everything the two paths must agree on, with row ids and clock times left out.
@@ -293,48 +311,49 @@ fn snapshot(store: &Store, deliveries: &[Delivery]) -> Vec<String> {
 }
 
 #[test]
-fn batches_store_what_one_by_one_processing_stores() {
-    let policy = Policy::default();
-    for seed in [1u64, 7, 42] {
-        let deliveries = deliveries(seed, 240);
-        for slow_db in TestDatabase::all() {
-            let slow = slow_db.store();
-            let fast_db = match slow_db.backend() {
-                meterhook_store::Backend::Sqlite => TestDatabase::sqlite(),
-                meterhook_store::Backend::Postgres => TestDatabase::postgres().unwrap(),
-            };
-            let fast = fast_db.store();
-            register(&slow);
-            register(&fast);
-            for d in &deliveries {
-                slow.write(|tx| one_by_one(tx, d, &policy)).unwrap();
-            }
-            let mut rng = Lcg(seed);
-            let mut rest = deliveries.as_slice();
-            let mut batches = 0;
+fn the_reference_mix_has_every_outcome() {
+    let rows = reference(meterhook_store::Backend::Sqlite, &deliveries(1, 240));
+    for outcome in [
+        " created ",
+        " duplicate ",
+        " out_of_sequence ",
+        " implausible_jump ",
+        " unknown_vehicle ",
+        " inactive_vehicle ",
+        " no_odometer ",
+        " ignored ",
+    ] {
+        assert!(rows.iter().any(|l| l.contains(outcome)), "no{outcome}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// Any split into batches of 1..=40 and any interleaving of the timelines store what one
+    /// delivery per batch stores.
+    #[test]
+    fn any_split_and_interleaving_stores_the_same(
+        seed in 1u64..1_000,
+        sizes in proptest::collection::vec(1usize..=40, 1..20),
+        choices in proptest::collection::vec(0usize..8, 1..64),
+    ) {
+        let generated = deliveries(seed, 120);
+        for db in TestDatabase::all() {
+            let expected = reference(db.backend(), &generated);
+            let store = db.store();
+            register(&store);
+            let order = interleaved(&generated, &choices);
+            let mut rest = order.as_slice();
+            let mut size = sizes.iter().cycle();
             while !rest.is_empty() {
-                let n = (1 + rng.below(40) as usize).min(rest.len());
-                let outcomes = batched(&fast, &rest[..n], &policy);
-                assert_eq!(outcomes.len(), n);
+                let n = size.next().copied().unwrap_or(1).min(rest.len());
+                let answers = batched(&store, &rest[..n], &Policy::default());
+                prop_assert_eq!(answers.len(), n);
                 rest = &rest[n..];
-                batches += 1;
             }
-            let (a, b) = (snapshot(&slow, &deliveries), snapshot(&fast, &deliveries));
-            eprintln!(
-                "-- seed {seed} on {}: {} rows compared, {batches} batches",
-                slow_db.backend(),
-                a.len()
-            );
-            assert!(a.iter().any(|l| l.contains(" created ")));
-            assert!(a.iter().any(|l| l.contains(" duplicate ")));
-            assert!(a.iter().any(|l| l.contains(" out_of_sequence ")));
-            assert!(a.iter().any(|l| l.contains(" implausible_jump ")));
-            assert!(a.iter().any(|l| l.contains(" unknown_vehicle ")));
-            assert!(a.iter().any(|l| l.contains(" inactive_vehicle ")));
-            for (x, y) in a.iter().zip(&b) {
-                assert_eq!(x, y, "seed {seed} on {}", slow_db.backend());
-            }
-            assert_eq!(a.len(), b.len());
+            let got = snapshot(&store, &generated);
+            prop_assert_eq!(&got, &expected, "seed {} on {}", seed, db.backend());
         }
     }
 }
@@ -356,10 +375,10 @@ fn a_batch_answers_each_delivery_and_skips_redeliveries() {
         let mut batch = first.clone();
         batch.push(first[0].clone());
         let outcomes = batched(&store, &batch, &policy);
-        assert!(matches!(outcomes[0], BatchOutcome::Processed(_)));
-        assert_eq!(outcomes[3], BatchOutcome::AlreadySeen);
+        assert!(matches!(outcomes[0], Written::Processed(_)));
+        assert_eq!(outcomes[3], Written::AlreadySeen);
         let again = batched(&store, &batch, &policy);
-        assert!(again.iter().all(|o| *o == BatchOutcome::AlreadySeen));
+        assert!(again.iter().all(|o| *o == Written::AlreadySeen));
         let stored = store.find_event(&first[0].event_id).unwrap().unwrap();
         assert!(stored.processed);
         assert_eq!(stored.attempts, 1);
@@ -367,7 +386,7 @@ fn a_batch_answers_each_delivery_and_skips_redeliveries() {
 }
 
 /// On PostgreSQL another instance can store one of the batch's events between the batch's read
-/// and its insert: the batch then writes nothing and says so, and the caller goes one by one.
+/// and its insert: the batch then fails with a conflict, and the caller runs it again.
 #[test]
 fn a_batch_that_races_another_writer_writes_nothing() {
     let Some(db) = TestDatabase::postgres() else {
@@ -419,10 +438,7 @@ fn a_batch_that_races_another_writer_writes_nothing() {
         })
     };
     ready.wait();
-    let result = store.write(|tx| {
-        let vehicles = tx.lock_vehicles(&["sc-1", "sc-2", "sc-3", "sc-4"])?;
-        tx.ingest_batch(&batch_events(&batch), &vehicles, &policy)
-    });
+    let result = store.write(|tx| tx.write_batch(&items(&batch), &policy));
     other.join().unwrap();
     assert!(
         matches!(result, Err(StoreError::Conflict(_))),

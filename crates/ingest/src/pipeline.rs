@@ -1,0 +1,330 @@
+//! The pipeline: a batch of deliveries committed in one transaction (group commit), a failing
+//! batch isolated by splitting it, the outage spool when the database is away.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use log::{error, info, warn};
+use meterhook_domain::Policy;
+use meterhook_store::{Outcome, ProcessResult, Reprocess, Store, StoreError, Tx, Written};
+
+use crate::{Delivery, IngestError, Ingested};
+
+/// How failed processing is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts before an event ends as `dead` (at least 1).
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubled for each further one, capped at an hour.
+    pub backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// The wait after the `attempt`-th failure (1-based).
+    pub fn delay(&self, attempt: i32) -> Duration {
+        let doublings = u32::try_from(attempt.saturating_sub(1))
+            .unwrap_or(0)
+            .min(20);
+        self.backoff
+            .saturating_mul(1u32 << doublings)
+            .min(Duration::from_secs(3600))
+    }
+}
+
+impl Default for RetryPolicy {
+    /// 5 attempts, 30 s first backoff.
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Remembers a database outage for a short while (a circuit breaker), so that deliveries go
+/// straight to the spool instead of each waiting for a connection timeout.
+#[derive(Debug, Default)]
+pub(crate) struct OutageGate {
+    until_ms: AtomicI64,
+}
+
+impl OutageGate {
+    /// How long an outage is presumed after a failure before the database is tried again.
+    const HOLD_MS: i64 = 2_000;
+
+    pub(crate) fn active(&self) -> bool {
+        self.until_ms.load(Ordering::Relaxed) > chrono::Utc::now().timestamp_millis()
+    }
+
+    pub(crate) fn trip(&self) {
+        self.until_ms.store(
+            chrono::Utc::now().timestamp_millis() + Self::HOLD_MS,
+            Ordering::Relaxed,
+        );
+    }
+
+    pub(crate) fn clear(&self) {
+        self.until_ms.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The blocking core every delivery goes through: the writers, the retry pass, the spool drain
+/// and reprocessing all call [`Pipeline::commit`] (or, for the spool drain, its main-database
+/// half). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    store: Store,
+    spool: Option<Store>,
+    policy: Policy,
+    retry: RetryPolicy,
+    outage: Arc<OutageGate>,
+}
+
+/// One answer per delivery.
+pub type Answers = Vec<Result<Ingested, IngestError>>;
+
+impl Pipeline {
+    /// A pipeline on `store`, with an outage `spool` (a local SQLite store) when the store is
+    /// PostgreSQL.
+    pub fn new(store: Store, spool: Option<Store>, policy: Policy, retry: RetryPolicy) -> Self {
+        Pipeline {
+            store,
+            spool,
+            policy,
+            retry,
+            outage: Arc::default(),
+        }
+    }
+
+    /// The main store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The outage spool, when there is one.
+    pub fn spool(&self) -> Option<&Store> {
+        self.spool.as_ref()
+    }
+
+    /// Commits `batch` in one transaction; one answer per delivery, in order. An `Ok` means the
+    /// delivery is durable (committed, or kept in the spool). Blocking.
+    pub fn commit(&self, batch: &[Delivery]) -> Answers {
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        if self.spool.is_some() && self.outage.active() {
+            return self.spool_or_refuse(batch, "database presumed unavailable");
+        }
+        match self.commit_to_store(batch) {
+            Ok(answers) => answers,
+            Err(e) if e.is_transient() => {
+                self.outage.trip();
+                self.spool_or_refuse(batch, &e.to_string())
+            }
+            Err(e) => {
+                error!(
+                    "a batch of {} deliveries could not be committed: {e}",
+                    batch.len()
+                );
+                batch
+                    .iter()
+                    .map(|_| Err(IngestError::Failed(e.to_string())))
+                    .collect()
+            }
+        }
+    }
+
+    /// Commits `batch` to the main database only; an error means nothing was committed.
+    pub(crate) fn commit_to_store(&self, batch: &[Delivery]) -> Result<Answers, StoreError> {
+        let written = self.store.write(|tx| self.write_isolated(tx, batch))?;
+        self.outage.clear();
+        Ok(written
+            .into_iter()
+            .zip(batch)
+            .map(|(written, d)| {
+                let written = written.map_err(|e| {
+                    error!("Webhook event {}: could not be stored: {e}", d.event_id());
+                    IngestError::from_store(e)
+                })?;
+                Ok(match written {
+                    Written::AlreadySeen => {
+                        info!(
+                            "Webhook event {} ({}): already received; not processed again",
+                            d.event_id(),
+                            d.event_type()
+                        );
+                        Ingested::AlreadyReceived
+                    }
+                    Written::Processed(result) => {
+                        log_processed(d, &result);
+                        Ingested::Stored(result.outcome)
+                    }
+                })
+            })
+            .collect())
+    }
+
+    /// Writes `batch` in a savepoint; when it fails for a reason other than the database being
+    /// away, each half is written on its own, down to single deliveries. A delivery that fails
+    /// alone is stored (never lost) and scheduled for a retry, or `dead` after the last attempt.
+    fn write_isolated(
+        &self,
+        tx: &mut Tx<'_>,
+        batch: &[Delivery],
+    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
+        let items: Vec<_> = batch.iter().map(Delivery::item).collect();
+        let error = match tx.savepoint(|tx| tx.write_batch(&items, &self.policy)) {
+            Ok(written) => return Ok(written.into_iter().map(Ok).collect()),
+            Err(e) if e.is_transient() => return Err(e),
+            Err(e) => e,
+        };
+        if batch.len() > 1 {
+            log::debug!(
+                "a batch of {} failed ({error}); split in halves",
+                batch.len()
+            );
+            let (first, second) = batch.split_at(batch.len() / 2);
+            let mut written = self.write_isolated(tx, first)?;
+            written.extend(self.write_isolated(tx, second)?);
+            return Ok(written);
+        }
+        // Another writer stored or processed it meanwhile: once more sees its row.
+        let error = match error {
+            StoreError::Conflict(_) => {
+                match tx.savepoint(|tx| tx.write_batch(&items, &self.policy)) {
+                    Ok(written) => return Ok(written.into_iter().map(Ok).collect()),
+                    Err(e) if e.is_transient() => return Err(e),
+                    Err(e) => e,
+                }
+            }
+            other => other,
+        };
+        let d = &batch[0];
+        let message = error.to_string();
+        let attempt = d.attempts().saturating_add(1);
+        let delay = self.retry.delay(attempt);
+        let retry_at = meterhook_store::now()
+            + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::hours(1));
+        let max = i32::try_from(self.retry.max_attempts).unwrap_or(i32::MAX);
+        let outcome = match tx.savepoint(|tx| tx.record_failure(&items[0], &message, retry_at, max))
+        {
+            Ok(outcome) => outcome,
+            Err(e) if e.is_transient() => return Err(e),
+            // Not even its failure can be stored: this delivery alone is refused (Smartcar
+            // delivers it again), the rest of the batch goes on.
+            Err(e) => return Ok(vec![Err(e)]),
+        };
+        if outcome == Outcome::Dead {
+            error!(
+                "Webhook event {}: processing failed for the last time ({message}); outcome dead",
+                d.event_id()
+            );
+        } else {
+            warn!(
+                "Webhook event {}: processing failed ({message}); retrying in {}s",
+                d.event_id(),
+                delay.as_secs()
+            );
+        }
+        Ok(vec![Ok(Written::Processed(ProcessResult {
+            outcome,
+            decision: None,
+            entry_id: None,
+            vehicle_id: None,
+            processed_now: false,
+        }))])
+    }
+
+    /// Keeps deliveries in the local spool, in one transaction; unavailable when there is no
+    /// spool or it fails too.
+    fn spool_or_refuse(&self, batch: &[Delivery], cause: &str) -> Answers {
+        let refuse = || {
+            batch
+                .iter()
+                .map(|_| Err(IngestError::Unavailable))
+                .collect()
+        };
+        let Some(spool) = &self.spool else {
+            warn!(
+                "{} deliveries refused: database unavailable ({cause})",
+                batch.len()
+            );
+            return refuse();
+        };
+        let spooled = spool.write(|tx| {
+            for d in batch {
+                tx.record_event(&d.spooled_row())?;
+            }
+            Ok(())
+        });
+        match spooled {
+            Ok(()) => {
+                for d in batch {
+                    warn!(
+                        "Webhook event {}: database unavailable ({cause}); kept in the local spool",
+                        d.event_id()
+                    );
+                }
+                batch.iter().map(|_| Ok(Ingested::Spooled)).collect()
+            }
+            Err(e) => {
+                error!("{} deliveries refused: database unavailable ({cause}) and the spool failed too ({e})", batch.len());
+                refuse()
+            }
+        }
+    }
+
+    /// Resets the chosen events and processes them again through the pipeline; returns (event
+    /// id, outcome) for each. Blocking.
+    pub fn reprocess(&self, which: Reprocess<'_>) -> Result<Vec<(String, Outcome)>, IngestError> {
+        let records = self
+            .store
+            .reset_for_reprocess(which)
+            .map_err(IngestError::from_store)?;
+        let mut outcomes = Vec::with_capacity(records.len());
+        for records in records.chunks(crate::MAX_BATCH) {
+            let batch: Vec<Delivery> = records
+                .iter()
+                .map(|r| {
+                    Delivery::stored(&meterhook_store::EventRecord {
+                        attempts: 0,
+                        ..r.clone()
+                    })
+                })
+                .collect();
+            let written = self
+                .commit_to_store(&batch)
+                .map_err(IngestError::from_store)?;
+            for (d, answer) in batch.iter().zip(written) {
+                let outcome = match answer? {
+                    Ingested::Stored(outcome) => outcome,
+                    // Processed meanwhile by a writer or another instance: what it stored.
+                    Ingested::AlreadyReceived | Ingested::Spooled => self
+                        .store
+                        .find_event(d.event_id())
+                        .map_err(IngestError::from_store)?
+                        .and_then(|e| e.outcome.parse().ok())
+                        .unwrap_or(Outcome::Pending),
+                };
+                outcomes.push((d.event_id().to_owned(), outcome));
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+fn log_processed(d: &Delivery, result: &ProcessResult) {
+    let detail = result
+        .decision
+        .as_ref()
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    info!(
+        "Webhook event {} ({}, vehicle {}): {}{detail}",
+        d.event_id(),
+        d.event_type(),
+        d.smartcar_vehicle_id().unwrap_or("-"),
+        result.outcome
+    );
+}

@@ -1,0 +1,717 @@
+//! Deliveries written in one go: the only way an event is stored and processed.
+//!
+//! [`Tx::write_batch`] takes a batch of classified deliveries ([`WorkItem`]s, new ones or stored
+//! ones processed again) and, in a handful of statements whatever the batch's size: reads which
+//! of them are already stored, locks their vehicles, looks up each reading's stored neighbours
+//! (point lookups on indexes shaped for them, never a window of rows), lets the domain judge the
+//! readings in order ([`meterhook_domain::judge`]), then writes events, signals, entries and sync
+//! logs with one multi-row `INSERT` each. A batch of one is a delivery on its own: there is no
+//! other path.
+//!
+//! It fails with [`StoreError::Conflict`] when another writer stored or processed one of its
+//! events meanwhile; the caller rolls back (to a savepoint) and tries again, and the second run
+//! sees the other writer's row.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Text, Timestamp};
+use meterhook_domain::{judge, Candidate, Decision, Distance, Policy, Reading, Stored, Write};
+
+use crate::db::{on_backend, DbConnection};
+use crate::fleet::{record_errors, ErrorReport, NewSignal};
+use crate::models::{NewMeterEntry, NewSyncLog};
+use crate::repo::{sync_data, SOURCE_SMARTCAR_WEBHOOK};
+use crate::schema::{meter_entries, smartcar_sync_logs, smartcar_webhook_events, vehicle_signals};
+use crate::{
+    now, to_timestamp, NewEvent, Outcome, ProcessResult, Result, StoreError, SyncStatus, Tx,
+    Vehicle,
+};
+
+/// How Diesel writes a `Timestamp` into SQLite (text, compared as text).
+const SQLITE_TIMESTAMP: &str = "%F %T%.f";
+
+/// Bound parameters per statement at most: under SQLite's 32,766 and PostgreSQL's 65,535.
+const MAX_PARAMS: usize = 30_000;
+
+/// A classified delivery for [`Tx::write_batch`].
+#[derive(Debug, Clone)]
+pub struct WorkItem<'a> {
+    /// Smartcar's `eventId` (or the body hash).
+    pub event_id: &'a str,
+    /// Its type, as stored.
+    pub event_type: &'a str,
+    /// The Smartcar vehicle it is about, when known.
+    pub smartcar_vehicle_id: Option<&'a str>,
+    /// Whether it arrives now or is stored already.
+    pub origin: Origin<'a>,
+    /// What processing it takes.
+    pub work: Work<'a>,
+}
+
+/// Where a [`WorkItem`] comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// Received now (or drained from the spool): stored with its outcome unless its id is known.
+    Received {
+        /// The raw body.
+        payload: &'a str,
+        /// When it arrived.
+        received_at: NaiveDateTime,
+    },
+    /// Stored and not processed yet (a retry, a reprocessing, a wait for its vehicle).
+    Stored {
+        /// Processing attempts so far.
+        attempts: i32,
+    },
+}
+
+/// The processing a [`WorkItem`] takes.
+#[derive(Debug, Clone)]
+pub enum Work<'a> {
+    /// Nothing but an outcome, an error text and, optionally, a sync log.
+    Complete {
+        /// The outcome.
+        outcome: Outcome,
+        /// Why, when it is a failure.
+        error: Option<&'a str>,
+        /// A sync log to write: (sync type, JSON data).
+        sync: Option<(&'a str, &'a str)>,
+    },
+    /// A vehicle state of [`WorkItem::smartcar_vehicle_id`]: every signal kept, its odometer
+    /// reading (if any) judged by the rules.
+    State {
+        /// Every signal value to keep.
+        signals: &'a [NewSignal],
+        /// Its odometer reading.
+        odometer: Odometer<'a>,
+    },
+    /// A VEHICLE_ERROR of [`WorkItem::smartcar_vehicle_id`].
+    Errors {
+        /// The conditions reported.
+        reports: &'a [ErrorReport],
+        /// The sync log's JSON data.
+        data: &'a str,
+    },
+}
+
+/// The odometer of a vehicle state.
+#[derive(Debug, Clone, Copy)]
+pub enum Odometer<'a> {
+    /// No odometer signal: `no_odometer`.
+    Missing,
+    /// An odometer signal that cannot be used: `invalid_reading`, with why.
+    Unusable(&'a str),
+    /// A reading for the rules. A time [`to_timestamp`] cannot represent is `invalid_reading`.
+    Reading(Reading),
+}
+
+/// What [`Tx::write_batch`] did with one item.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    /// Stored before (or earlier in the batch), or processed already: nothing done.
+    AlreadySeen,
+    /// Stored now (or updated) with its outcome.
+    Processed(ProcessResult),
+}
+
+/// Rows per multi-row statement for a table of `columns` columns.
+fn chunk(columns: usize) -> usize {
+    (MAX_PARAMS / columns).max(1)
+}
+
+/// One item's processing, worked out before anything is written.
+struct Done<'a> {
+    index: usize,
+    outcome: Outcome,
+    error: Option<&'a str>,
+    vehicle: Option<&'a Vehicle>,
+    /// The judged reading, with its place in the judgements.
+    judged: Option<(Reading, usize)>,
+    /// (sync type, data) of its sync log.
+    sync: Option<(&'a str, String)>,
+    /// The error of a reading whose time cannot be stored.
+    unusable_time: Option<String>,
+}
+
+impl Tx<'_> {
+    /// Stores and processes a batch (see the module's docs). Returns one answer per item, in
+    /// order. On an error nothing of the batch may be kept: the caller rolls back.
+    pub fn write_batch(&mut self, items: &[WorkItem<'_>], policy: &Policy) -> Result<Vec<Written>> {
+        write_batch(self.conn, items, policy)
+    }
+
+    /// Records that processing `item` failed on its own: a received item is stored pending (so it
+    /// is never lost), a stored one keeps its row; either way the attempt is counted, the error
+    /// kept, and the next try set at `retry_at`; after `max_attempts` it ends as `dead`.
+    pub fn record_failure(
+        &mut self,
+        item: &WorkItem<'_>,
+        error: &str,
+        retry_at: NaiveDateTime,
+        max_attempts: i32,
+    ) -> Result<Outcome> {
+        if let Origin::Received {
+            payload,
+            received_at,
+        } = item.origin
+        {
+            let new = NewEvent::pending(
+                item.event_id,
+                item.event_type,
+                item.smartcar_vehicle_id,
+                payload,
+                received_at,
+            );
+            if crate::repo::record_event(self.conn, &new)? == crate::Recorded::AlreadySeen {
+                return crate::repo::stored_outcome(self.conn, item.event_id);
+            }
+        }
+        self.record_processing_failure(item.event_id, error, retry_at, max_attempts)
+    }
+}
+
+#[derive(QueryableByName)]
+struct SeenRow {
+    #[diesel(sql_type = Text)]
+    event_id: String,
+    #[diesel(sql_type = Bool)]
+    processed: bool,
+}
+
+fn write_batch(
+    conn: &mut DbConnection,
+    items: &[WorkItem<'_>],
+    policy: &Policy,
+) -> Result<Vec<Written>> {
+    let at = now();
+
+    // Which items to process: received ones whose id is new, stored ones still unprocessed, each
+    // id once.
+    let ids: Vec<&str> = items.iter().map(|i| i.event_id).collect();
+    let stored = load_stored(conn, &ids)?;
+    let mut taken: HashSet<&str> = HashSet::with_capacity(items.len());
+    let take: Vec<bool> = items
+        .iter()
+        .map(|item| {
+            let fresh = match item.origin {
+                Origin::Received { .. } => !stored.contains_key(item.event_id),
+                Origin::Stored { .. } => stored.get(item.event_id) == Some(&false),
+            };
+            fresh && taken.insert(item.event_id)
+        })
+        .collect();
+
+    // The vehicles (on PostgreSQL locked, with their siblings, in one statement).
+    let mut vehicle_ids: Vec<&str> = items
+        .iter()
+        .zip(&take)
+        .filter(|(item, take)| **take && !matches!(item.work, Work::Complete { .. }))
+        .filter_map(|(item, _)| item.smartcar_vehicle_id)
+        .collect();
+    vehicle_ids.sort_unstable();
+    vehicle_ids.dedup();
+    let locked = lock_vehicles(conn, &vehicle_ids)?;
+    let vehicles: HashMap<&str, &Vehicle> = locked
+        .iter()
+        .map(|v| (v.smartcar_vehicle_id.as_str(), v))
+        .collect();
+
+    // Every item's outcome, the readings to judge among them.
+    let mut done: Vec<Done<'_>> = Vec::new();
+    let mut candidates: Vec<Candidate<&str>> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        if !take[index] {
+            continue;
+        }
+        let vehicle = item
+            .smartcar_vehicle_id
+            .and_then(|v| vehicles.get(v).copied());
+        let unregistered = || match vehicle {
+            None => Some(Outcome::UnknownVehicle),
+            Some(v) if !v.is_active => Some(Outcome::InactiveVehicle),
+            Some(_) => None,
+        };
+        let about = || serde_json::json!({ "smartcarVehicleId": item.smartcar_vehicle_id });
+        let mut d = Done {
+            index,
+            outcome: Outcome::Pending,
+            error: None,
+            vehicle: None,
+            judged: None,
+            sync: None,
+            unusable_time: None,
+        };
+        match &item.work {
+            Work::Complete {
+                outcome,
+                error,
+                sync,
+            } => {
+                d.outcome = *outcome;
+                d.error = *error;
+                d.sync = sync.map(|(kind, data)| (kind, data.to_owned()));
+            }
+            Work::State {
+                odometer: Odometer::Missing,
+                ..
+            } => d.outcome = Outcome::NoOdometer,
+            Work::State {
+                odometer: Odometer::Unusable(message),
+                ..
+            } => {
+                d.outcome = Outcome::InvalidReading;
+                d.error = Some(message);
+                let data = serde_json::json!({ "error": message });
+                d.sync = Some(("odometer", data.to_string()));
+            }
+            Work::State {
+                odometer: Odometer::Reading(reading),
+                ..
+            } if to_timestamp(reading.observed_at).is_none() => {
+                d.outcome = Outcome::InvalidReading;
+                d.unusable_time = Some(format!(
+                    "odometer signal unusable: its time {} is out of range",
+                    reading.observed_at
+                ));
+            }
+            Work::State {
+                odometer: Odometer::Reading(reading),
+                ..
+            } => match unregistered() {
+                Some(outcome) => {
+                    d.outcome = outcome;
+                    d.sync = Some(("odometer", about().to_string()));
+                }
+                None => {
+                    d.vehicle = vehicle;
+                    d.judged = Some((*reading, candidates.len()));
+                    candidates.push(Candidate {
+                        vehicle: vehicle.map_or("", |v| v.vehicle_id.as_str()),
+                        reading: *reading,
+                        stored: Stored::default(),
+                    });
+                }
+            },
+            Work::Errors { reports, data } => match unregistered() {
+                Some(outcome) => {
+                    d.outcome = outcome;
+                    d.sync = Some(("vehicle_error", (*data).to_owned()));
+                }
+                None => {
+                    let vehicle =
+                        vehicle.ok_or_else(|| StoreError::Invalid("no vehicle".into()))?;
+                    record_errors(conn, item.event_id, vehicle, reports, at)?;
+                    d.outcome = Outcome::VehicleErrorRecorded;
+                    d.vehicle = Some(vehicle);
+                    d.sync = Some(("vehicle_error", (*data).to_owned()));
+                }
+            },
+        }
+        done.push(d);
+    }
+
+    // The rules, in the batch's order, against the stored neighbours of each reading.
+    let window = TimeDelta::milliseconds(policy.duplicate_window_ms.max(0));
+    let found = load_neighbours(conn, &candidates, window)?;
+    for (candidate, stored) in candidates.iter_mut().zip(found) {
+        candidate.stored = stored;
+    }
+    let judgements = judge(&candidates, policy);
+    for d in &mut done {
+        if let Some((_, j)) = d.judged {
+            d.outcome = Outcome::from_decision(&judgements[j].decision);
+        }
+    }
+
+    write_events(conn, items, &done, at)?;
+    write_signals(conn, items, &done, at)?;
+
+    // The meter entries: accepted readings, and refused ones kept void with the reason.
+    let notes: Vec<String> = done
+        .iter()
+        .map(|d| format!("Smartcar webhook event {}", items[d.index].event_id))
+        .collect();
+    let mut entries: Vec<NewMeterEntry<'_>> = Vec::new();
+    for (d, note) in done.iter().zip(&notes) {
+        let (Some((reading, j)), Some(vehicle)) = (d.judged, d.vehicle) else {
+            continue;
+        };
+        let (void, void_reason) = match &judgements[j].write {
+            Write::Active => (false, None),
+            Write::Void { reason } => (true, Some(reason.as_str())),
+            Write::Nothing => continue,
+        };
+        entries.push(NewMeterEntry {
+            vehicle_id: &vehicle.vehicle_id,
+            value_m: reading.distance.metres(),
+            entry_date: timestamp(reading)?,
+            source_type: SOURCE_SMARTCAR_WEBHOOK,
+            notes: Some(note),
+            event_id: Some(items[d.index].event_id),
+            void,
+            void_reason,
+            created_at: at,
+        });
+    }
+    let mut entry_ids: HashMap<String, i64> = HashMap::with_capacity(entries.len());
+    for rows in entries.chunks(chunk(9)) {
+        let ids: Vec<(i64, Option<String>)> =
+            on_backend!(&mut *conn, |c| diesel::insert_into(meter_entries::table)
+                .values(rows)
+                .returning((meter_entries::id, meter_entries::event_id))
+                .get_results(c))?;
+        entry_ids.extend(ids.into_iter().filter_map(|(id, ev)| Some((ev?, id))));
+    }
+
+    // The sync logs.
+    for d in &mut done {
+        if let Some((reading, j)) = d.judged {
+            let entry = entry_ids.get(items[d.index].event_id).copied();
+            let data = sync_data(&judgements[j].decision, reading, entry);
+            d.sync = Some(("odometer", data.to_string()));
+        }
+    }
+    let logs: Vec<NewSyncLog<'_>> = done
+        .iter()
+        .filter_map(|d| {
+            let (sync_type, data) = d.sync.as_ref()?;
+            Some(NewSyncLog {
+                sync_type,
+                smartcar_vehicle_id: items[d.index].smartcar_vehicle_id,
+                vehicle_id: d.vehicle.map(|v| v.vehicle_id.as_str()),
+                event_id: Some(items[d.index].event_id),
+                status: SyncStatus::for_outcome(d.outcome).as_str(),
+                outcome: d.outcome.as_str(),
+                data,
+                created_at: at,
+            })
+        })
+        .collect();
+    for rows in logs.chunks(chunk(8)) {
+        on_backend!(&mut *conn, |c| diesel::insert_into(
+            smartcar_sync_logs::table
+        )
+        .values(rows)
+        .execute(c))?;
+    }
+
+    let mut answers = vec![Written::AlreadySeen; items.len()];
+    for d in done {
+        let event_id = items[d.index].event_id;
+        let decision = d.judged.map(|(_, j)| judgements[j].decision.clone());
+        answers[d.index] = Written::Processed(ProcessResult {
+            outcome: d.outcome,
+            entry_id: entry_ids
+                .get(event_id)
+                .copied()
+                .filter(|_| decision.as_ref().is_some_and(Decision::is_accept)),
+            decision,
+            vehicle_id: d.vehicle.map(|v| v.vehicle_id.clone()),
+            processed_now: true,
+        });
+    }
+    Ok(answers)
+}
+
+fn timestamp(reading: Reading) -> Result<NaiveDateTime> {
+    to_timestamp(reading.observed_at).ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "reading time {} is out of range",
+            reading.observed_at
+        ))
+    })
+}
+
+/// The stored events among `ids`: whether each is processed.
+fn load_stored(conn: &mut DbConnection, ids: &[&str]) -> Result<HashMap<String, bool>> {
+    let mut stored = HashMap::new();
+    if ids.is_empty() {
+        return Ok(stored);
+    }
+    // One constant statement whatever the batch's size, so that it is prepared once.
+    let rows: Vec<SeenRow> = match conn {
+        DbConnection::Pg(c) => diesel::sql_query(
+            "SELECT event_id, processed FROM smartcar_webhook_events WHERE event_id = ANY($1)",
+        )
+        .bind::<Array<Text>, _>(ids)
+        .load(c)?,
+        DbConnection::Sqlite(c) => diesel::sql_query(
+            "SELECT event_id, processed FROM smartcar_webhook_events \
+             WHERE event_id IN (SELECT value FROM json_each(?))",
+        )
+        .bind::<Text, _>(serde_json::to_string(ids).unwrap_or_default())
+        .load(c)?,
+    };
+    stored.extend(rows.into_iter().map(|r| (r.event_id, r.processed)));
+    Ok(stored)
+}
+
+/// The rows of these Smartcar vehicles. On PostgreSQL they are locked until the transaction ends,
+/// with every other Smartcar vehicle feeding the same app vehicles (returned too), all taken in
+/// the order of their ids, so two transactions that share vehicles cannot deadlock. SQLite's
+/// single write lock (taken by `BEGIN IMMEDIATE`) serialises writers already.
+fn lock_vehicles(conn: &mut DbConnection, smartcar_vehicle_ids: &[&str]) -> Result<Vec<Vehicle>> {
+    use crate::schema::smartcar_vehicles::dsl as v;
+    if smartcar_vehicle_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    match conn {
+        // PostgreSQL locks the rows in the ORDER BY order (LockRows sits above the sort).
+        DbConnection::Pg(c) => {
+            let siblings = diesel::alias!(crate::schema::smartcar_vehicles as siblings);
+            Ok(v::smartcar_vehicles
+                .filter(
+                    v::smartcar_vehicle_id
+                        .eq_any(smartcar_vehicle_ids)
+                        .or(v::vehicle_id.eq_any(
+                            siblings
+                                .filter(
+                                    siblings
+                                        .field(v::smartcar_vehicle_id)
+                                        .eq_any(smartcar_vehicle_ids),
+                                )
+                                .select(siblings.field(v::vehicle_id)),
+                        )),
+                )
+                .order(v::smartcar_vehicle_id.asc())
+                .select(Vehicle::as_select())
+                .for_update()
+                .load(c)?)
+        }
+        DbConnection::Sqlite(c) => Ok(v::smartcar_vehicles
+            .filter(v::smartcar_vehicle_id.eq_any(smartcar_vehicle_ids))
+            .select(Vehicle::as_select())
+            .load(c)?),
+    }
+}
+
+/// The events: received ones inserted with their outcome, stored ones updated.
+fn write_events(
+    conn: &mut DbConnection,
+    items: &[WorkItem<'_>],
+    done: &[Done<'_>],
+    at: NaiveDateTime,
+) -> Result<()> {
+    use smartcar_webhook_events::dsl as e;
+    let mut rows: Vec<NewEvent<'_>> = Vec::with_capacity(done.len());
+    for d in done {
+        let item = &items[d.index];
+        match item.origin {
+            Origin::Received {
+                payload,
+                received_at,
+            } => rows.push(NewEvent {
+                event_id: item.event_id,
+                event_type: item.event_type,
+                smartcar_vehicle_id: item.smartcar_vehicle_id,
+                payload,
+                received_at,
+                processed: true,
+                processed_at: Some(at),
+                outcome: d.outcome.as_str(),
+                error: d.error.or(d.unusable_time.as_deref()),
+                // Processed on its first attempt.
+                attempts: 1,
+                next_attempt_at: None,
+            }),
+            Origin::Stored { .. } => {
+                let n = diesel::update(
+                    e::smartcar_webhook_events
+                        .filter(e::event_id.eq(item.event_id))
+                        .filter(e::processed.eq(false)),
+                )
+                .set((
+                    e::processed.eq(true),
+                    e::processed_at.eq(Some(at)),
+                    e::outcome.eq(d.outcome.as_str()),
+                    e::error.eq(d.error.or(d.unusable_time.as_deref())),
+                    e::attempts.eq(e::attempts + 1),
+                    e::next_attempt_at.eq(None::<NaiveDateTime>),
+                ))
+                .execute(conn)?;
+                if n != 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "event {} was processed by another writer meanwhile",
+                        item.event_id
+                    )));
+                }
+            }
+        }
+    }
+    let mut stored = 0;
+    for rows in rows.chunks(chunk(11)) {
+        stored += on_backend!(&mut *conn, |c| diesel::insert_into(
+            e::smartcar_webhook_events
+        )
+        .values(rows)
+        .on_conflict(e::event_id)
+        .do_nothing()
+        .execute(c))?;
+    }
+    if stored != rows.len() {
+        return Err(StoreError::Conflict(format!(
+            "{} of {} events were stored by another writer meanwhile",
+            rows.len() - stored,
+            rows.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Every signal value of the processed vehicle states; one per (vehicle, code, time).
+fn write_signals(
+    conn: &mut DbConnection,
+    items: &[WorkItem<'_>],
+    done: &[Done<'_>],
+    at: NaiveDateTime,
+) -> Result<()> {
+    let mut rows = Vec::new();
+    for d in done {
+        let item = &items[d.index];
+        let (Work::State { signals, .. }, Some(vehicle)) = (&item.work, item.smartcar_vehicle_id)
+        else {
+            continue;
+        };
+        for s in signals.iter() {
+            let Some(observed_at) = to_timestamp(s.observed_at) else {
+                continue;
+            };
+            rows.push((
+                vehicle_signals::smartcar_vehicle_id.eq(vehicle),
+                vehicle_signals::code.eq(s.code.as_str()),
+                vehicle_signals::value.eq(s.value.filter(|v| v.is_finite())),
+                vehicle_signals::unit.eq(s.unit.as_deref()),
+                vehicle_signals::raw.eq(s.raw.as_str()),
+                vehicle_signals::observed_at.eq(observed_at),
+                vehicle_signals::event_id.eq(item.event_id),
+                vehicle_signals::created_at.eq(at),
+            ));
+        }
+    }
+    for rows in rows.chunks(chunk(8)) {
+        on_backend!(&mut *conn, |c| diesel::insert_into(vehicle_signals::table)
+            .values(rows)
+            .on_conflict((
+                vehicle_signals::smartcar_vehicle_id,
+                vehicle_signals::code,
+                vehicle_signals::observed_at
+            ))
+            .do_nothing()
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct NeighbourRow {
+    #[diesel(sql_type = BigInt)]
+    i: i64,
+    #[diesel(sql_type = BigInt)]
+    side: i64,
+    #[diesel(sql_type = BigInt)]
+    value_m: i64,
+    #[diesel(sql_type = Timestamp)]
+    entry_date: NaiveDateTime,
+}
+
+/// For each candidate, its app vehicle's active entries the rules need: the nearest one at or
+/// before its time, the nearest one after it, and those of its value within the duplicate window.
+/// Point lookups on the partial indexes of active entries, for the whole batch in one constant
+/// statement: the cost of a reading does not grow with the vehicle's history.
+pub(crate) fn load_neighbours(
+    conn: &mut DbConnection,
+    candidates: &[Candidate<&str>],
+    window: TimeDelta,
+) -> Result<Vec<Stored>> {
+    let mut stored = vec![Stored::default(); candidates.len()];
+    if candidates.is_empty() {
+        return Ok(stored);
+    }
+    let mut bounds = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        let at = timestamp(c.reading)?;
+        let lo = at.checked_sub_signed(window).unwrap_or(NaiveDateTime::MIN);
+        let hi = at.checked_add_signed(window).unwrap_or(NaiveDateTime::MAX);
+        bounds.push((c.vehicle, at, c.reading.distance.metres(), lo, hi));
+    }
+    let rows: Vec<NeighbourRow> = match conn {
+        DbConnection::Pg(c) => {
+            let vehicle: Vec<&str> = bounds.iter().map(|b| b.0).collect();
+            let at: Vec<NaiveDateTime> = bounds.iter().map(|b| b.1).collect();
+            let value: Vec<i64> = bounds.iter().map(|b| b.2).collect();
+            let lo: Vec<NaiveDateTime> = bounds.iter().map(|b| b.3).collect();
+            let hi: Vec<NaiveDateTime> = bounds.iter().map(|b| b.4).collect();
+            diesel::sql_query(
+                "SELECT b.i - 1 AS i, n.side, n.value_m, n.entry_date \
+                 FROM unnest($1::text[], $2::timestamp[], $3::bigint[], $4::timestamp[], $5::timestamp[]) \
+                   WITH ORDINALITY AS b(vehicle_id, at, value_m, lo, hi, i) \
+                 CROSS JOIN LATERAL ( \
+                   (SELECT 0::bigint AS side, x.value_m, x.entry_date FROM meter_entries x \
+                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date <= b.at \
+                     ORDER BY x.entry_date DESC, x.value_m DESC LIMIT 1) \
+                   UNION ALL \
+                   (SELECT 1::bigint, x.value_m, x.entry_date FROM meter_entries x \
+                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date > b.at \
+                     ORDER BY x.entry_date ASC, x.value_m ASC LIMIT 1) \
+                   UNION ALL \
+                   (SELECT 2::bigint, x.value_m, x.entry_date FROM meter_entries x \
+                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.value_m = b.value_m \
+                     AND x.entry_date BETWEEN b.lo AND b.hi)) n",
+            )
+            .bind::<Array<Text>, _>(vehicle)
+            .bind::<Array<Timestamp>, _>(at)
+            .bind::<Array<BigInt>, _>(value)
+            .bind::<Array<Timestamp>, _>(lo)
+            .bind::<Array<Timestamp>, _>(hi)
+            .load(c)?
+        }
+        // SQLite has no arrays: the same over a JSON array of [vehicle, at, value, lo, hi], the
+        // times in the text form Diesel stores, so that they compare as the column's do.
+        DbConnection::Sqlite(c) => {
+            let text = |t: &NaiveDateTime| t.format(SQLITE_TIMESTAMP).to_string();
+            let json: Vec<serde_json::Value> = bounds
+                .iter()
+                .map(|(vehicle, at, value, lo, hi)| {
+                    serde_json::json!([vehicle, text(at), value, text(lo), text(hi)])
+                })
+                .collect();
+            diesel::sql_query(
+                "WITH b(i, vehicle_id, at, value_m, lo, hi) AS ( \
+                   SELECT j.key, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, \
+                     j.value ->> 4 FROM json_each(?) j) \
+                 SELECT b.i AS i, 0 AS side, m.value_m, m.entry_date FROM b \
+                   JOIN meter_entries m ON m.id = (SELECT x.id FROM meter_entries x \
+                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date <= b.at \
+                     ORDER BY x.entry_date DESC, x.value_m DESC LIMIT 1) \
+                 UNION ALL \
+                 SELECT b.i, 1, m.value_m, m.entry_date FROM b \
+                   JOIN meter_entries m ON m.id = (SELECT x.id FROM meter_entries x \
+                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date > b.at \
+                     ORDER BY x.entry_date ASC, x.value_m ASC LIMIT 1) \
+                 UNION ALL \
+                 SELECT b.i, 2, m.value_m, m.entry_date FROM b \
+                   JOIN meter_entries m ON m.vehicle_id = b.vehicle_id AND m.void = FALSE \
+                     AND m.value_m = b.value_m AND m.entry_date BETWEEN b.lo AND b.hi",
+            )
+            .bind::<Text, _>(serde_json::Value::Array(json).to_string())
+            .load(c)?
+        }
+    };
+    for row in rows {
+        let (Some(s), Ok(distance)) = (
+            usize::try_from(row.i).ok().and_then(|i| stored.get_mut(i)),
+            Distance::from_metres(row.value_m),
+        ) else {
+            continue;
+        };
+        let reading = Reading::new(distance, crate::to_millis(row.entry_date));
+        match row.side {
+            0 => s.before = Some(reading),
+            1 => s.after = Some(reading),
+            _ => s.same_value.push(reading),
+        }
+    }
+    Ok(stored)
+}

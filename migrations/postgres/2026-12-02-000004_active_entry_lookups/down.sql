@@ -1,0 +1,2 @@
+DROP INDEX meter_entries_active_value_idx;
+DROP INDEX meter_entries_active_date_idx;
