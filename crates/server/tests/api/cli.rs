@@ -67,8 +67,9 @@ fn vehicles_entries_events_and_stats_commands() {
     let stats = json(&run(&["stats", "--since", "7d", "--json"]));
     assert_eq!(stats["events_total"], 0);
 
+    // A usage error: clap's exit code 2, naming the flag.
     let out = run(&["stats", "--since", "soon"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--since"), "{}", stderr(&out));
 }
 
@@ -279,4 +280,52 @@ fn the_binary_serves_by_default_and_stops_on_sigterm() {
     assert!(status.success(), "exit after SIGTERM: {status:?}");
     assert!(log.contains("Webhook verification successful"), "{log}");
     assert!(!log.contains(TOKEN), "the token reached the log");
+}
+
+/// Flags are checked by their parsers: a bad value is a usage error (exit 2) naming the flag,
+/// never a panic or a query with a nonsense value.
+#[test]
+fn flag_values_are_validated() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    let env = [("DATABASE_URL", db.as_str())];
+    let run = |args: &[&str]| meterhook(dir.path(), &env, args);
+    for (args, flag) in [
+        (&["events", "list", "--limit=-1"][..], "--limit"),
+        (&["events", "list", "--limit", "0"][..], "--limit"),
+        (&["stats", "--since", "1000000y"][..], "--since"),
+        (&["prune", "--older-than", "1000000y"][..], "--older-than"),
+        (
+            &["prune", "--older-than", "30d", "--batch", "0"][..],
+            "--batch",
+        ),
+        (
+            &["events", "reprocess", "--outcome", "bogus"][..],
+            "--outcome",
+        ),
+        (
+            &[
+                "signals",
+                "history",
+                "--vehicle-id",
+                "v",
+                "--code",
+                "c",
+                "--limit=-5",
+            ][..],
+            "--limit",
+        ),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(flag), "{args:?}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+    // A possible value is listed for a bad outcome.
+    let out = run(&["events", "reprocess", "--outcome", "bogus"]);
+    assert!(stderr(&out).contains("dead"), "{}", stderr(&out));
 }

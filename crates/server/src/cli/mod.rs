@@ -1,0 +1,179 @@
+//! The `meterhook` command line: serve, migrate, and the operator's commands, one module per
+//! command group.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
+use meterhook_store::{Outcome, Store};
+
+use crate::config::Settings;
+use crate::startup::Application;
+use crate::views::rfc3339;
+
+mod entries;
+mod events;
+mod send_test_event;
+mod signals;
+mod stats;
+mod vehicles;
+
+pub use entries::{EntriesCommand, ExportFormat};
+pub use events::EventsCommand;
+pub use send_test_event::{SendTestEvent, UnitArg};
+pub use signals::SignalsCommand;
+pub use vehicles::VehiclesCommand;
+
+/// Receives Smartcar webhooks and turns odometer readings into meter entries.
+#[derive(Debug, Parser)]
+#[command(name = "meterhook", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file (default: meterhook.toml in the working directory, if present).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the webhook endpoint (the default).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Register and manage Smartcar vehicles.
+    #[command(subcommand)]
+    Vehicles(VehiclesCommand),
+    /// Meter entries.
+    #[command(subcommand)]
+    Entries(EntriesCommand),
+    /// Received webhook events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Signal values (battery, fuel, location, tires, …).
+    #[command(subcommand)]
+    Signals(SignalsCommand),
+    /// Monitoring figures: events by type and state, success, duplicate and error rates.
+    Stats {
+        /// The window, back from now (e.g. 24h, 7d, 90m).
+        #[arg(long, default_value = "24h", value_parser = window)]
+        since: Duration,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete processed events older than a window (never younger than 7 days, never
+    /// unprocessed or dead ones).
+    Prune {
+        /// The window, e.g. 30d (at least 7d).
+        #[arg(long, value_parser = window)]
+        older_than: Duration,
+        /// Rows deleted per transaction (1 to 100000).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        batch: u32,
+    },
+    /// Sign and post a test event (or run the verification handshake) against a running meterhook.
+    SendTestEvent(SendTestEvent),
+}
+
+/// A command's failure: one line for the user.
+#[derive(Debug)]
+pub struct CliError(pub String);
+
+impl<E: std::fmt::Display> From<E> for CliError {
+    fn from(e: E) -> Self {
+        CliError(e.to_string())
+    }
+}
+
+/// Runs the command line.
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let settings = Settings::load(cli.config.as_deref())?;
+    match command {
+        Command::Serve => serve(&settings),
+        Command::Migrate => {
+            let store = open_store(&settings)?;
+            // open() has already applied them; report the state.
+            println!(
+                "migrations applied ({} database {})",
+                store.backend(),
+                store.url().redacted()
+            );
+            Ok(())
+        }
+        Command::Vehicles(cmd) => vehicles::run(&open_store(&settings)?, &settings, cmd),
+        Command::Entries(cmd) => entries::run(&open_store(&settings)?, &settings, cmd),
+        Command::Signals(cmd) => signals::run(&open_store(&settings)?, cmd),
+        Command::Events(cmd) => events::run(&open_store(&settings)?, &settings, cmd),
+        Command::Stats { since, json } => stats::run(&open_store(&settings)?, since, json),
+        Command::Prune { older_than, batch } => {
+            if older_than < crate::config::MIN_RETENTION {
+                return Err(CliError(
+                    "--older-than must be at least 7d: Smartcar may redeliver for days, and deduplication needs the ids".into(),
+                ));
+            }
+            let before = ago(older_than, "--older-than")?;
+            let deleted = open_store(&settings)?.prune_events(before, i64::from(batch))?;
+            println!(
+                "pruned {deleted} processed events received before {}",
+                rfc3339(before)
+            );
+            Ok(())
+        }
+        Command::SendTestEvent(args) => send_test_event::run(&settings, &args),
+    }
+}
+
+fn serve(settings: &Settings) -> Result<(), CliError> {
+    let app = Application::build(settings)?;
+    actix_web::rt::System::new()
+        .block_on(app.run_until_stopped())
+        .map_err(|e| CliError(format!("server stopped: {e}")))
+}
+
+fn open_store(settings: &Settings) -> Result<Store, CliError> {
+    Ok(Store::open(
+        settings.database_url.expose(),
+        &settings.pool_options(),
+    )?)
+}
+
+/// The ingest pipeline on `store`, without writers (the CLI commits on its own thread), and
+/// without the spool: a command that finds the database away fails.
+fn pipeline(store: &Store, settings: &Settings) -> Result<meterhook_ingest::Pipeline, CliError> {
+    Ok(meterhook_ingest::Pipeline::new(
+        store.clone(),
+        None,
+        settings.policy()?,
+        settings.retry()?,
+    ))
+}
+
+/// Outcomes as a flag's possible values.
+fn outcome_parser() -> impl TypedValueParser<Value = Outcome> {
+    PossibleValuesParser::new(Outcome::ALL.map(Outcome::as_str)).try_map(|s| s.parse::<Outcome>())
+}
+
+/// A window such as `24h` or `7d`: a duration whose start, back from now, is a time we can
+/// represent.
+fn window(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    chrono::TimeDelta::from_std(duration)
+        .ok()
+        .and_then(|d| meterhook_store::now().checked_sub_signed(d))
+        .ok_or_else(|| format!("{text} reaches back further than dates go"))?;
+    Ok(duration)
+}
+
+/// The time `window` back from now.
+fn ago(window: Duration, flag: &str) -> Result<NaiveDateTime, CliError> {
+    chrono::TimeDelta::from_std(window)
+        .ok()
+        .and_then(|d| meterhook_store::now().checked_sub_signed(d))
+        .ok_or_else(|| CliError(format!("{flag} reaches back further than dates go")))
+}

@@ -1,0 +1,189 @@
+//! `meterhook vehicles …`: the vehicles whose readings are recorded.
+
+use std::fmt::Write as _;
+
+use clap::Subcommand;
+use meterhook_store::{Outcome, Reprocess, Store};
+
+use super::{pipeline, CliError};
+use crate::config::Settings;
+use crate::views::{self, rfc3339};
+
+/// `meterhook vehicles …`
+#[derive(Debug, Subcommand)]
+pub enum VehiclesCommand {
+    /// Register a Smartcar vehicle for an app vehicle (again: re-point and activate it).
+    Add {
+        /// Smartcar's vehicle id.
+        smartcar_vehicle_id: String,
+        /// The app's vehicle id that meter entries are written for.
+        #[arg(long)]
+        vehicle_id: String,
+    },
+    /// List registered vehicles.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop processing events for a vehicle (they are still kept).
+    Deactivate {
+        /// Smartcar's vehicle id.
+        smartcar_vehicle_id: String,
+    },
+    /// Resume processing events for a vehicle.
+    Activate {
+        /// Smartcar's vehicle id.
+        smartcar_vehicle_id: String,
+    },
+    /// A vehicle's health (open errors) and latest readings.
+    Show {
+        /// Smartcar's vehicle id.
+        smartcar_vehicle_id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `meterhook vehicles …`.
+pub fn run(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<(), CliError> {
+    match cmd {
+        VehiclesCommand::Add {
+            smartcar_vehicle_id,
+            vehicle_id,
+        } => {
+            let v = store.register_vehicle(&smartcar_vehicle_id, &vehicle_id)?;
+            println!(
+                "registered Smartcar vehicle {} for vehicle {} (active)",
+                v.smartcar_vehicle_id, v.vehicle_id
+            );
+            // Events that arrived before the registration are processed now.
+            let waiting = pipeline(store, settings)?
+                .reprocess(Reprocess::UnknownVehicle(&smartcar_vehicle_id))?;
+            if !waiting.is_empty() {
+                let created = waiting
+                    .iter()
+                    .filter(|(_, o)| *o == Outcome::Created)
+                    .count();
+                println!(
+                    "processed {} event{} that waited for this vehicle ({created} meter entr{} created)",
+                    waiting.len(),
+                    if waiting.len() == 1 { "" } else { "s" },
+                    if created == 1 { "y" } else { "ies" }
+                );
+            }
+        }
+        VehiclesCommand::Activate {
+            smartcar_vehicle_id,
+        } => {
+            store.set_vehicle_active(&smartcar_vehicle_id, true)?;
+            println!("activated Smartcar vehicle {smartcar_vehicle_id}");
+        }
+        VehiclesCommand::Deactivate {
+            smartcar_vehicle_id,
+        } => {
+            store.set_vehicle_active(&smartcar_vehicle_id, false)?;
+            println!("deactivated Smartcar vehicle {smartcar_vehicle_id}");
+        }
+        VehiclesCommand::Show {
+            smartcar_vehicle_id,
+            json,
+        } => {
+            let Some(vehicle) = store.find_vehicle(&smartcar_vehicle_id)? else {
+                return Err(CliError(format!(
+                    "no vehicle with Smartcar id {smartcar_vehicle_id}"
+                )));
+            };
+            let errors = store.open_errors(&smartcar_vehicle_id)?;
+            let signals = store.latest_signals(&vehicle.vehicle_id)?;
+            let latest_entry = store.entries_page(&vehicle.vehicle_id, false, 1, 0)?;
+            if json {
+                let detail =
+                    views::vehicle_detail(&vehicle, &errors, &signals, latest_entry.first());
+                println!("{}", serde_json::to_string(&detail)?);
+            } else {
+                let mut out = format!(
+                    "Smartcar vehicle {} -> vehicle {} ({})\n",
+                    vehicle.smartcar_vehicle_id,
+                    vehicle.vehicle_id,
+                    if vehicle.is_active {
+                        "active"
+                    } else {
+                        "inactive"
+                    }
+                );
+                match latest_entry.first() {
+                    Some(e) => {
+                        let _ = writeln!(
+                            out,
+                            "Odometer: {:.3} km at {}",
+                            e.distance().km(),
+                            rfc3339(e.entry_date)
+                        );
+                    }
+                    None => out.push_str("Odometer: no entries\n"),
+                }
+                if errors.is_empty() {
+                    out.push_str("Health: no open errors\n");
+                } else {
+                    out.push_str("Open errors:\n");
+                    for e in &errors {
+                        let _ = writeln!(
+                            out,
+                            "  {} since {}{}{}",
+                            e.label(),
+                            rfc3339(e.first_seen_at),
+                            e.suggested_user_message
+                                .as_deref()
+                                .map(|m| format!(" — {m}"))
+                                .unwrap_or_default(),
+                            e.resolution_type
+                                .as_deref()
+                                .map(|r| format!(" (resolution: {r})"))
+                                .unwrap_or_default()
+                        );
+                    }
+                }
+                if !signals.is_empty() {
+                    out.push_str("Latest signals:\n");
+                    for s in &signals {
+                        let value = s.value.map_or_else(|| "-".to_owned(), |v| format!("{v}"));
+                        let _ = writeln!(
+                            out,
+                            "  {:<44} {value} {} at {}",
+                            s.code,
+                            s.unit.as_deref().unwrap_or(""),
+                            rfc3339(s.observed_at)
+                        );
+                    }
+                }
+                print!("{out}");
+            }
+        }
+        VehiclesCommand::List { json } => {
+            let vehicles = store.list_vehicles()?;
+            if json {
+                let rows: Vec<_> = vehicles.iter().map(views::vehicle).collect();
+                println!("{}", serde_json::to_string(&rows)?);
+            } else {
+                let mut out = format!(
+                    "{:<40} {:<30} {:<8} {}\n",
+                    "SMARTCAR VEHICLE ID", "VEHICLE ID", "ACTIVE", "LAST ERROR"
+                );
+                for v in &vehicles {
+                    let _ = writeln!(
+                        out,
+                        "{:<40} {:<30} {:<8} {}",
+                        v.smartcar_vehicle_id,
+                        v.vehicle_id,
+                        if v.is_active { "yes" } else { "no" },
+                        v.last_error.as_deref().unwrap_or("-")
+                    );
+                }
+                print!("{out}");
+            }
+        }
+    }
+    Ok(())
+}
