@@ -41,8 +41,51 @@ pub struct Event {
     pub errors: Vec<VehicleErrorInfo>,
     /// Top-level `triggers`, then `data.triggers`.
     pub triggers: Vec<Trigger>,
+    /// Live traffic or a test delivery; see [`Mode`].
+    pub mode: Mode,
     /// The delivery metadata.
     pub meta: Meta,
+}
+
+/// Whether a delivery is about real cars or is a test.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Real vehicles: anything not marked as a test, including no mode at all.
+    #[default]
+    Live,
+    /// The dashboard's test delivery (v4 `meta.mode` `TEST`), or a v2 delivery for a test or
+    /// simulated vehicle (`mode` `test` or `simulated`).
+    Test,
+}
+
+impl Mode {
+    /// The mode named `name` (case-insensitive, trimmed): `test` and `simulated` are
+    /// [`Mode::Test`]; anything else is [`Mode::Live`].
+    pub fn from_name(name: &str) -> Mode {
+        let name = name.trim();
+        if ["test", "simulated"]
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(name))
+        {
+            Mode::Test
+        } else {
+            Mode::Live
+        }
+    }
+
+    /// `LIVE` or `TEST`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Live => "LIVE",
+            Mode::Test => "TEST",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The key an event is deduplicated on.
@@ -183,7 +226,8 @@ pub struct Meta {
     pub webhook_id: Option<String>,
     /// The webhook's name in the dashboard.
     pub webhook_name: Option<String>,
-    /// `LIVE` or `TEST`.
+    /// `meta.mode` (v4) or the top-level `mode` (v2) as sent, e.g. `LIVE`, `TEST`, `simulated`;
+    /// [`Event::mode`] is what it means.
     pub mode: Option<String>,
     /// How many signals the event says it carries.
     pub signal_count: Option<i64>,
@@ -329,12 +373,9 @@ impl Event {
         Some(odometer_reading(self.odometer()?, received_at))
     }
 
-    /// Whether this is the dashboard's test payload (`meta.mode` `TEST`).
+    /// Whether this is a test delivery ([`Mode::Test`]), not live traffic.
     pub fn is_test(&self) -> bool {
-        self.meta
-            .mode
-            .as_deref()
-            .is_some_and(|m| m.eq_ignore_ascii_case("TEST"))
+        self.mode == Mode::Test
     }
 }
 
@@ -411,6 +452,7 @@ pub fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
         .filter_map(Trigger::from_json)
         .collect();
 
+    let meta = Meta::from_json(&root);
     Ok(Event {
         id,
         event_type,
@@ -420,7 +462,8 @@ pub fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
         signals,
         errors,
         triggers,
-        meta: Meta::from_json(&root),
+        mode: meta.mode.as_deref().map_or(Mode::Live, Mode::from_name),
+        meta,
     })
 }
 
@@ -481,6 +524,27 @@ mod tests {
             EventType::Other("VEHICLE STATE".to_owned()),
             "VEHICLE STATE",
         );
+    }
+
+    fn check_mode(name: &str, expected: Mode) {
+        assert_eq!(Mode::from_name(name), expected, "{name:?}");
+    }
+
+    #[test]
+    fn mode_names() {
+        check_mode("TEST", Mode::Test);
+        check_mode("test", Mode::Test);
+        check_mode(" Test ", Mode::Test);
+        check_mode("simulated", Mode::Test);
+        check_mode("SIMULATED", Mode::Test);
+        check_mode("LIVE", Mode::Live);
+        check_mode("live", Mode::Live);
+        check_mode("", Mode::Live);
+        check_mode("testing", Mode::Live);
+        check_mode("sandbox", Mode::Live);
+        assert_eq!(Mode::Test.to_string(), "TEST");
+        assert_eq!(Mode::Live.as_str(), "LIVE");
+        assert_eq!(Mode::default(), Mode::Live);
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod signature;
 mod time;
 
 pub use event::{
-    normalize_unit, parse_event, Event, EventId, EventType, Location, Meta, OdometerError,
+    normalize_unit, parse_event, Event, EventId, EventType, Location, Meta, Mode, OdometerError,
     ParseError, Signal, SignalError, SignalKind, SignalValue, Trigger, VehicleErrorInfo,
     ODOMETER_CODE,
 };

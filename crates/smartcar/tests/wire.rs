@@ -6,8 +6,8 @@ use std::path::Path;
 use meterhook_domain::{DistanceError, Millis};
 use meterhook_smartcar::{
     hash_challenge, is_safe_challenge, parse_event, sign, Event, EventId, EventType, Location,
-    OdometerError, ParseError, SignalKind, SignatureCheck, SigningKeys, Trigger, VehicleErrorInfo,
-    ODOMETER_CODE, SIGNATURE_HEADER,
+    Mode, OdometerError, ParseError, SignalKind, SignatureCheck, SigningKeys, Trigger,
+    VehicleErrorInfo, ODOMETER_CODE, SIGNATURE_HEADER,
 };
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -742,11 +742,82 @@ fn error_infos_in_every_shape() {
     assert!(e.errors[1].is_resolved());
 }
 
+fn check_mode(body: &str, expected: Mode) {
+    let e = parse_event(body.as_bytes()).unwrap_or_else(|err| panic!("{body}: {err}"));
+    assert_eq!(e.mode, expected, "{body}");
+    assert_eq!(e.is_test(), expected == Mode::Test, "{body}");
+}
+
+/// The dashboard's "send test payload" for a v4 webhook: made-up vehicle, `meta.mode` `TEST`.
+const V4_DASHBOARD_TEST: &str = r#"{"eventId":"5a537912-9ad3-424b-ba33-65a1704567e9","eventType":"VEHICLE_STATE","data":{"user":{"id":"93b3ea96-ca37-43a9-9073-f4334712dbc7"},"vehicle":{"id":"123e4567-e89b-12d3-a456-426614174000","make":"Test Make","model":"Test Model","year":2020},"signals":[{"code":"odometer-traveleddistance","name":"TraveledDistance","group":"Odometer","body":{"value":12345.6,"unit":"km"},"status":{"value":"SUCCESS"},"meta":{"retrievedAt":1758668712404,"oemUpdatedAt":1758668712404}}]},"triggers":[{"type":"SIGNAL_UPDATED","signal":{"name":"TraveledDistance","group":"Odometer","code":"odometer-traveleddistance"}}],"meta":{"version":"4.0","deliveryId":"48b25f8f-9fea-42e1-9085-81043682cbb8","deliveredAt":1761896351529,"webhookId":"123e4567-e89b-12d3-a456-426614174000","webhookName":"My First Webhook","signalCount":1,"mode":"TEST"}}"#;
+
+/// A v2 scheduled delivery; `mode` is `live`, `test` or `simulated` at the top level.
+fn v2_schedule(mode: &str) -> String {
+    json!({
+        "version": "2.0", "webhookId": "865ca68d-a9b6-4d74-856e-605db0209eca",
+        "eventName": "schedule", "mode": mode,
+        "payload": {"vehicles": [{
+            "vehicleId": "e20d2ec5-f3a4-4c20-a1ea-af9f9a1c5e08",
+            "requestId": "25d743b8-14cf-4744-b067-bd8d7daf3f1a",
+            "data": [{"path": "/odometer", "code": 200, "body": {"distance": 104.32}}],
+        }]},
+    })
+    .to_string()
+}
+
 #[test]
-fn test_mode() {
-    let e =
-        parse_event(br#"{"eventType":"VEHICLE_STATE","meta":{"mode":"TEST"}}"#).expect("parses");
-    assert!(e.is_test());
+fn live_and_test_modes() {
+    check_mode(V4_DASHBOARD_TEST, Mode::Test);
+    check_mode(
+        &V4_DASHBOARD_TEST.replace(r#""mode":"TEST""#, r#""mode":"test""#),
+        Mode::Test,
+    );
+    check_mode(
+        &V4_DASHBOARD_TEST.replace(r#""mode":"TEST""#, r#""mode":"LIVE""#),
+        Mode::Live,
+    );
+    check_mode(
+        &V4_DASHBOARD_TEST.replace(r#","mode":"TEST""#, ""),
+        Mode::Live,
+    );
+    check_mode(
+        &V4_DASHBOARD_TEST.replace(r#""mode":"TEST""#, r#""mode":7"#),
+        Mode::Live,
+    );
+    check_mode(
+        &V4_DASHBOARD_TEST.replace(r#""mode":"TEST""#, r#""mode":"SANDBOX""#),
+        Mode::Live,
+    );
+    check_mode(&v2_schedule("test"), Mode::Test);
+    check_mode(&v2_schedule("simulated"), Mode::Test);
+    check_mode(&v2_schedule("live"), Mode::Live);
+    check_mode(&v2_schedule(""), Mode::Live);
+    check_mode(
+        r#"{"version":"2.0","webhookId":"uuid","eventName":"eventBased","mode":"test","payload":{"eventId":"e","vehicleId":"v","eventType":"CHARGING_STARTED","eventTime":"2022-04-13T10:00:00.000Z"}}"#,
+        Mode::Test,
+    );
+    check_mode(
+        r#"{"version":"2.0","webhookId":"w","eventName":"verify","mode":"test","payload":{"challenge":"c"}}"#,
+        Mode::Test,
+    );
+    // `meta.mode` wins over a top-level `mode`.
+    check_mode(
+        r#"{"eventType":"VEHICLE_STATE","mode":"test","meta":{"mode":"LIVE"}}"#,
+        Mode::Live,
+    );
+    for file in [
+        "v4_vehicle_state.json",
+        "v4_vehicle_error.json",
+        "v4_verify.json",
+        "v2_verify.json",
+        "seed_vehicle_state.json",
+        "seed_vehicle_error.json",
+        "seed_verify.json",
+        "minimal_event.json",
+        "utf8_event.json",
+    ] {
+        assert_eq!(event(file).mode, Mode::Live, "{file}");
+    }
 }
 
 // --- odometer readings ---------------------------------------------------------------------
