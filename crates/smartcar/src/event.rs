@@ -1,8 +1,11 @@
 //! Webhook events: every envelope seen on the wire, normalised into one [`Event`].
 
 use std::fmt;
+use std::time::Duration;
 
-use meterhook_domain::{Distance, DistanceError, DistanceUnit, Millis, Reading};
+use meterhook_domain::{
+    ClockCorrection, Distance, DistanceError, DistanceUnit, Millis, Reading, DEFAULT_MAX_CLOCK_SKEW,
+};
 use serde_json::{Map, Value};
 
 use crate::json;
@@ -366,11 +369,29 @@ impl Event {
         self.signal(SignalKind::Odometer)
     }
 
-    /// The odometer reading; `None` when there is no odometer signal at all.
-    ///
-    /// `received_at` stands in for the observation time when the signal carries none.
+    /// The odometer reading under the default clock tolerance ([`DEFAULT_MAX_CLOCK_SKEW`]); `None`
+    /// when there is no odometer signal at all. See [`Event::odometer_reading_with`].
     pub fn odometer_reading(&self, received_at: Millis) -> Option<Result<Reading, OdometerError>> {
-        Some(odometer_reading(self.odometer()?, received_at))
+        self.odometer_reading_with(received_at, DEFAULT_MAX_CLOCK_SKEW)
+            .map(|r| r.map(|r| r.reading))
+    }
+
+    /// The odometer reading and the correction of its time, if one was needed; `None` when there
+    /// is no odometer signal at all.
+    ///
+    /// The reading is dated as [`Signal::observed_at_with`] says: `received_at` stands in when the
+    /// signal carries no time, and a time more than `max_clock_skew` after `received_at` is
+    /// replaced.
+    pub fn odometer_reading_with(
+        &self,
+        received_at: Millis,
+        max_clock_skew: Duration,
+    ) -> Option<Result<OdometerReading, OdometerError>> {
+        Some(odometer_reading(
+            self.odometer()?,
+            received_at,
+            max_clock_skew,
+        ))
     }
 
     /// Whether this is a test delivery ([`Mode::Test`]), not live traffic.
@@ -379,7 +400,20 @@ impl Event {
     }
 }
 
-fn odometer_reading(signal: &Signal, received_at: Millis) -> Result<Reading, OdometerError> {
+/// An odometer reading and how its time was corrected, if it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OdometerReading {
+    /// The distance and the time it is dated with.
+    pub reading: Reading,
+    /// Set when the car's own observation time was not trusted; worth a line in the sync log.
+    pub correction: Option<ClockCorrection>,
+}
+
+fn odometer_reading(
+    signal: &Signal,
+    received_at: Millis,
+    max_clock_skew: Duration,
+) -> Result<OdometerReading, OdometerError> {
     if signal.failed() {
         let error = signal.error.clone();
         return Err(OdometerError::SignalFailed {
@@ -393,7 +427,11 @@ fn odometer_reading(signal: &Signal, received_at: Millis) -> Result<Reading, Odo
         .parse()
         .map_err(|_| OdometerError::UnknownUnit(unit.to_owned()))?;
     let distance = Distance::from_value(value, unit)?;
-    Ok(Reading::new(distance, signal.observed_at(received_at)))
+    let time = signal.observed_at_with(received_at, max_clock_skew);
+    Ok(OdometerReading {
+        reading: Reading::new(distance, time.at),
+        correction: time.correction,
+    })
 }
 
 /// Parses a webhook body. Only bytes that are not a JSON object are refused; wrong types inside

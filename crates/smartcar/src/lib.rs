@@ -8,8 +8,8 @@ mod time;
 
 pub use event::{
     normalize_unit, parse_event, Event, EventId, EventType, Location, Meta, Mode, OdometerError,
-    ParseError, Signal, SignalError, SignalKind, SignalValue, Trigger, VehicleErrorInfo,
-    ODOMETER_CODE,
+    OdometerReading, ParseError, Signal, SignalError, SignalKind, SignalValue, Trigger,
+    VehicleErrorInfo, ODOMETER_CODE,
 };
 pub use signature::{
     hash_challenge, is_safe_challenge, sign, ChallengeAnswer, KeyError, SignatureCheck,

@@ -1,6 +1,8 @@
 //! Signals: one measured value of a vehicle (odometer, state of charge, location, …).
 
-use meterhook_domain::Millis;
+use std::time::Duration;
+
+use meterhook_domain::{trusted_time, Millis, TrustedTime, DEFAULT_MAX_CLOCK_SKEW};
 use serde_json::{Map, Value};
 
 use crate::json;
@@ -199,15 +201,27 @@ impl Signal {
         })
     }
 
-    /// When the car observed the value: `oemUpdatedAt` when positive, else `retrievedAt` /
-    /// `fetchedAt` when positive, else `received_at`.
+    /// When the car observed the value, with car clocks up to [`DEFAULT_MAX_CLOCK_SKEW`] ahead
+    /// trusted: [`Signal::observed_at_with`] under the default tolerance.
     pub fn observed_at(&self, received_at: Millis) -> Millis {
+        self.observed_at_with(received_at, DEFAULT_MAX_CLOCK_SKEW)
+            .at
+    }
+
+    /// When the car observed the value, and whether that time had to be corrected.
+    ///
+    /// The reported time is `oemUpdatedAt` when positive, else `retrievedAt` / `fetchedAt` when
+    /// positive, else `received_at`. A reported time later than `received_at + max_clock_skew` is
+    /// not trusted (see [`meterhook_domain::trusted_time`]): the retrieval time replaces it when
+    /// that is within the limit, else `received_at`.
+    pub fn observed_at_with(&self, received_at: Millis, max_clock_skew: Duration) -> TrustedTime {
         // 0 marks a static attribute, not 1970.
-        [self.oem_updated_at, self.retrieved_at]
-            .into_iter()
-            .flatten()
-            .find(|&t| t > 0)
-            .map_or(received_at, Millis)
+        let positive = |t: Option<i64>| t.filter(|&t| t > 0).map(Millis);
+        let retrieved = positive(self.retrieved_at);
+        let reported = positive(self.oem_updated_at)
+            .or(retrieved)
+            .unwrap_or(received_at);
+        trusted_time(reported, retrieved, received_at, max_clock_skew)
     }
 
     fn body_field(&self, key: &str) -> Option<&Value> {
@@ -331,6 +345,7 @@ pub fn normalize_unit(unit: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    use meterhook_domain::TimeSource;
     use serde_json::json;
 
     use super::*;
@@ -596,8 +611,8 @@ mod tests {
         assert_eq!(s.location(), None);
     }
 
-    fn check_observed(oem: Option<i64>, retrieved: Option<i64>, expected: i64) {
-        let s = Signal {
+    fn timed(oem: Option<i64>, retrieved: Option<i64>) -> Signal {
+        Signal {
             code: ODOMETER_CODE.to_owned(),
             name: None,
             group: None,
@@ -606,11 +621,80 @@ mod tests {
             error: None,
             oem_updated_at: oem,
             retrieved_at: retrieved,
-        };
+        }
+    }
+
+    fn check_observed(oem: Option<i64>, retrieved: Option<i64>, expected: i64) {
         assert_eq!(
-            s.observed_at(Millis(99)),
+            timed(oem, retrieved).observed_at(Millis(99)),
             Millis(expected),
             "{oem:?} {retrieved:?}"
+        );
+    }
+
+    const NOW: i64 = 1_800_000_000_000;
+    const MIN: i64 = 60_000;
+
+    /// `expected`: the trusted time and, when corrected, the source used.
+    fn check_skew(
+        oem: Option<i64>,
+        retrieved: Option<i64>,
+        max_skew_min: u64,
+        expected: (i64, Option<TimeSource>),
+    ) {
+        let got = timed(oem, retrieved)
+            .observed_at_with(Millis(NOW), Duration::from_secs(max_skew_min * 60));
+        assert_eq!(
+            (got.at, got.correction.map(|c| (c.source, c.corrected))),
+            (
+                Millis(expected.0),
+                expected.1.map(|s| (s, Millis(expected.0)))
+            ),
+            "{oem:?} {retrieved:?} {max_skew_min} min"
+        );
+    }
+
+    #[test]
+    fn clocks_ahead_are_corrected() {
+        use TimeSource::{Received, Retrieved};
+        let before = Some(NOW - MIN);
+        check_skew(Some(NOW - MIN), Some(NOW), 5, (NOW - MIN, None));
+        check_skew(Some(NOW + 5 * MIN), before, 5, (NOW + 5 * MIN, None));
+        check_skew(
+            Some(NOW + 5 * MIN + 1),
+            before,
+            5,
+            (NOW - MIN, Some(Retrieved)),
+        );
+        check_skew(Some(NOW + 10 * MIN), before, 15, (NOW + 10 * MIN, None));
+        check_skew(
+            Some(NOW + 10 * MIN),
+            before,
+            0,
+            (NOW - MIN, Some(Retrieved)),
+        );
+        // The retrieval time is checked too; 0 or negative means there is none.
+        check_skew(
+            Some(NOW + 60 * MIN),
+            Some(NOW + 60 * MIN),
+            5,
+            (NOW, Some(Received)),
+        );
+        check_skew(Some(NOW + 60 * MIN), Some(0), 5, (NOW, Some(Received)));
+        check_skew(Some(NOW + 60 * MIN), None, 5, (NOW, Some(Received)));
+        // Without `oemUpdatedAt`, the retrieval time is the reported one and is checked alone.
+        check_skew(Some(0), Some(NOW + 60 * MIN), 5, (NOW, Some(Received)));
+        check_skew(None, Some(NOW + MIN), 5, (NOW + MIN, None));
+        // Nothing reported: the receipt time, nothing to correct.
+        check_skew(None, None, 0, (NOW, None));
+        // The default tolerance is five minutes.
+        assert_eq!(
+            timed(Some(NOW + 5 * MIN), before).observed_at(Millis(NOW)),
+            Millis(NOW + 5 * MIN)
+        );
+        assert_eq!(
+            timed(Some(NOW + 5 * MIN + 1), before).observed_at(Millis(NOW)),
+            Millis(NOW - MIN)
         );
     }
 

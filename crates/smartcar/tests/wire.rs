@@ -2,8 +2,9 @@
 //! byte for byte from `shared/smartcar`).
 
 use std::path::Path;
+use std::time::Duration;
 
-use meterhook_domain::{DistanceError, Millis};
+use meterhook_domain::{DistanceError, Millis, TimeSource, DEFAULT_MAX_CLOCK_SKEW};
 use meterhook_smartcar::{
     hash_challenge, is_safe_challenge, parse_event, sign, Event, EventId, EventType, Location,
     Mode, OdometerError, ParseError, SignalKind, SignatureCheck, SigningKeys, Trigger,
@@ -954,6 +955,106 @@ fn odometer_observation_times() {
     check_odometer(odo(km(), json!({"oemUpdatedAt": 0})), Ok((1_000, NOW.0)));
     check_odometer(odo(km(), json!({})), Ok((1_000, NOW.0)));
     check_odometer(odo(km(), json!("not an object")), Ok((1_000, NOW.0)));
+}
+
+/// Reads the odometer of `signal` received at `RECEIVED` under a tolerance of `skew_min` minutes
+/// as (observed ms, the source used when the time was corrected).
+fn check_clock(signal: Value, skew_min: u64, expected: (i64, Option<TimeSource>)) {
+    let body = json!({"eventId": "e", "eventType": "VEHICLE_STATE",
+        "data": {"vehicle": {"id": "v"}, "signals": [signal.clone()]}});
+    let e = parse_event(body.to_string().as_bytes()).expect("parses");
+    let got = e
+        .odometer_reading_with(RECEIVED, Duration::from_secs(skew_min * 60))
+        .expect("an odometer signal")
+        .expect("a valid reading");
+    assert_eq!(got.reading.distance.metres(), 42_506_300, "{signal}");
+    assert_eq!(
+        (got.reading.observed_at.0, got.correction.map(|c| c.source)),
+        expected,
+        "{signal}"
+    );
+    if let Some(c) = got.correction {
+        assert_eq!(c.corrected, got.reading.observed_at, "{signal}");
+        assert_ne!(c.original, c.corrected, "{signal}");
+    }
+    // The old form applies the default tolerance of five minutes.
+    let default = e
+        .odometer_reading(RECEIVED)
+        .expect("odometer")
+        .expect("valid");
+    let with_default = e
+        .odometer_reading_with(RECEIVED, DEFAULT_MAX_CLOCK_SKEW)
+        .expect("odometer")
+        .expect("valid");
+    assert_eq!(default, with_default.reading, "{signal}");
+    assert_eq!(
+        e.odometer().map(|s| s.observed_at(RECEIVED)),
+        Some(default.observed_at),
+        "{signal}"
+    );
+}
+
+#[test]
+fn car_clocks_ahead() {
+    use TimeSource::{Received, Retrieved};
+    let r = RECEIVED.0;
+    let min = 60_000;
+    let year = 365 * 24 * 60 * min;
+    let polestar = |oem: i64, retrieved: i64| {
+        odo(
+            json!({"value": 42506.3, "unit": "km"}),
+            json!({"oemUpdatedAt": oem, "retrievedAt": retrieved}),
+        )
+    };
+    // A clock behind or on time, a delivery late by a day: the car's time.
+    check_clock(
+        polestar(r - 24 * 60 * min, r - 2 * min),
+        5,
+        (r - 24 * 60 * min, None),
+    );
+    check_clock(polestar(r + 5 * min, r - 2 * min), 5, (r + 5 * min, None));
+    // A car a year ahead: Smartcar's retrieval time.
+    check_clock(
+        polestar(r + year, r - 2 * min),
+        5,
+        (r - 2 * min, Some(Retrieved)),
+    );
+    check_clock(
+        polestar(r + 5 * min + 1, r - 2 * min),
+        5,
+        (r - 2 * min, Some(Retrieved)),
+    );
+    // A wider tolerance lets a clock ten minutes ahead through; none corrects any second ahead.
+    check_clock(
+        polestar(r + 10 * min, r - 2 * min),
+        15,
+        (r + 10 * min, None),
+    );
+    check_clock(polestar(r + 1_000, r), 0, (r, Some(Retrieved)));
+    // Retrieval also in the future (our clock is the one that is off, or both are): receipt.
+    check_clock(polestar(r + year, r + year), 5, (r, Some(Received)));
+    check_clock(
+        odo(
+            json!({"value": 42506.3, "unit": "km"}),
+            json!({"oemUpdatedAt": r + year}),
+        ),
+        5,
+        (r, Some(Received)),
+    );
+    check_clock(
+        odo(
+            json!({"value": 42506.3, "unit": "km"}),
+            json!({"oemUpdatedAt": 0, "fetchedAt": r + year}),
+        ),
+        5,
+        (r, Some(Received)),
+    );
+    // No time at all: receipt, and nothing was corrected.
+    check_clock(
+        odo(json!({"value": 42506.3, "unit": "km"}), json!({})),
+        5,
+        (r, None),
+    );
 }
 
 #[test]
