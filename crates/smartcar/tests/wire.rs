@@ -7,7 +7,7 @@ use std::time::Duration;
 use meterhook_domain::{DistanceError, Millis, TimeSource, DEFAULT_MAX_CLOCK_SKEW};
 use meterhook_smartcar::{
     hash_challenge, is_safe_challenge, parse_event, sign, Event, EventId, EventType, Location,
-    Mode, OdometerError, ParseError, SignalKind, SignatureCheck, SigningKeys, Trigger,
+    Mode, OdometerError, ParseError, SignalKind, SignalValue, SignatureCheck, SigningKeys, Trigger,
     VehicleErrorInfo, ODOMETER_CODE, SIGNATURE_HEADER,
 };
 use proptest::prelude::*;
@@ -322,7 +322,7 @@ fn v4_vehicle_state() {
         .expect("state of charge");
     assert_eq!(
         (soc.value(), soc.normalized_unit()),
-        (Some(89.0), Some("percent"))
+        (Some(89.0), Some("%"))
     );
     let range = e.signal(SignalKind::EvRange).expect("range");
     assert_eq!(
@@ -1055,6 +1055,42 @@ fn car_clocks_ahead() {
         5,
         (r, None),
     );
+}
+
+/// The stored odometer signal and the odometer reading come from one conversion.
+fn check_stored_odometer(value: f64, unit: &str, km: f64) {
+    let body = json!({"eventId": "e", "eventType": "VEHICLE_STATE", "data": {"vehicle": {"id": "v"},
+        "signals": [odo(json!({"value": value, "unit": unit}), json!({"oemUpdatedAt": 5_000}))]}});
+    let e = parse_event(body.to_string().as_bytes()).expect("parses");
+    let reading = e
+        .odometer_reading(RECEIVED)
+        .expect("odometer")
+        .expect("valid");
+    let stored = e.odometer().expect("odometer").values();
+    assert_eq!(
+        stored,
+        [SignalValue {
+            code: ODOMETER_CODE.to_owned(),
+            value: Some(reading.distance.km()),
+            unit: s("km"),
+        }],
+        "{value} {unit}"
+    );
+    assert_eq!(reading.distance.km(), km, "{value} {unit}");
+}
+
+#[test]
+fn stored_odometer_matches_the_reading() {
+    check_stored_odometer(10.0, "mile", 16.093);
+    check_stored_odometer(10.0, "miles", 16.093);
+    check_stored_odometer(10.0, "Mi", 16.093);
+    check_stored_odometer(1000.0, "miles", 1609.344);
+    check_stored_odometer(62_137.119_223_733, "mi", 100_000.0);
+    check_stored_odometer(42506.3, "km", 42506.3);
+    check_stored_odometer(12345.0, "kilometres", 12345.0);
+    check_stored_odometer(12345.0, "kilometer", 12345.0);
+    check_stored_odometer(12345.0, "KMS", 12345.0);
+    check_stored_odometer(0.0005, "km", 0.001);
 }
 
 #[test]
