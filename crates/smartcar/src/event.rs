@@ -9,6 +9,9 @@ use meterhook_domain::{
 use serde_json::{Map, Value};
 
 use crate::json;
+pub use crate::legacy::{
+    DeliveryHeaders, V2Odometer, V2Vehicle, DATA_AGE_HEADER, UNIT_SYSTEM_HEADER,
+};
 pub use crate::signal::{
     normalize_unit, Location, Signal, SignalError, SignalKind, SignalValue, ODOMETER_CODE,
 };
@@ -44,6 +47,9 @@ pub struct Event {
     pub errors: Vec<VehicleErrorInfo>,
     /// Top-level `triggers`, then `data.triggers`.
     pub triggers: Vec<Trigger>,
+    /// v2 (legacy) scheduled and dynamic deliveries: `payload.vehicles[]`, each with its
+    /// `/odometer` data; empty for every other shape.
+    pub vehicles: Vec<V2Vehicle>,
     /// Live traffic or a test delivery; see [`Mode`].
     pub mode: Mode,
     /// The delivery metadata.
@@ -345,6 +351,9 @@ pub enum OdometerError {
     /// `body.unit` is not a distance unit.
     #[error("odometer unit {0:?} is not a known distance unit")]
     UnknownUnit(String),
+    /// A v2 `sc-unit-system` that is neither `metric` nor `imperial`.
+    #[error("unit system {0:?} is neither metric nor imperial")]
+    UnknownUnitSystem(String),
     /// The value is not a valid distance.
     #[error("odometer value rejected: {0}")]
     Distance(#[from] DistanceError),
@@ -394,6 +403,33 @@ impl Event {
         ))
     }
 
+    /// Every odometer reading the event carries, one per vehicle: the single vehicle's of a v4 or
+    /// shortened event (none without an odometer signal), and one per v2 vehicle with `/odometer`
+    /// data. Each is dated and corrected as in [`Event::odometer_reading_with`] and
+    /// [`V2Odometer::reading`].
+    pub fn odometer_readings(
+        &self,
+        received_at: Millis,
+        max_clock_skew: Duration,
+    ) -> Vec<VehicleReading> {
+        let v4 = self
+            .odometer_reading_with(received_at, max_clock_skew)
+            .map(|odometer| VehicleReading {
+                vehicle_id: self.vehicle_id.clone(),
+                odometer,
+            });
+        let v2 = self.vehicles.iter().filter_map(|vehicle| {
+            Some(VehicleReading {
+                vehicle_id: vehicle.vehicle_id.clone(),
+                odometer: vehicle
+                    .odometer
+                    .as_ref()?
+                    .reading(received_at, max_clock_skew),
+            })
+        });
+        v4.into_iter().chain(v2).collect()
+    }
+
     /// Whether this is a test delivery ([`Mode::Test`]), not live traffic.
     pub fn is_test(&self) -> bool {
         self.mode == Mode::Test
@@ -407,6 +443,15 @@ pub struct OdometerReading {
     pub reading: Reading,
     /// Set when the car's own observation time was not trusted; worth a line in the sync log.
     pub correction: Option<ClockCorrection>,
+}
+
+/// One vehicle's odometer reading from [`Event::odometer_readings`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct VehicleReading {
+    /// The vehicle, when the event names it (`None` is the caller's to refuse).
+    pub vehicle_id: Option<String>,
+    /// The reading and its time correction, or why there is no reading.
+    pub odometer: Result<OdometerReading, OdometerError>,
 }
 
 fn odometer_reading(
@@ -436,7 +481,16 @@ fn odometer_reading(
 
 /// Parses a webhook body. Only bytes that are not a JSON object are refused; wrong types inside
 /// are skipped, unknown fields ignored, unknown event types kept.
+///
+/// The form without request headers: a v2 body's unit system and data age then come only from
+/// the body itself. See [`parse_event_with`].
 pub fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
+    parse_event_with(body, &DeliveryHeaders::default())
+}
+
+/// [`parse_event`], with the request's `SC-Unit-System` and `SC-Data-Age` for a v2 body (an
+/// entry's own `headers` win over them; other shapes ignore them).
+pub fn parse_event_with(body: &[u8], headers: &DeliveryHeaders) -> Result<Event, ParseError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
     let Value::Object(root) = value else {
@@ -500,6 +554,7 @@ pub fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
         signals,
         errors,
         triggers,
+        vehicles: crate::legacy::vehicles(payload, headers),
         mode: meta.mode.as_deref().map_or(Mode::Live, Mode::from_name),
         meta,
     })
