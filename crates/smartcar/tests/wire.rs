@@ -166,8 +166,15 @@ fn malformed_headers() {
         SignatureCheck::Valid,
     );
     check_header(None, SignatureCheck::Missing);
-    check_header(Some(b""), SignatureCheck::Invalid);
-    check_header(Some(b"   "), SignatureCheck::Invalid);
+    // An empty header is no signature at all, exactly like a missing one.
+    check_header(Some(b""), SignatureCheck::Missing);
+    check_header(Some(b" "), SignatureCheck::Missing);
+    check_header(Some(b"   "), SignatureCheck::Missing);
+    check_header(Some(b" \t\r\n"), SignatureCheck::Missing);
+    check_header(Some(b"\x0c"), SignatureCheck::Missing);
+    check_header(Some(b"\x0b"), SignatureCheck::Invalid);
+    check_header(Some(b"\0"), SignatureCheck::Invalid);
+    check_header(Some(b" 0 "), SignatureCheck::Invalid);
     check_header(Some(&sig[..63]), SignatureCheck::Invalid);
     check_header(Some(&sig[..62]), SignatureCheck::Invalid);
     check_header(Some(&sig[..32]), SignatureCheck::Invalid);
@@ -266,6 +273,38 @@ fn safe_challenges() {
     check_safe("a=b", false);
     check_safe("a+b", false);
     check_safe("a\0b", false);
+}
+
+/// How a VERIFY body with `header` as its `SC-Signature` is checked, and the answer it would get.
+fn check_verify_header(file: &str, header: Option<&[u8]>, expected: SignatureCheck) {
+    let keys = keys(&["test-amt-123"]);
+    let body = payload(file);
+    let shown = header.map(String::from_utf8_lossy);
+    assert_eq!(keys.verify(header, &body), expected, "{file} {shown:?}");
+    let e = parse_event(&body).expect("parses");
+    assert_eq!(e.event_type, EventType::Verify, "{file}");
+    let challenge = e.challenge.as_deref().expect("challenge");
+    assert!(is_safe_challenge(challenge), "{file}");
+    assert_eq!(
+        keys.answer_challenge(challenge),
+        "eaee8adba92c5612b2a61c36bd7c7f36f1305aa93222d45f5d77d22f4571a1ab",
+        "{file}"
+    );
+}
+
+#[test]
+fn unsigned_verify_with_an_empty_header() {
+    // Sent unsigned, the handshake is answered; an empty header is unsigned too.
+    for file in ["v4_verify.json", "seed_verify.json", "v2_verify.json"] {
+        check_verify_header(file, None, SignatureCheck::Missing);
+        check_verify_header(file, Some(b""), SignatureCheck::Missing);
+        check_verify_header(file, Some(b"  \t"), SignatureCheck::Missing);
+        // A VERIFY that does carry a signature must carry a valid one.
+        check_verify_header(file, Some(b"not-a-signature"), SignatureCheck::Invalid);
+        check_verify_header(file, Some(&[b'0'; 64]), SignatureCheck::Invalid);
+        let signed = sign(b"test-amt-123", &payload(file));
+        check_verify_header(file, Some(signed.as_bytes()), SignatureCheck::Valid);
+    }
 }
 
 #[test]
@@ -1633,7 +1672,9 @@ proptest! {
     #[test]
     fn arbitrary_headers_never_panic(header in prop::collection::vec(any::<u8>(), 0..80)) {
         let check = keys(&["amt"]).verify(Some(&header), PIZZA);
-        prop_assert_ne!(check, SignatureCheck::Missing);
+        // Missing exactly when there is nothing but whitespace, never Valid by accident.
+        prop_assert_eq!(check == SignatureCheck::Missing, header.trim_ascii().is_empty());
+        prop_assert_ne!(check, SignatureCheck::Valid);
     }
 
     #[test]
