@@ -113,9 +113,9 @@ impl fmt::Display for Distance {
 /// The distance units odometers report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DistanceUnit {
-    /// Kilometres: `km`, `kilometers`, `kilometres`.
+    /// Kilometres: `km`, `kms`, `kilometer(s)`, `kilometre(s)`.
     Kilometres,
-    /// International miles: `mi`, `miles`.
+    /// International miles: `mi`, `mile(s)`.
     Miles,
 }
 
@@ -127,18 +127,32 @@ pub struct UnknownUnit(pub String);
 impl FromStr for DistanceUnit {
     type Err = UnknownUnit;
 
+    /// The unit one of [`DistanceUnit::ALIASES`] names, ignoring case and surrounding whitespace.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "km" | "kms" | "kilometer" | "kilometers" | "kilometre" | "kilometres" => {
-                Ok(DistanceUnit::Kilometres)
-            }
-            "mi" | "mile" | "miles" => Ok(DistanceUnit::Miles),
-            _ => Err(UnknownUnit(s.to_owned())),
-        }
+        let name = s.trim();
+        DistanceUnit::ALIASES
+            .iter()
+            .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+            .map(|&(_, unit)| unit)
+            .ok_or_else(|| UnknownUnit(s.to_owned()))
     }
 }
 
 impl DistanceUnit {
+    /// Every accepted name of a distance unit. The one table: odometer readings and stored signal
+    /// values both parse units through it, so they cannot disagree on what a name means.
+    pub const ALIASES: &'static [(&'static str, DistanceUnit)] = &[
+        ("km", DistanceUnit::Kilometres),
+        ("kms", DistanceUnit::Kilometres),
+        ("kilometer", DistanceUnit::Kilometres),
+        ("kilometers", DistanceUnit::Kilometres),
+        ("kilometre", DistanceUnit::Kilometres),
+        ("kilometres", DistanceUnit::Kilometres),
+        ("mi", DistanceUnit::Miles),
+        ("mile", DistanceUnit::Miles),
+        ("miles", DistanceUnit::Miles),
+    ];
+
     /// The canonical short name: `km` or `mi`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -188,23 +202,48 @@ mod tests {
         check(1e300, "mi", Err(DistanceError::TooLarge));
     }
 
+    fn check_unit(name: &str, expected: Option<DistanceUnit>) {
+        assert_eq!(
+            name.parse::<DistanceUnit>(),
+            expected.ok_or_else(|| UnknownUnit(name.to_owned())),
+            "{name:?}"
+        );
+    }
+
     #[test]
     fn unit_aliases() {
-        for (name, unit) in [
-            ("km", DistanceUnit::Kilometres),
-            ("KM", DistanceUnit::Kilometres),
-            ("kilometers", DistanceUnit::Kilometres),
-            ("kilometres", DistanceUnit::Kilometres),
-            (" km ", DistanceUnit::Kilometres),
-            ("mi", DistanceUnit::Miles),
-            ("miles", DistanceUnit::Miles),
-            ("Miles", DistanceUnit::Miles),
+        use DistanceUnit::{Kilometres as Km, Miles as Mi};
+        check_unit("km", Some(Km));
+        check_unit("KM", Some(Km));
+        check_unit("Km", Some(Km));
+        check_unit("kms", Some(Km));
+        check_unit("KMS", Some(Km));
+        check_unit("kilometer", Some(Km));
+        check_unit("kilometers", Some(Km));
+        check_unit("kilometre", Some(Km));
+        check_unit("kilometres", Some(Km));
+        check_unit("Kilometres", Some(Km));
+        check_unit(" km ", Some(Km));
+        check_unit("\tkilometers\n", Some(Km));
+        check_unit("mi", Some(Mi));
+        check_unit("MI", Some(Mi));
+        check_unit("mile", Some(Mi));
+        check_unit("Mile", Some(Mi));
+        check_unit("miles", Some(Mi));
+        check_unit("MILES", Some(Mi));
+        check_unit(" miles ", Some(Mi));
+        for name in [
+            "", " ", "m", "k", "meters", "ft", "nmi", "mph", "kmh", "percent", "k m",
         ] {
-            assert_eq!(name.parse::<DistanceUnit>(), Ok(unit), "{name}");
+            check_unit(name, None);
         }
-        for name in ["", "m", "meters", "ft", "nmi", "percent"] {
-            assert!(name.parse::<DistanceUnit>().is_err(), "{name}");
+        // Every alias parses to its unit, and the canonical names are aliases.
+        for &(alias, unit) in DistanceUnit::ALIASES {
+            check_unit(alias, Some(unit));
+            check_unit(&alias.to_ascii_uppercase(), Some(unit));
         }
+        check_unit(Km.as_str(), Some(Km));
+        check_unit(Mi.as_str(), Some(Mi));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+mod clock;
 mod distance;
 mod reading;
 mod rules;
 mod timeline;
 
+pub use clock::{trusted_time, ClockCorrection, TimeSource, TrustedTime, DEFAULT_MAX_CLOCK_SKEW};
 pub use distance::{Distance, DistanceError, DistanceUnit, UnknownUnit, MAX_METRES};
 pub use reading::{Millis, Reading};
 pub use rules::{decide, Decision, Neighbours, Policy, Side};

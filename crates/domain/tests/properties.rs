@@ -1,7 +1,9 @@
 //! Properties of the rules over arbitrary readings arriving in arbitrary order.
 #![allow(missing_docs)]
 
-use meterhook_domain::{decide, Distance, Millis, Neighbours, Policy, Reading};
+use meterhook_domain::{
+    decide, trusted_time, Distance, Millis, Neighbours, Policy, Reading, TimeSource,
+};
 use proptest::prelude::*;
 
 /// The neighbours a store would load for `new` from the accepted readings.
@@ -75,6 +77,27 @@ proptest! {
         let policy = Policy { duplicate_window_ms: window, max_speed_kmh: speed, ..Policy::default() };
         let n = Neighbours { before: Some(other), after: Some(other), window: vec![other] };
         let _ = decide(new, &n, &policy);
+    }
+
+    /// A trusted time is never later than receipt plus the tolerance, and a time within it is kept.
+    #[test]
+    fn trusted_times_stay_within_the_tolerance(observed in any::<i64>(), retrieved in any::<Option<i64>>(), received in any::<i64>(), skew_ms in 0u64..=u64::MAX) {
+        let max_skew = std::time::Duration::from_millis(skew_ms);
+        let limit = Millis(received.saturating_add(i64::try_from(skew_ms).unwrap_or(i64::MAX)));
+        let t = trusted_time(Millis(observed), retrieved.map(Millis), Millis(received), max_skew);
+        prop_assert!(t.at <= limit);
+        match t.correction {
+            None => prop_assert_eq!(t.at, Millis(observed)),
+            Some(c) => {
+                prop_assert!(Millis(observed) > limit);
+                prop_assert_eq!((c.original, c.corrected), (Millis(observed), t.at));
+                let expected = match c.source {
+                    TimeSource::Retrieved => retrieved.map(Millis),
+                    TimeSource::Received => Some(Millis(received)),
+                };
+                prop_assert_eq!(Some(t.at), expected);
+            }
+        }
     }
 
     /// Conversion from any float either fails cleanly or lands in range.

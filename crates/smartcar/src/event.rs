@@ -1,11 +1,17 @@
 //! Webhook events: every envelope seen on the wire, normalised into one [`Event`].
 
 use std::fmt;
+use std::time::Duration;
 
-use meterhook_domain::{Distance, DistanceError, DistanceUnit, Millis, Reading};
+use meterhook_domain::{
+    ClockCorrection, Distance, DistanceError, DistanceUnit, Millis, Reading, DEFAULT_MAX_CLOCK_SKEW,
+};
 use serde_json::{Map, Value};
 
 use crate::json;
+pub use crate::legacy::{
+    DeliveryHeaders, V2Odometer, V2Vehicle, DATA_AGE_HEADER, UNIT_SYSTEM_HEADER,
+};
 pub use crate::signal::{
     normalize_unit, Location, Signal, SignalError, SignalKind, SignalValue, ODOMETER_CODE,
 };
@@ -41,8 +47,54 @@ pub struct Event {
     pub errors: Vec<VehicleErrorInfo>,
     /// Top-level `triggers`, then `data.triggers`.
     pub triggers: Vec<Trigger>,
+    /// v2 (legacy) scheduled and dynamic deliveries: `payload.vehicles[]`, each with its
+    /// `/odometer` data; empty for every other shape.
+    pub vehicles: Vec<V2Vehicle>,
+    /// Live traffic or a test delivery; see [`Mode`].
+    pub mode: Mode,
     /// The delivery metadata.
     pub meta: Meta,
+}
+
+/// Whether a delivery is about real cars or is a test.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Real vehicles: anything not marked as a test, including no mode at all.
+    #[default]
+    Live,
+    /// The dashboard's test delivery (v4 `meta.mode` `TEST`), or a v2 delivery for a test or
+    /// simulated vehicle (`mode` `test` or `simulated`).
+    Test,
+}
+
+impl Mode {
+    /// The mode named `name` (case-insensitive, trimmed): `test` and `simulated` are
+    /// [`Mode::Test`]; anything else is [`Mode::Live`].
+    pub fn from_name(name: &str) -> Mode {
+        let name = name.trim();
+        if ["test", "simulated"]
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(name))
+        {
+            Mode::Test
+        } else {
+            Mode::Live
+        }
+    }
+
+    /// `LIVE` or `TEST`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Live => "LIVE",
+            Mode::Test => "TEST",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The key an event is deduplicated on.
@@ -183,7 +235,8 @@ pub struct Meta {
     pub webhook_id: Option<String>,
     /// The webhook's name in the dashboard.
     pub webhook_name: Option<String>,
-    /// `LIVE` or `TEST`.
+    /// `meta.mode` (v4) or the top-level `mode` (v2) as sent, e.g. `LIVE`, `TEST`, `simulated`;
+    /// [`Event::mode`] is what it means.
     pub mode: Option<String>,
     /// How many signals the event says it carries.
     pub signal_count: Option<i64>,
@@ -298,6 +351,9 @@ pub enum OdometerError {
     /// `body.unit` is not a distance unit.
     #[error("odometer unit {0:?} is not a known distance unit")]
     UnknownUnit(String),
+    /// A v2 `sc-unit-system` that is neither `metric` nor `imperial`.
+    #[error("unit system {0:?} is neither metric nor imperial")]
+    UnknownUnitSystem(String),
     /// The value is not a valid distance.
     #[error("odometer value rejected: {0}")]
     Distance(#[from] DistanceError),
@@ -322,23 +378,87 @@ impl Event {
         self.signal(SignalKind::Odometer)
     }
 
-    /// The odometer reading; `None` when there is no odometer signal at all.
-    ///
-    /// `received_at` stands in for the observation time when the signal carries none.
+    /// The odometer reading under the default clock tolerance ([`DEFAULT_MAX_CLOCK_SKEW`]); `None`
+    /// when there is no odometer signal at all. See [`Event::odometer_reading_with`].
     pub fn odometer_reading(&self, received_at: Millis) -> Option<Result<Reading, OdometerError>> {
-        Some(odometer_reading(self.odometer()?, received_at))
+        self.odometer_reading_with(received_at, DEFAULT_MAX_CLOCK_SKEW)
+            .map(|r| r.map(|r| r.reading))
     }
 
-    /// Whether this is the dashboard's test payload (`meta.mode` `TEST`).
+    /// The odometer reading and the correction of its time, if one was needed; `None` when there
+    /// is no odometer signal at all.
+    ///
+    /// The reading is dated as [`Signal::observed_at_with`] says: `received_at` stands in when the
+    /// signal carries no time, and a time more than `max_clock_skew` after `received_at` is
+    /// replaced.
+    pub fn odometer_reading_with(
+        &self,
+        received_at: Millis,
+        max_clock_skew: Duration,
+    ) -> Option<Result<OdometerReading, OdometerError>> {
+        Some(odometer_reading(
+            self.odometer()?,
+            received_at,
+            max_clock_skew,
+        ))
+    }
+
+    /// Every odometer reading the event carries, one per vehicle: the single vehicle's of a v4 or
+    /// shortened event (none without an odometer signal), and one per v2 vehicle with `/odometer`
+    /// data. Each is dated and corrected as in [`Event::odometer_reading_with`] and
+    /// [`V2Odometer::reading`].
+    pub fn odometer_readings(
+        &self,
+        received_at: Millis,
+        max_clock_skew: Duration,
+    ) -> Vec<VehicleReading> {
+        let v4 = self
+            .odometer_reading_with(received_at, max_clock_skew)
+            .map(|odometer| VehicleReading {
+                vehicle_id: self.vehicle_id.clone(),
+                odometer,
+            });
+        let v2 = self.vehicles.iter().filter_map(|vehicle| {
+            Some(VehicleReading {
+                vehicle_id: vehicle.vehicle_id.clone(),
+                odometer: vehicle
+                    .odometer
+                    .as_ref()?
+                    .reading(received_at, max_clock_skew),
+            })
+        });
+        v4.into_iter().chain(v2).collect()
+    }
+
+    /// Whether this is a test delivery ([`Mode::Test`]), not live traffic.
     pub fn is_test(&self) -> bool {
-        self.meta
-            .mode
-            .as_deref()
-            .is_some_and(|m| m.eq_ignore_ascii_case("TEST"))
+        self.mode == Mode::Test
     }
 }
 
-fn odometer_reading(signal: &Signal, received_at: Millis) -> Result<Reading, OdometerError> {
+/// An odometer reading and how its time was corrected, if it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OdometerReading {
+    /// The distance and the time it is dated with.
+    pub reading: Reading,
+    /// Set when the car's own observation time was not trusted; worth a line in the sync log.
+    pub correction: Option<ClockCorrection>,
+}
+
+/// One vehicle's odometer reading from [`Event::odometer_readings`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct VehicleReading {
+    /// The vehicle, when the event names it (`None` is the caller's to refuse).
+    pub vehicle_id: Option<String>,
+    /// The reading and its time correction, or why there is no reading.
+    pub odometer: Result<OdometerReading, OdometerError>,
+}
+
+fn odometer_reading(
+    signal: &Signal,
+    received_at: Millis,
+    max_clock_skew: Duration,
+) -> Result<OdometerReading, OdometerError> {
     if signal.failed() {
         let error = signal.error.clone();
         return Err(OdometerError::SignalFailed {
@@ -352,12 +472,25 @@ fn odometer_reading(signal: &Signal, received_at: Millis) -> Result<Reading, Odo
         .parse()
         .map_err(|_| OdometerError::UnknownUnit(unit.to_owned()))?;
     let distance = Distance::from_value(value, unit)?;
-    Ok(Reading::new(distance, signal.observed_at(received_at)))
+    let time = signal.observed_at_with(received_at, max_clock_skew);
+    Ok(OdometerReading {
+        reading: Reading::new(distance, time.at),
+        correction: time.correction,
+    })
 }
 
 /// Parses a webhook body. Only bytes that are not a JSON object are refused; wrong types inside
 /// are skipped, unknown fields ignored, unknown event types kept.
+///
+/// The form without request headers: a v2 body's unit system and data age then come only from
+/// the body itself. See [`parse_event_with`].
 pub fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
+    parse_event_with(body, &DeliveryHeaders::default())
+}
+
+/// [`parse_event`], with the request's `SC-Unit-System` and `SC-Data-Age` for a v2 body (an
+/// entry's own `headers` win over them; other shapes ignore them).
+pub fn parse_event_with(body: &[u8], headers: &DeliveryHeaders) -> Result<Event, ParseError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
     let Value::Object(root) = value else {
@@ -411,6 +544,7 @@ pub fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
         .filter_map(Trigger::from_json)
         .collect();
 
+    let meta = Meta::from_json(&root);
     Ok(Event {
         id,
         event_type,
@@ -420,7 +554,9 @@ pub fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
         signals,
         errors,
         triggers,
-        meta: Meta::from_json(&root),
+        vehicles: crate::legacy::vehicles(payload, headers),
+        mode: meta.mode.as_deref().map_or(Mode::Live, Mode::from_name),
+        meta,
     })
 }
 
@@ -481,6 +617,27 @@ mod tests {
             EventType::Other("VEHICLE STATE".to_owned()),
             "VEHICLE STATE",
         );
+    }
+
+    fn check_mode(name: &str, expected: Mode) {
+        assert_eq!(Mode::from_name(name), expected, "{name:?}");
+    }
+
+    #[test]
+    fn mode_names() {
+        check_mode("TEST", Mode::Test);
+        check_mode("test", Mode::Test);
+        check_mode(" Test ", Mode::Test);
+        check_mode("simulated", Mode::Test);
+        check_mode("SIMULATED", Mode::Test);
+        check_mode("LIVE", Mode::Live);
+        check_mode("live", Mode::Live);
+        check_mode("", Mode::Live);
+        check_mode("testing", Mode::Live);
+        check_mode("sandbox", Mode::Live);
+        assert_eq!(Mode::Test.to_string(), "TEST");
+        assert_eq!(Mode::Live.as_str(), "LIVE");
+        assert_eq!(Mode::default(), Mode::Live);
     }
 
     #[test]

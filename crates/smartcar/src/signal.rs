@@ -1,6 +1,10 @@
 //! Signals: one measured value of a vehicle (odometer, state of charge, location, …).
 
-use meterhook_domain::Millis;
+use std::time::Duration;
+
+use meterhook_domain::{
+    trusted_time, Distance, DistanceUnit, Millis, TrustedTime, DEFAULT_MAX_CLOCK_SKEW,
+};
 use serde_json::{Map, Value};
 
 use crate::json;
@@ -43,13 +47,13 @@ pub struct SignalError {
 pub enum SignalKind {
     /// `odometer-traveleddistance`: `{value, unit}`.
     Odometer,
-    /// `internalcombustionengine-fuellevel`: `{value, unit: "percent"}`.
+    /// `internalcombustionengine-fuellevel`: `{value, unit: "percent"}`, or a 0–1 fraction.
     FuelLevel,
     /// `internalcombustionengine-amountremaining`: `{value, unit: "liters"}`.
     FuelAmount,
     /// `internalcombustionengine-range`: `{value, unit}`.
     IceRange,
-    /// `tractionbattery-stateofcharge`: `{value, unit: "percent"}`.
+    /// `tractionbattery-stateofcharge`: `{value, unit: "percent"}` or `{percentage}`.
     EvStateOfCharge,
     /// `tractionbattery-range`: `{value, unit, type?, additionalValues[]}`.
     EvRange,
@@ -199,15 +203,27 @@ impl Signal {
         })
     }
 
-    /// When the car observed the value: `oemUpdatedAt` when positive, else `retrievedAt` /
-    /// `fetchedAt` when positive, else `received_at`.
+    /// When the car observed the value, with car clocks up to [`DEFAULT_MAX_CLOCK_SKEW`] ahead
+    /// trusted: [`Signal::observed_at_with`] under the default tolerance.
     pub fn observed_at(&self, received_at: Millis) -> Millis {
+        self.observed_at_with(received_at, DEFAULT_MAX_CLOCK_SKEW)
+            .at
+    }
+
+    /// When the car observed the value, and whether that time had to be corrected.
+    ///
+    /// The reported time is `oemUpdatedAt` when positive, else `retrievedAt` / `fetchedAt` when
+    /// positive, else `received_at`. A reported time later than `received_at + max_clock_skew` is
+    /// not trusted (see [`meterhook_domain::trusted_time`]): the retrieval time replaces it when
+    /// that is within the limit, else `received_at`.
+    pub fn observed_at_with(&self, received_at: Millis, max_clock_skew: Duration) -> TrustedTime {
         // 0 marks a static attribute, not 1970.
-        [self.oem_updated_at, self.retrieved_at]
-            .into_iter()
-            .flatten()
-            .find(|&t| t > 0)
-            .map_or(received_at, Millis)
+        let positive = |t: Option<i64>| t.filter(|&t| t > 0).map(Millis);
+        let retrieved = positive(self.retrieved_at);
+        let reported = positive(self.oem_updated_at)
+            .or(retrieved)
+            .unwrap_or(received_at);
+        trusted_time(reported, retrieved, received_at, max_clock_skew)
     }
 
     fn body_field(&self, key: &str) -> Option<&Value> {
@@ -222,8 +238,8 @@ pub struct SignalValue {
     pub code: String,
     /// The number, when the signal has one (booleans as 1 and 0).
     pub value: Option<f64>,
-    /// Its unit: distances in `km`, tire pressures in `kPa`, others by their canonical name, or
-    /// as sent when unknown (kept, never converted).
+    /// Its unit: distances in `km`, percentages in `%`, tire pressures in `kPa`, others by their
+    /// canonical name, or as sent when unknown (kept, never converted).
     pub unit: Option<String>,
 }
 
@@ -231,8 +247,14 @@ pub struct SignalValue {
 const KPA_PER_BAR: f64 = 100.0;
 const KPA_PER_PSI: f64 = 6.894_757_293_168;
 
+/// The unit every stored distance is in.
+const KM: &str = "km";
+/// The unit every stored percentage is in.
+const PERCENT: &str = "%";
+
 impl Signal {
-    /// The values to keep for this signal; none for a failed signal.
+    /// The values to keep for this signal; none for a failed signal. The README's table says
+    /// what each code becomes.
     pub fn values(&self) -> Vec<SignalValue> {
         if self.failed() || self.body.is_none() {
             return Vec::new();
@@ -244,25 +266,69 @@ impl Signal {
                 unit,
             }]
         };
-        let unit_as_sent = || {
-            self.normalized_unit()
-                .map(str::to_owned)
-                .or_else(|| self.unit().map(str::to_owned))
-        };
         match self.kind() {
-            SignalKind::Odometer | SignalKind::IceRange | SignalKind::EvRange => {
-                let value = self.value();
-                match (value, self.normalized_unit()) {
-                    (Some(v), Some("mi")) => one(Some(v * 1.609_344), Some("km".into())),
-                    (v, _) => one(v, unit_as_sent()),
-                }
-            }
             SignalKind::IsCharging | SignalKind::CableConnected => {
                 one(self.bool_value().map(|b| if b { 1.0 } else { 0.0 }), None)
             }
             SignalKind::ChargingStatus | SignalKind::Location => one(None, None),
             SignalKind::Tires => self.tire_values(),
-            _ => one(self.value(), unit_as_sent()),
+            SignalKind::FuelLevel | SignalKind::EvStateOfCharge | SignalKind::LowVoltageBattery => {
+                let (value, unit) = self.percent_value();
+                one(value, unit)
+            }
+            _ => {
+                let (value, unit) = self.measured_value();
+                one(value, unit)
+            }
+        }
+    }
+
+    /// `body.value` with its unit normalised: a distance in km, through the domain's unit table
+    /// and [`Distance`] (the very conversion odometer readings get; a value that is no valid
+    /// distance, such as a negative one, has no value), other units by canonical name or as sent.
+    fn measured_value(&self) -> (Option<f64>, Option<String>) {
+        let value = self.value();
+        let Some(unit) = self.unit() else {
+            return (value, None);
+        };
+        match unit.parse::<DistanceUnit>() {
+            Ok(unit) => (
+                value
+                    .and_then(|v| Distance::from_value(v, unit).ok())
+                    .map(Distance::km),
+                Some(KM.to_owned()),
+            ),
+            Err(_) => (value, Some(normalize_unit(unit).unwrap_or(unit).to_owned())),
+        }
+    }
+
+    /// A percentage signal in percent. `body.value` labelled as a percentage is kept; without a
+    /// unit, a value in [0, 1] is a fraction (× 100) and one in (1, 100] is already percent;
+    /// without `body.value`, `body.percentage` is percent. Any other unit, or a unitless value
+    /// outside [0, 100], is kept as sent, never guessed.
+    fn percent_value(&self) -> (Option<f64>, Option<String>) {
+        let Some(value) = self.value() else {
+            if let Some(p) = self.body_field("percentage").and_then(json::number) {
+                return (Some(p), Some(PERCENT.to_owned()));
+            }
+            return (
+                None,
+                self.unit()
+                    .map(|u| normalize_unit(u).unwrap_or(u).to_owned()),
+            );
+        };
+        match self.unit() {
+            Some(unit) => (
+                Some(value),
+                Some(normalize_unit(unit).unwrap_or(unit).to_owned()),
+            ),
+            // Rounded to 1e-9 so that 0.58 is 58, not 57.99999999999999.
+            None if (0.0..=1.0).contains(&value) => (
+                Some((value * 100.0 * 1e9).round() / 1e9),
+                Some(PERCENT.to_owned()),
+            ),
+            None if (1.0..=100.0).contains(&value) => (Some(value), Some(PERCENT.to_owned())),
+            None => (Some(value), None),
         }
     }
 
@@ -311,13 +377,15 @@ impl SignalError {
     }
 }
 
-/// The canonical name of a unit alias (case-insensitive): `km`, `mi`, `percent`, `kWh`, `l`,
-/// `gal`, `kPa`, `bar`, `psi`. Unknown units give `None`: flagged, never guessed.
+/// The canonical name of a unit alias (case-insensitive, trimmed): `km` and `mi` (from the
+/// domain's [`DistanceUnit`] table), `%`, `kWh`, `l`, `gal`, `kPa`, `bar`, `psi`. Unknown units
+/// give `None`: flagged, never guessed.
 pub fn normalize_unit(unit: &str) -> Option<&'static str> {
+    if let Ok(distance) = unit.parse::<DistanceUnit>() {
+        return Some(distance.as_str());
+    }
     let canonical = match unit.trim().to_ascii_lowercase().as_str() {
-        "km" | "kilometers" | "kilometres" => "km",
-        "mi" | "miles" => "mi",
-        "percent" | "percentage" => "percent",
+        "%" | "percent" | "percentage" => PERCENT,
         "kwh" | "kwhr" | "kilowatt_hours" | "kilowatt-hours" => "kWh",
         "l" | "liters" | "litres" => "l",
         "gal" | "gallons" => "gal",
@@ -331,6 +399,7 @@ pub fn normalize_unit(unit: &str) -> Option<&'static str> {
 
 #[cfg(test)]
 mod tests {
+    use meterhook_domain::TimeSource;
     use serde_json::json;
 
     use super::*;
@@ -352,57 +421,223 @@ mod tests {
             .collect()
     }
 
-    fn one(
-        code: &str,
-        value: Option<f64>,
-        unit: Option<&str>,
-    ) -> Vec<(String, Option<f64>, Option<String>)> {
-        vec![(code.to_owned(), value, unit.map(str::to_owned))]
+    /// One value of `code` with `body`, compared exactly.
+    fn check_value(code: &str, body: Value, value: Option<f64>, unit: Option<&str>) {
+        let signal = Signal::from_json(
+            &json!({"code": code, "body": body.clone(), "status": {"value": "SUCCESS"}}),
+        )
+        .expect("signal");
+        let values = signal.values();
+        let got: Vec<(Option<f64>, Option<&str>)> = values
+            .iter()
+            .map(|v| (v.value, v.unit.as_deref()))
+            .collect();
+        assert_eq!(got, [(value, unit)], "{code} {body}");
     }
 
     #[test]
-    fn values_are_normalised() {
-        let soc = "tractionbattery-stateofcharge";
-        assert_eq!(
-            values_of(soc, json!({"value": 89, "unit": "percentage"})),
-            one(soc, Some(89.0), Some("percent"))
-        );
+    fn distances_are_stored_in_km() {
+        let odo = ODOMETER_CODE;
         let range = "tractionbattery-range";
-        assert_eq!(
-            values_of(range, json!({"value": 100, "unit": "miles"})),
-            one(range, Some(160.934), Some("km"))
+        let ice = "internalcombustionengine-range";
+        check_value(
+            odo,
+            json!({"value": 42506.3, "unit": "km"}),
+            Some(42506.3),
+            Some("km"),
         );
-        assert_eq!(
-            values_of(
-                range,
-                json!({"value": 290, "unit": "km", "type": "DEFAULT"})
-            ),
-            one(range, Some(290.0), Some("km"))
+        check_value(
+            odo,
+            json!({"value": 12345, "unit": "kilometers"}),
+            Some(12345.0),
+            Some("km"),
         );
-        // Unknown units are kept as sent, never converted.
-        assert_eq!(
-            values_of(range, json!({"value": 5, "unit": "leagues"})),
-            one(range, Some(5.0), Some("leagues"))
+        check_value(
+            odo,
+            json!({"value": 12345, "unit": "Kilometre"}),
+            Some(12345.0),
+            Some("km"),
         );
+        check_value(
+            odo,
+            json!({"value": 12345, "unit": "kms"}),
+            Some(12345.0),
+            Some("km"),
+        );
+        // The same conversion as the odometer reading: 1 mi = 1.609344 km, to the metre.
+        check_value(
+            odo,
+            json!({"value": 10, "unit": "mile"}),
+            Some(16.093),
+            Some("km"),
+        );
+        check_value(
+            odo,
+            json!({"value": 10, "unit": "miles"}),
+            Some(16.093),
+            Some("km"),
+        );
+        check_value(
+            odo,
+            json!({"value": 1000, "unit": " MI "}),
+            Some(1609.344),
+            Some("km"),
+        );
+        check_value(
+            range,
+            json!({"value": 100, "unit": "miles"}),
+            Some(160.934),
+            Some("km"),
+        );
+        check_value(
+            range,
+            json!({"value": 290, "unit": "km", "type": "DEFAULT"}),
+            Some(290.0),
+            Some("km"),
+        );
+        check_value(
+            ice,
+            json!({"value": "250", "unit": "mi"}),
+            Some(402.336),
+            Some("km"),
+        );
+        // Any other signal with a distance unit is stored in km too.
+        check_value(
+            "charge-chargerange",
+            json!({"value": 5, "unit": "miles"}),
+            Some(8.047),
+            Some("km"),
+        );
+        // No valid distance: the unit is known, the value is not kept.
+        check_value(range, json!({"value": -1, "unit": "km"}), None, Some("km"));
+        check_value(odo, json!({"value": 1e300, "unit": "mi"}), None, Some("km"));
+        check_value(odo, json!({"unit": "miles"}), None, Some("km"));
+        // Unknown or missing units are kept as sent, never converted.
+        check_value(
+            range,
+            json!({"value": 5, "unit": "leagues"}),
+            Some(5.0),
+            Some("leagues"),
+        );
+        check_value(odo, json!({"value": 5, "unit": "m"}), Some(5.0), Some("m"));
+        check_value(odo, json!({"value": 12345.6}), Some(12345.6), None);
+    }
+
+    #[test]
+    fn percentages_are_stored_in_percent() {
+        let soc = "tractionbattery-stateofcharge";
+        let fuel = "internalcombustionengine-fuellevel";
+        let lv = "lowvoltagebattery-stateofcharge";
+        check_value(
+            soc,
+            json!({"value": 89, "unit": "percent"}),
+            Some(89.0),
+            Some("%"),
+        );
+        check_value(
+            soc,
+            json!({"value": 89, "unit": "percentage"}),
+            Some(89.0),
+            Some("%"),
+        );
+        check_value(
+            soc,
+            json!({"value": 89, "unit": "%"}),
+            Some(89.0),
+            Some("%"),
+        );
+        check_value(soc, json!({"percentage": 75}), Some(75.0), Some("%"));
+        check_value(soc, json!({"percentage": "75.5"}), Some(75.5), Some("%"));
+        check_value(soc, json!({"value": 75}), Some(75.0), Some("%"));
+        // With a percentage unit, a small value is a small percentage.
+        check_value(
+            soc,
+            json!({"value": 0.5, "unit": "percent"}),
+            Some(0.5),
+            Some("%"),
+        );
+        check_value(
+            lv,
+            json!({"value": 0.5, "unit": "percent"}),
+            Some(0.5),
+            Some("%"),
+        );
+        // No unit and a value in [0, 1]: a fraction.
+        check_value(fuel, json!({"value": 0.58}), Some(58.0), Some("%"));
+        check_value(fuel, json!({"value": 0.075}), Some(7.5), Some("%"));
+        check_value(fuel, json!({"value": 1}), Some(100.0), Some("%"));
+        check_value(fuel, json!({"value": 0}), Some(0.0), Some("%"));
+        check_value(lv, json!({"value": 0.83}), Some(83.0), Some("%"));
+        // No unit and above 1: already percent; outside [0, 100]: kept, not labelled.
+        check_value(fuel, json!({"value": 1.5}), Some(1.5), Some("%"));
+        check_value(fuel, json!({"value": 100}), Some(100.0), Some("%"));
+        check_value(fuel, json!({"value": 150}), Some(150.0), None);
+        check_value(fuel, json!({"value": -0.1}), Some(-0.1), None);
+        // Any other unit is kept as sent.
+        check_value(
+            fuel,
+            json!({"value": 40, "unit": "liters"}),
+            Some(40.0),
+            Some("l"),
+        );
+        check_value(
+            fuel,
+            json!({"value": 0.4, "unit": "ratio"}),
+            Some(0.4),
+            Some("ratio"),
+        );
+        check_value(soc, json!({"unit": "percent"}), None, Some("%"));
+        check_value(soc, json!({}), None, None);
+    }
+
+    #[test]
+    fn other_values() {
         let charging = "charge-ischarging";
-        assert_eq!(
-            values_of(charging, json!({"value": true})),
-            one(charging, Some(1.0), None)
+        check_value(charging, json!({"value": true}), Some(1.0), None);
+        check_value(
+            "charge-ischargingcableconnected",
+            json!({"value": false}),
+            Some(0.0),
+            None,
         );
+        check_value(charging, json!({"value": "yes"}), None, None);
         let loc = "location-preciselocation";
-        assert_eq!(
-            values_of(loc, json!({"latitude": 61.1, "longitude": 23.3})),
-            one(loc, None, None)
+        check_value(
+            loc,
+            json!({"latitude": 61.1, "longitude": 23.3}),
+            None,
+            None,
+        );
+        check_value(
+            "charge-detailedchargingstatus",
+            json!({"value": "CHARGING"}),
+            None,
+            None,
         );
         let fuel = "internalcombustionengine-amountremaining";
-        assert_eq!(
-            values_of(fuel, json!({"value": 40.5, "unit": "liters"})),
-            one(fuel, Some(40.5), Some("l"))
+        check_value(
+            fuel,
+            json!({"value": 40.5, "unit": "liters"}),
+            Some(40.5),
+            Some("l"),
         );
-        let other = "climate-cabintemperature";
-        assert_eq!(
-            values_of(other, json!({"value": 21.5, "unit": "celsius"})),
-            one(other, Some(21.5), Some("celsius"))
+        check_value(
+            fuel,
+            json!({"value": 10, "unit": "gallons"}),
+            Some(10.0),
+            Some("gal"),
+        );
+        check_value(
+            "tractionbattery-capacity",
+            json!({"value": 75, "unit": "kWhr"}),
+            Some(75.0),
+            Some("kWh"),
+        );
+        check_value(
+            "climate-cabintemperature",
+            json!({"value": 21.5, "unit": "celsius"}),
+            Some(21.5),
+            Some("celsius"),
         );
     }
 
@@ -461,12 +696,18 @@ mod tests {
         check_unit("km", Some("km"));
         check_unit("kilometers", Some("km"));
         check_unit("kilometres", Some("km"));
+        check_unit("kilometer", Some("km"));
+        check_unit("kms", Some("km"));
         check_unit("KM", Some("km"));
         check_unit(" km ", Some("km"));
         check_unit("mi", Some("mi"));
+        check_unit("mile", Some("mi"));
         check_unit("miles", Some("mi"));
-        check_unit("percent", Some("percent"));
-        check_unit("percentage", Some("percent"));
+        check_unit("Miles", Some("mi"));
+        check_unit("percent", Some("%"));
+        check_unit("percentage", Some("%"));
+        check_unit("%", Some("%"));
+        check_unit(" Percent ", Some("%"));
         check_unit("kWh", Some("kWh"));
         check_unit("kWhr", Some("kWh"));
         check_unit("kilowatt_hours", Some("kWh"));
@@ -483,8 +724,12 @@ mod tests {
         check_unit("", None);
         check_unit("m", None);
         check_unit("kilowatts", None);
-        check_unit("%", None);
+        check_unit("fraction", None);
         check_unit("furlongs", None);
+        // Every distance alias of the domain's table is known here, by the domain's name.
+        for &(alias, unit) in DistanceUnit::ALIASES {
+            check_unit(alias, Some(unit.as_str()));
+        }
     }
 
     fn check_kind(code: &str, expected: SignalKind) {
@@ -564,10 +809,7 @@ mod tests {
         let s = signal(
             json!({"code": "tractionbattery-stateofcharge", "body": {"value": 89, "unit": "percentage"}}),
         );
-        assert_eq!(
-            (s.value(), s.normalized_unit()),
-            (Some(89.0), Some("percent"))
-        );
+        assert_eq!((s.value(), s.normalized_unit()), (Some(89.0), Some("%")));
         let s = signal(json!({"code": "wheel-tires", "body": {"values": [], "unit": "furlongs"}}));
         assert_eq!(
             (s.value(), s.unit(), s.normalized_unit()),
@@ -596,8 +838,8 @@ mod tests {
         assert_eq!(s.location(), None);
     }
 
-    fn check_observed(oem: Option<i64>, retrieved: Option<i64>, expected: i64) {
-        let s = Signal {
+    fn timed(oem: Option<i64>, retrieved: Option<i64>) -> Signal {
+        Signal {
             code: ODOMETER_CODE.to_owned(),
             name: None,
             group: None,
@@ -606,11 +848,80 @@ mod tests {
             error: None,
             oem_updated_at: oem,
             retrieved_at: retrieved,
-        };
+        }
+    }
+
+    fn check_observed(oem: Option<i64>, retrieved: Option<i64>, expected: i64) {
         assert_eq!(
-            s.observed_at(Millis(99)),
+            timed(oem, retrieved).observed_at(Millis(99)),
             Millis(expected),
             "{oem:?} {retrieved:?}"
+        );
+    }
+
+    const NOW: i64 = 1_800_000_000_000;
+    const MIN: i64 = 60_000;
+
+    /// `expected`: the trusted time and, when corrected, the source used.
+    fn check_skew(
+        oem: Option<i64>,
+        retrieved: Option<i64>,
+        max_skew_min: u64,
+        expected: (i64, Option<TimeSource>),
+    ) {
+        let got = timed(oem, retrieved)
+            .observed_at_with(Millis(NOW), Duration::from_secs(max_skew_min * 60));
+        assert_eq!(
+            (got.at, got.correction.map(|c| (c.source, c.corrected))),
+            (
+                Millis(expected.0),
+                expected.1.map(|s| (s, Millis(expected.0)))
+            ),
+            "{oem:?} {retrieved:?} {max_skew_min} min"
+        );
+    }
+
+    #[test]
+    fn clocks_ahead_are_corrected() {
+        use TimeSource::{Received, Retrieved};
+        let before = Some(NOW - MIN);
+        check_skew(Some(NOW - MIN), Some(NOW), 5, (NOW - MIN, None));
+        check_skew(Some(NOW + 5 * MIN), before, 5, (NOW + 5 * MIN, None));
+        check_skew(
+            Some(NOW + 5 * MIN + 1),
+            before,
+            5,
+            (NOW - MIN, Some(Retrieved)),
+        );
+        check_skew(Some(NOW + 10 * MIN), before, 15, (NOW + 10 * MIN, None));
+        check_skew(
+            Some(NOW + 10 * MIN),
+            before,
+            0,
+            (NOW - MIN, Some(Retrieved)),
+        );
+        // The retrieval time is checked too; 0 or negative means there is none.
+        check_skew(
+            Some(NOW + 60 * MIN),
+            Some(NOW + 60 * MIN),
+            5,
+            (NOW, Some(Received)),
+        );
+        check_skew(Some(NOW + 60 * MIN), Some(0), 5, (NOW, Some(Received)));
+        check_skew(Some(NOW + 60 * MIN), None, 5, (NOW, Some(Received)));
+        // Without `oemUpdatedAt`, the retrieval time is the reported one and is checked alone.
+        check_skew(Some(0), Some(NOW + 60 * MIN), 5, (NOW, Some(Received)));
+        check_skew(None, Some(NOW + MIN), 5, (NOW + MIN, None));
+        // Nothing reported: the receipt time, nothing to correct.
+        check_skew(None, None, 0, (NOW, None));
+        // The default tolerance is five minutes.
+        assert_eq!(
+            timed(Some(NOW + 5 * MIN), before).observed_at(Millis(NOW)),
+            Millis(NOW + 5 * MIN)
+        );
+        assert_eq!(
+            timed(Some(NOW + 5 * MIN + 1), before).observed_at(Millis(NOW)),
+            Millis(NOW - MIN)
         );
     }
 

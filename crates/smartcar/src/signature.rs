@@ -47,9 +47,9 @@ pub fn is_safe_challenge(challenge: &str) -> bool {
 pub enum SignatureCheck {
     /// The signature matches the body under one of the keys.
     Valid,
-    /// The request has no `SC-Signature` header.
+    /// The request has no `SC-Signature` header, or one that is empty or only whitespace.
     Missing,
-    /// The header is present but empty, malformed, or matches under no key.
+    /// The header holds something, but it is malformed or matches under no key.
     Invalid,
 }
 
@@ -96,12 +96,14 @@ impl SigningKeys {
     /// Checks the raw `SC-Signature` header value against `body` under every key.
     ///
     /// Only surrounding ASCII whitespace is trimmed; the rest must be exactly 64 hex digits (either
-    /// case). The comparison is ring's constant-time one on the decoded 32 bytes.
+    /// case). The comparison is ring's constant-time one on the decoded 32 bytes. An empty (or
+    /// whitespace-only) header carries no signature, so it is [`SignatureCheck::Missing`], exactly
+    /// like no header: some senders write the header with no value on unsigned requests.
     pub fn verify(&self, header: Option<&[u8]>, body: &[u8]) -> SignatureCheck {
-        let Some(header) = header else {
+        let Some(header) = header.map(<[u8]>::trim_ascii).filter(|h| !h.is_empty()) else {
             return SignatureCheck::Missing;
         };
-        let Some(tag) = decode_tag(header.trim_ascii()) else {
+        let Some(tag) = decode_tag(header) else {
             return SignatureCheck::Invalid;
         };
         if self.keys().any(|k| hmac::verify(k, body, &tag).is_ok()) {

@@ -2,11 +2,13 @@
 //! byte for byte from `shared/smartcar`).
 
 use std::path::Path;
+use std::time::Duration;
 
-use meterhook_domain::{DistanceError, Millis};
+use meterhook_domain::{DistanceError, Millis, TimeSource, DEFAULT_MAX_CLOCK_SKEW};
 use meterhook_smartcar::{
-    hash_challenge, is_safe_challenge, parse_event, sign, Event, EventId, EventType, Location,
-    OdometerError, ParseError, SignalKind, SignatureCheck, SigningKeys, Trigger, VehicleErrorInfo,
+    hash_challenge, is_safe_challenge, parse_event, parse_event_with, sign, DeliveryHeaders, Event,
+    EventId, EventType, Location, Mode, OdometerError, ParseError, SignalKind, SignalValue,
+    SignatureCheck, SigningKeys, Trigger, V2Odometer, V2Vehicle, VehicleErrorInfo, VehicleReading,
     ODOMETER_CODE, SIGNATURE_HEADER,
 };
 use proptest::prelude::*;
@@ -164,8 +166,15 @@ fn malformed_headers() {
         SignatureCheck::Valid,
     );
     check_header(None, SignatureCheck::Missing);
-    check_header(Some(b""), SignatureCheck::Invalid);
-    check_header(Some(b"   "), SignatureCheck::Invalid);
+    // An empty header is no signature at all, exactly like a missing one.
+    check_header(Some(b""), SignatureCheck::Missing);
+    check_header(Some(b" "), SignatureCheck::Missing);
+    check_header(Some(b"   "), SignatureCheck::Missing);
+    check_header(Some(b" \t\r\n"), SignatureCheck::Missing);
+    check_header(Some(b"\x0c"), SignatureCheck::Missing);
+    check_header(Some(b"\x0b"), SignatureCheck::Invalid);
+    check_header(Some(b"\0"), SignatureCheck::Invalid);
+    check_header(Some(b" 0 "), SignatureCheck::Invalid);
     check_header(Some(&sig[..63]), SignatureCheck::Invalid);
     check_header(Some(&sig[..62]), SignatureCheck::Invalid);
     check_header(Some(&sig[..32]), SignatureCheck::Invalid);
@@ -266,6 +275,38 @@ fn safe_challenges() {
     check_safe("a\0b", false);
 }
 
+/// How a VERIFY body with `header` as its `SC-Signature` is checked, and the answer it would get.
+fn check_verify_header(file: &str, header: Option<&[u8]>, expected: SignatureCheck) {
+    let keys = keys(&["test-amt-123"]);
+    let body = payload(file);
+    let shown = header.map(String::from_utf8_lossy);
+    assert_eq!(keys.verify(header, &body), expected, "{file} {shown:?}");
+    let e = parse_event(&body).expect("parses");
+    assert_eq!(e.event_type, EventType::Verify, "{file}");
+    let challenge = e.challenge.as_deref().expect("challenge");
+    assert!(is_safe_challenge(challenge), "{file}");
+    assert_eq!(
+        keys.answer_challenge(challenge),
+        "eaee8adba92c5612b2a61c36bd7c7f36f1305aa93222d45f5d77d22f4571a1ab",
+        "{file}"
+    );
+}
+
+#[test]
+fn unsigned_verify_with_an_empty_header() {
+    // Sent unsigned, the handshake is answered; an empty header is unsigned too.
+    for file in ["v4_verify.json", "seed_verify.json", "v2_verify.json"] {
+        check_verify_header(file, None, SignatureCheck::Missing);
+        check_verify_header(file, Some(b""), SignatureCheck::Missing);
+        check_verify_header(file, Some(b"  \t"), SignatureCheck::Missing);
+        // A VERIFY that does carry a signature must carry a valid one.
+        check_verify_header(file, Some(b"not-a-signature"), SignatureCheck::Invalid);
+        check_verify_header(file, Some(&[b'0'; 64]), SignatureCheck::Invalid);
+        let signed = sign(b"test-amt-123", &payload(file));
+        check_verify_header(file, Some(signed.as_bytes()), SignatureCheck::Valid);
+    }
+}
+
 #[test]
 fn oracle_attempt_is_parsed_but_not_safe() {
     let forged = r#"{"eventId":"x","eventType":"VEHICLE_STATE","data":{}}"#;
@@ -321,7 +362,7 @@ fn v4_vehicle_state() {
         .expect("state of charge");
     assert_eq!(
         (soc.value(), soc.normalized_unit()),
-        (Some(89.0), Some("percent"))
+        (Some(89.0), Some("%"))
     );
     let range = e.signal(SignalKind::EvRange).expect("range");
     assert_eq!(
@@ -742,11 +783,82 @@ fn error_infos_in_every_shape() {
     assert!(e.errors[1].is_resolved());
 }
 
+fn check_mode(body: &str, expected: Mode) {
+    let e = parse_event(body.as_bytes()).unwrap_or_else(|err| panic!("{body}: {err}"));
+    assert_eq!(e.mode, expected, "{body}");
+    assert_eq!(e.is_test(), expected == Mode::Test, "{body}");
+}
+
+/// The dashboard's "send test payload" for a v4 webhook: made-up vehicle, `meta.mode` `TEST`.
+const V4_DASHBOARD_TEST: &str = r#"{"eventId":"5a537912-9ad3-424b-ba33-65a1704567e9","eventType":"VEHICLE_STATE","data":{"user":{"id":"93b3ea96-ca37-43a9-9073-f4334712dbc7"},"vehicle":{"id":"123e4567-e89b-12d3-a456-426614174000","make":"Test Make","model":"Test Model","year":2020},"signals":[{"code":"odometer-traveleddistance","name":"TraveledDistance","group":"Odometer","body":{"value":12345.6,"unit":"km"},"status":{"value":"SUCCESS"},"meta":{"retrievedAt":1758668712404,"oemUpdatedAt":1758668712404}}]},"triggers":[{"type":"SIGNAL_UPDATED","signal":{"name":"TraveledDistance","group":"Odometer","code":"odometer-traveleddistance"}}],"meta":{"version":"4.0","deliveryId":"48b25f8f-9fea-42e1-9085-81043682cbb8","deliveredAt":1761896351529,"webhookId":"123e4567-e89b-12d3-a456-426614174000","webhookName":"My First Webhook","signalCount":1,"mode":"TEST"}}"#;
+
+/// A v2 scheduled delivery; `mode` is `live`, `test` or `simulated` at the top level.
+fn v2_schedule(mode: &str) -> String {
+    json!({
+        "version": "2.0", "webhookId": "865ca68d-a9b6-4d74-856e-605db0209eca",
+        "eventName": "schedule", "mode": mode,
+        "payload": {"vehicles": [{
+            "vehicleId": "e20d2ec5-f3a4-4c20-a1ea-af9f9a1c5e08",
+            "requestId": "25d743b8-14cf-4744-b067-bd8d7daf3f1a",
+            "data": [{"path": "/odometer", "code": 200, "body": {"distance": 104.32}}],
+        }]},
+    })
+    .to_string()
+}
+
 #[test]
-fn test_mode() {
-    let e =
-        parse_event(br#"{"eventType":"VEHICLE_STATE","meta":{"mode":"TEST"}}"#).expect("parses");
-    assert!(e.is_test());
+fn live_and_test_modes() {
+    check_mode(V4_DASHBOARD_TEST, Mode::Test);
+    check_mode(
+        &V4_DASHBOARD_TEST.replace(r#""mode":"TEST""#, r#""mode":"test""#),
+        Mode::Test,
+    );
+    check_mode(
+        &V4_DASHBOARD_TEST.replace(r#""mode":"TEST""#, r#""mode":"LIVE""#),
+        Mode::Live,
+    );
+    check_mode(
+        &V4_DASHBOARD_TEST.replace(r#","mode":"TEST""#, ""),
+        Mode::Live,
+    );
+    check_mode(
+        &V4_DASHBOARD_TEST.replace(r#""mode":"TEST""#, r#""mode":7"#),
+        Mode::Live,
+    );
+    check_mode(
+        &V4_DASHBOARD_TEST.replace(r#""mode":"TEST""#, r#""mode":"SANDBOX""#),
+        Mode::Live,
+    );
+    check_mode(&v2_schedule("test"), Mode::Test);
+    check_mode(&v2_schedule("simulated"), Mode::Test);
+    check_mode(&v2_schedule("live"), Mode::Live);
+    check_mode(&v2_schedule(""), Mode::Live);
+    check_mode(
+        r#"{"version":"2.0","webhookId":"uuid","eventName":"eventBased","mode":"test","payload":{"eventId":"e","vehicleId":"v","eventType":"CHARGING_STARTED","eventTime":"2022-04-13T10:00:00.000Z"}}"#,
+        Mode::Test,
+    );
+    check_mode(
+        r#"{"version":"2.0","webhookId":"w","eventName":"verify","mode":"test","payload":{"challenge":"c"}}"#,
+        Mode::Test,
+    );
+    // `meta.mode` wins over a top-level `mode`.
+    check_mode(
+        r#"{"eventType":"VEHICLE_STATE","mode":"test","meta":{"mode":"LIVE"}}"#,
+        Mode::Live,
+    );
+    for file in [
+        "v4_vehicle_state.json",
+        "v4_vehicle_error.json",
+        "v4_verify.json",
+        "v2_verify.json",
+        "seed_vehicle_state.json",
+        "seed_vehicle_error.json",
+        "seed_verify.json",
+        "minimal_event.json",
+        "utf8_event.json",
+    ] {
+        assert_eq!(event(file).mode, Mode::Live, "{file}");
+    }
 }
 
 // --- odometer readings ---------------------------------------------------------------------
@@ -885,6 +997,142 @@ fn odometer_observation_times() {
     check_odometer(odo(km(), json!("not an object")), Ok((1_000, NOW.0)));
 }
 
+/// Reads the odometer of `signal` received at `RECEIVED` under a tolerance of `skew_min` minutes
+/// as (observed ms, the source used when the time was corrected).
+fn check_clock(signal: Value, skew_min: u64, expected: (i64, Option<TimeSource>)) {
+    let body = json!({"eventId": "e", "eventType": "VEHICLE_STATE",
+        "data": {"vehicle": {"id": "v"}, "signals": [signal.clone()]}});
+    let e = parse_event(body.to_string().as_bytes()).expect("parses");
+    let got = e
+        .odometer_reading_with(RECEIVED, Duration::from_secs(skew_min * 60))
+        .expect("an odometer signal")
+        .expect("a valid reading");
+    assert_eq!(got.reading.distance.metres(), 42_506_300, "{signal}");
+    assert_eq!(
+        (got.reading.observed_at.0, got.correction.map(|c| c.source)),
+        expected,
+        "{signal}"
+    );
+    if let Some(c) = got.correction {
+        assert_eq!(c.corrected, got.reading.observed_at, "{signal}");
+        assert_ne!(c.original, c.corrected, "{signal}");
+    }
+    // The old form applies the default tolerance of five minutes.
+    let default = e
+        .odometer_reading(RECEIVED)
+        .expect("odometer")
+        .expect("valid");
+    let with_default = e
+        .odometer_reading_with(RECEIVED, DEFAULT_MAX_CLOCK_SKEW)
+        .expect("odometer")
+        .expect("valid");
+    assert_eq!(default, with_default.reading, "{signal}");
+    assert_eq!(
+        e.odometer().map(|s| s.observed_at(RECEIVED)),
+        Some(default.observed_at),
+        "{signal}"
+    );
+}
+
+#[test]
+fn car_clocks_ahead() {
+    use TimeSource::{Received, Retrieved};
+    let r = RECEIVED.0;
+    let min = 60_000;
+    let year = 365 * 24 * 60 * min;
+    let polestar = |oem: i64, retrieved: i64| {
+        odo(
+            json!({"value": 42506.3, "unit": "km"}),
+            json!({"oemUpdatedAt": oem, "retrievedAt": retrieved}),
+        )
+    };
+    // A clock behind or on time, a delivery late by a day: the car's time.
+    check_clock(
+        polestar(r - 24 * 60 * min, r - 2 * min),
+        5,
+        (r - 24 * 60 * min, None),
+    );
+    check_clock(polestar(r + 5 * min, r - 2 * min), 5, (r + 5 * min, None));
+    // A car a year ahead: Smartcar's retrieval time.
+    check_clock(
+        polestar(r + year, r - 2 * min),
+        5,
+        (r - 2 * min, Some(Retrieved)),
+    );
+    check_clock(
+        polestar(r + 5 * min + 1, r - 2 * min),
+        5,
+        (r - 2 * min, Some(Retrieved)),
+    );
+    // A wider tolerance lets a clock ten minutes ahead through; none corrects any second ahead.
+    check_clock(
+        polestar(r + 10 * min, r - 2 * min),
+        15,
+        (r + 10 * min, None),
+    );
+    check_clock(polestar(r + 1_000, r), 0, (r, Some(Retrieved)));
+    // Retrieval also in the future (our clock is the one that is off, or both are): receipt.
+    check_clock(polestar(r + year, r + year), 5, (r, Some(Received)));
+    check_clock(
+        odo(
+            json!({"value": 42506.3, "unit": "km"}),
+            json!({"oemUpdatedAt": r + year}),
+        ),
+        5,
+        (r, Some(Received)),
+    );
+    check_clock(
+        odo(
+            json!({"value": 42506.3, "unit": "km"}),
+            json!({"oemUpdatedAt": 0, "fetchedAt": r + year}),
+        ),
+        5,
+        (r, Some(Received)),
+    );
+    // No time at all: receipt, and nothing was corrected.
+    check_clock(
+        odo(json!({"value": 42506.3, "unit": "km"}), json!({})),
+        5,
+        (r, None),
+    );
+}
+
+/// The stored odometer signal and the odometer reading come from one conversion.
+fn check_stored_odometer(value: f64, unit: &str, km: f64) {
+    let body = json!({"eventId": "e", "eventType": "VEHICLE_STATE", "data": {"vehicle": {"id": "v"},
+        "signals": [odo(json!({"value": value, "unit": unit}), json!({"oemUpdatedAt": 5_000}))]}});
+    let e = parse_event(body.to_string().as_bytes()).expect("parses");
+    let reading = e
+        .odometer_reading(RECEIVED)
+        .expect("odometer")
+        .expect("valid");
+    let stored = e.odometer().expect("odometer").values();
+    assert_eq!(
+        stored,
+        [SignalValue {
+            code: ODOMETER_CODE.to_owned(),
+            value: Some(reading.distance.km()),
+            unit: s("km"),
+        }],
+        "{value} {unit}"
+    );
+    assert_eq!(reading.distance.km(), km, "{value} {unit}");
+}
+
+#[test]
+fn stored_odometer_matches_the_reading() {
+    check_stored_odometer(10.0, "mile", 16.093);
+    check_stored_odometer(10.0, "miles", 16.093);
+    check_stored_odometer(10.0, "Mi", 16.093);
+    check_stored_odometer(1000.0, "miles", 1609.344);
+    check_stored_odometer(62_137.119_223_733, "mi", 100_000.0);
+    check_stored_odometer(42506.3, "km", 42506.3);
+    check_stored_odometer(12345.0, "kilometres", 12345.0);
+    check_stored_odometer(12345.0, "kilometer", 12345.0);
+    check_stored_odometer(12345.0, "KMS", 12345.0);
+    check_stored_odometer(0.0005, "km", 0.001);
+}
+
 #[test]
 fn oem_updated_at_zero_is_kept() {
     let body = json!({"eventType": "VEHICLE_STATE", "data": {"signals": [
@@ -936,6 +1184,349 @@ fn shortened_odometer_variants() {
         "signals": [odo(json!({"value": 2, "unit": "km"}), json!({"oemUpdatedAt": 5}))],
     });
     assert_eq!(reading(both), Some(Ok(2_000)));
+}
+
+// --- v2 (legacy) scheduled and dynamic data ----------------------------------------------
+
+const V2_CAR_A: &str = "e20d2ec5-f3a4-4c20-a1ea-af9f9a1c5e08";
+const V2_CAR_B: &str = "4bb777b2-bde7-4305-8952-25956f8c0868";
+/// The vehicle of `v4_vehicle_state.json`.
+const POLESTAR: &str = "b3014ded-85db-4f12-8923-7a231354d8d0";
+/// 2019-10-24T00:43:46.000Z and 2020-06-12T06:04:28.843Z.
+const AGE_A: i64 = 1_571_877_826_000;
+const AGE_B: i64 = 1_591_941_868_843;
+
+/// A v2 delivery of `vehicles` (each `(vehicleId, data[])`) named `event_name`.
+fn v2_body(event_name: &str, vehicles: Vec<(Option<&str>, Value)>) -> Vec<u8> {
+    let vehicles: Vec<Value> = vehicles
+        .into_iter()
+        .enumerate()
+        .map(|(i, (id, data))| {
+            let mut v = json!({"requestId": format!("25d743b8-14cf-4744-b067-bd8d7daf3f1{i}"), "data": data});
+            if let Some(id) = id {
+                v["vehicleId"] = json!(id);
+            }
+            v
+        })
+        .collect();
+    json!({
+        "version": "2.0", "webhookId": "865ca68d-a9b6-4d74-856e-605db0209eca",
+        "eventName": event_name, "mode": "live", "payload": {"vehicles": vehicles},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+/// A `/odometer` entry as a v2 batch response carries it; `headers` `None` leaves them out.
+fn v2_odometer(distance: Value, headers: Option<Value>) -> Value {
+    let mut entry = json!({"path": "/odometer", "code": 200, "body": {"distance": distance}});
+    if let Some(h) = headers {
+        entry["headers"] = h;
+    }
+    entry
+}
+
+fn v2_headers(unit_system: &str, data_age: &str) -> Option<Value> {
+    Some(json!({"sc-data-age": data_age, "sc-unit-system": unit_system}))
+}
+
+fn delivery(unit_system: Option<&str>, data_age: Option<&str>) -> DeliveryHeaders {
+    DeliveryHeaders {
+        unit_system: unit_system.map(str::to_owned),
+        data_age: data_age.map(str::to_owned),
+    }
+}
+
+type Expected<'a> = (
+    Option<&'a str>,
+    Result<(i64, i64, Option<TimeSource>), OdometerError>,
+);
+
+/// The readings of `body` parsed with `headers`, as (vehicle, (metres, ms, correction source)).
+fn check_v2(body: &[u8], headers: &DeliveryHeaders, expected: &[Expected<'_>]) {
+    let e = parse_event_with(body, headers).expect("parses");
+    let got: Vec<Expected<'_>> = e
+        .odometer_readings(RECEIVED, DEFAULT_MAX_CLOCK_SKEW)
+        .into_iter()
+        .map(|r: VehicleReading| {
+            let vehicle = [V2_CAR_A, V2_CAR_B, POLESTAR, "v", "vehicle-id-here"]
+                .into_iter()
+                .find(|id| r.vehicle_id.as_deref() == Some(*id));
+            assert_eq!(vehicle.is_some(), r.vehicle_id.is_some(), "{r:?}");
+            let odometer = r.odometer.map(|o| {
+                (
+                    o.reading.distance.metres(),
+                    o.reading.observed_at.0,
+                    o.correction.map(|c| c.source),
+                )
+            });
+            (vehicle, odometer)
+        })
+        .collect();
+    assert_eq!(got, expected, "{}", String::from_utf8_lossy(body));
+}
+
+/// Two cars, one metric and one imperial, with their headers in each entry.
+fn v2_schedule_sample() -> Vec<u8> {
+    v2_body(
+        "schedule",
+        vec![
+            (
+                Some(V2_CAR_A),
+                json!([
+                    v2_odometer(json!(37829.4), v2_headers("metric", "2019-10-24T00:43:46.000Z")),
+                    {"path": "/battery", "code": 200, "body": {"range": 283.244544, "percentRemaining": 0.58},
+                     "headers": {"sc-data-age": "2019-10-24T00:43:46.000Z", "sc-unit-system": "metric"}},
+                ]),
+            ),
+            (
+                Some(V2_CAR_B),
+                json!([v2_odometer(
+                    json!(17966.948),
+                    v2_headers("imperial", "2020-06-12T06:04:28.843Z")
+                )]),
+            ),
+        ],
+    )
+}
+
+#[test]
+fn v2_schedule_with_headers_in_each_entry() {
+    let body = v2_schedule_sample();
+    let expected = [
+        (Some(V2_CAR_A), Ok((37_829_400, AGE_A, None))),
+        (Some(V2_CAR_B), Ok((28_915_000, AGE_B, None))),
+    ];
+    check_v2(&body, &DeliveryHeaders::default(), &expected);
+    // The entries' own headers win over the request's.
+    check_v2(
+        &body,
+        &delivery(Some("imperial"), Some("2030-01-01T00:00:00Z")),
+        &expected,
+    );
+
+    let e = parse_event(&body).expect("parses");
+    assert_eq!(e.event_type, EventType::Other("schedule".to_owned()));
+    assert_eq!((e.vehicle_id, e.signals.len()), (None, 0));
+    assert_eq!(e.vehicles.len(), 2);
+    assert_eq!(
+        e.vehicles[0],
+        V2Vehicle {
+            vehicle_id: s(V2_CAR_A),
+            request_id: s("25d743b8-14cf-4744-b067-bd8d7daf3f10"),
+            odometer: Some(V2Odometer {
+                status: Some(200),
+                distance: Some(37829.4),
+                unit_system: s("metric"),
+                data_age: Some(AGE_A),
+                error: None,
+            }),
+        }
+    );
+}
+
+#[test]
+fn v2_schedule_with_request_headers() {
+    let body = v2_body(
+        "schedule",
+        vec![
+            (Some(V2_CAR_A), json!([v2_odometer(json!(10), None)])),
+            (Some(V2_CAR_B), json!([v2_odometer(json!("23512.7"), None)])),
+        ],
+    );
+    let at = 1_571_929_318_392; // 2019-10-24T15:01:58.392Z
+    check_v2(
+        &body,
+        &delivery(Some("imperial"), Some("2019-10-24T15:01:58.392Z")),
+        &[
+            (Some(V2_CAR_A), Ok((16_093, at, None))),
+            (Some(V2_CAR_B), Ok((37_840_023, at, None))),
+        ],
+    );
+    check_v2(
+        &body,
+        &delivery(Some("Metric"), Some("2019-10-24T17:01:58.392+02:00")),
+        &[
+            (Some(V2_CAR_A), Ok((10_000, at, None))),
+            (Some(V2_CAR_B), Ok((23_512_700, at, None))),
+        ],
+    );
+    // No data age, or one that is no time: dated at receipt. One in the future: corrected.
+    let received = RECEIVED.0;
+    for age in [None, Some("yesterday"), Some("1571929318392"), Some("")] {
+        check_v2(
+            &body,
+            &delivery(Some("metric"), age),
+            &[
+                (Some(V2_CAR_A), Ok((10_000, received, None))),
+                (Some(V2_CAR_B), Ok((23_512_700, received, None))),
+            ],
+        );
+    }
+    check_v2(
+        &body,
+        &delivery(Some("metric"), Some("2099-01-01T00:00:00Z")),
+        &[
+            (
+                Some(V2_CAR_A),
+                Ok((10_000, received, Some(TimeSource::Received))),
+            ),
+            (
+                Some(V2_CAR_B),
+                Ok((23_512_700, received, Some(TimeSource::Received))),
+            ),
+        ],
+    );
+    // No unit system anywhere: flagged, never assumed metric.
+    let unitless = [
+        (Some(V2_CAR_A), Err(OdometerError::MissingUnit)),
+        (Some(V2_CAR_B), Err(OdometerError::MissingUnit)),
+    ];
+    check_v2(&body, &DeliveryHeaders::default(), &unitless);
+    check_v2(
+        &body,
+        &delivery(None, Some("2019-10-24T15:01:58.392Z")),
+        &unitless,
+    );
+    let unknown = |system: &str| Err(OdometerError::UnknownUnitSystem(system.to_owned()));
+    check_v2(
+        &body,
+        &delivery(Some("nautical"), None),
+        &[
+            (Some(V2_CAR_A), unknown("nautical")),
+            (Some(V2_CAR_B), unknown("nautical")),
+        ],
+    );
+    assert_eq!(
+        OdometerError::UnknownUnitSystem("nautical".to_owned()).to_string(),
+        "unit system \"nautical\" is neither metric nor imperial"
+    );
+}
+
+#[test]
+fn v2_entries_that_fail_or_are_odd() {
+    let metric = || v2_headers("metric", "2019-10-24T00:43:46.000Z");
+    let body = v2_body(
+        "dynamic",
+        vec![
+            // Asleep: the entry failed, with an error body.
+            (
+                Some(V2_CAR_A),
+                json!([{"path": "/odometer", "code": 409, "headers": {"sc-unit-system": "metric"},
+                        "body": {"type": "VEHICLE_STATE", "code": "ASLEEP", "description": "Vehicle is asleep."}}]),
+            ),
+            // A server error without a body.
+            (Some(V2_CAR_B), json!([{"path": "/odometer", "code": 500}])),
+            // No vehicle id; header names in another case; the path with a slash at the end.
+            (
+                None,
+                json!([{"path": "/odometer/", "code": 200, "body": {"distance": 5},
+                        "headers": {"SC-Unit-System": "metric", "SC-Data-Age": "2019-10-24T00:43:46.000Z"}}]),
+            ),
+            // No distance, a negative one, and an odometer entry after a non-object.
+            (Some(V2_CAR_A), json!([v2_odometer(json!(null), metric())])),
+            (Some(V2_CAR_B), json!([v2_odometer(json!(-1), metric())])),
+            (
+                Some(V2_CAR_A),
+                json!([7, "x", v2_odometer(json!(1), metric())]),
+            ),
+            // No odometer data at all: no reading.
+            (
+                Some(V2_CAR_B),
+                json!([{"path": "/battery", "code": 200, "body": {"range": 283.2, "percentRemaining": 0.58}},
+                       {"path": "/location", "code": 200, "body": {"latitude": 37.4, "longitude": -122.1}}]),
+            ),
+            (Some(V2_CAR_B), json!("not a list")),
+        ],
+    );
+    check_v2(
+        &body,
+        &DeliveryHeaders::default(),
+        &[
+            (
+                Some(V2_CAR_A),
+                Err(OdometerError::SignalFailed {
+                    error_type: s("VEHICLE_STATE"),
+                    code: s("ASLEEP"),
+                }),
+            ),
+            (
+                Some(V2_CAR_B),
+                Err(OdometerError::SignalFailed {
+                    error_type: None,
+                    code: s("500"),
+                }),
+            ),
+            (None, Ok((5_000, AGE_A, None))),
+            (Some(V2_CAR_A), Err(OdometerError::MissingValue)),
+            (
+                Some(V2_CAR_B),
+                Err(OdometerError::Distance(DistanceError::Negative)),
+            ),
+            (Some(V2_CAR_A), Ok((1_000, AGE_A, None))),
+        ],
+    );
+    let e = parse_event(&body).expect("parses");
+    assert_eq!(e.vehicles.len(), 8);
+    assert_eq!(e.vehicles[6].odometer, None);
+    // Not a list of vehicles at all: nothing, and no failure.
+    for payload in [
+        json!({"vehicles": {"vehicleId": V2_CAR_A}}),
+        json!({"vehicles": [1, null]}),
+        json!([]),
+    ] {
+        let body =
+            json!({"version": "2.0", "eventName": "schedule", "payload": payload}).to_string();
+        let e = parse_event(body.as_bytes()).expect("parses");
+        assert!(e.vehicles.is_empty(), "{body}");
+        assert!(
+            e.odometer_readings(RECEIVED, DEFAULT_MAX_CLOCK_SKEW)
+                .is_empty(),
+            "{body}"
+        );
+    }
+}
+
+#[test]
+fn odometer_readings_of_every_shape() {
+    let imperial = delivery(Some("imperial"), Some("2019-10-24T00:43:46.000Z"));
+    // v4: the one vehicle's reading; the request headers change nothing.
+    check_v2(
+        &payload("v4_vehicle_state.json"),
+        &imperial,
+        &[(Some(POLESTAR), Ok((42_506_300, 1_769_852_860_000, None)))],
+    );
+    let body = json!({"eventId": "e", "eventType": "VEHICLE_STATE", "data": {"vehicle": {"id": "v"},
+        "signals": [odo(json!({"value": 10, "unit": "miles"}), json!({"oemUpdatedAt": RECEIVED.0 + 3_600_000, "retrievedAt": RECEIVED.0 - 1_000}))]}});
+    check_v2(
+        body.to_string().as_bytes(),
+        &imperial,
+        &[(
+            Some("v"),
+            Ok((16_093, RECEIVED.0 - 1_000, Some(TimeSource::Retrieved))),
+        )],
+    );
+    // The seed's shortened form, dated at receipt.
+    check_v2(
+        &payload("seed_vehicle_state.json"),
+        &DeliveryHeaders::default(),
+        &[(Some("vehicle-id-here"), Ok((12_345_000, RECEIVED.0, None)))],
+    );
+    check_v2(
+        &payload("minimal_event.json"),
+        &DeliveryHeaders::default(),
+        &[(None, Err(OdometerError::MissingUnit))],
+    );
+    // No odometer: nothing.
+    for file in [
+        "v4_vehicle_error.json",
+        "v4_verify.json",
+        "v2_verify.json",
+        "utf8_event.json",
+    ] {
+        check_v2(&payload(file), &imperial, &[]);
+        assert!(event(file).vehicles.is_empty(), "{file}");
+    }
 }
 
 // --- refusals and leniency -----------------------------------------------------------------
@@ -1048,8 +1639,15 @@ fn pointers(value: &Value, at: String, out: &mut Vec<String>) {
 }
 
 fn exercise(body: &[u8]) {
+    if let Ok(e) = parse_event_with(
+        body,
+        &delivery(Some("imperial"), Some("2019-10-24T00:43:46Z")),
+    ) {
+        let _ = e.odometer_readings(NOW, DEFAULT_MAX_CLOCK_SKEW);
+    }
     if let Ok(e) = parse_event(body) {
         let _ = e.odometer_reading(NOW);
+        let _ = e.odometer_readings(NOW, DEFAULT_MAX_CLOCK_SKEW);
         for signal in &e.signals {
             let _ = (
                 signal.kind(),
@@ -1074,7 +1672,9 @@ proptest! {
     #[test]
     fn arbitrary_headers_never_panic(header in prop::collection::vec(any::<u8>(), 0..80)) {
         let check = keys(&["amt"]).verify(Some(&header), PIZZA);
-        prop_assert_ne!(check, SignatureCheck::Missing);
+        // Missing exactly when there is nothing but whitespace, never Valid by accident.
+        prop_assert_eq!(check == SignatureCheck::Missing, header.trim_ascii().is_empty());
+        prop_assert_ne!(check, SignatureCheck::Valid);
     }
 
     #[test]
@@ -1099,11 +1699,13 @@ proptest! {
         file in prop::sample::select(vec![
             "v4_vehicle_state.json", "v4_vehicle_error.json", "v4_verify.json", "v2_verify.json",
             "seed_vehicle_state.json", "seed_vehicle_error.json", "minimal_event.json",
+            "v2 schedule",
         ]),
         target in any::<prop::sample::Index>(),
         replacement in any_json(),
     ) {
-        let mut value: Value = serde_json::from_slice(&payload(file)).expect("payload is JSON");
+        let body = if file == "v2 schedule" { v2_schedule_sample() } else { payload(file) };
+        let mut value: Value = serde_json::from_slice(&body).expect("payload is JSON");
         let mut paths = Vec::new();
         pointers(&value, String::new(), &mut paths);
         let path = &paths[target.index(paths.len())];
