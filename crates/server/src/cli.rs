@@ -273,8 +273,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 (None, Some(name)) => Reprocess::Outcome(name.parse::<Outcome>()?),
                 (None, None) => return Err(CliError("name an event id or --outcome".into())),
             };
-            let done =
-                processor::reprocess(&store, which, &settings.policy()?, &settings.retry()?)?;
+            let done = processor::reprocess(&store, which, &settings.policy(), &settings.retry())?;
             if done.is_empty() {
                 if let Some(id) = &event_id {
                     return Err(CliError(match store.find_event(id)? {
@@ -433,8 +432,8 @@ fn vehicles(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<
             let waiting = processor::reprocess(
                 store,
                 Reprocess::UnknownVehicle(&smartcar_vehicle_id),
-                &settings.policy()?,
-                &settings.retry()?,
+                &settings.policy(),
+                &settings.retry(),
             )?;
             if !waiting.is_empty() {
                 let created = waiting
@@ -583,7 +582,7 @@ fn entries(store: &Store, settings: &Settings, cmd: EntriesCommand) -> Result<()
             );
         }
         EntriesCommand::Unvoid { entry_id } => {
-            match store.unvoid_entry(entry_id, &settings.policy()?)? {
+            match store.unvoid_entry(entry_id, &settings.policy())? {
                 Ok(entry) => println!(
                     "entry {} ({:.3} km) is active again",
                     entry.id,

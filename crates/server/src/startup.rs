@@ -70,9 +70,9 @@ impl Application {
         if settings.token_is_short() {
             warn!("SMARTCAR_MANAGEMENT_TOKEN is shorter than 16 bytes; check that it is the whole token");
         }
-        let policy = settings.policy()?;
-        let retry = settings.retry()?;
-        let client_timeout = settings.client_timeout()?;
+        let policy = settings.policy();
+        let retry = settings.retry();
+        let client_timeout = settings.client_timeout;
         let spool = match settings.spool_url() {
             Some(url) => {
                 let spool = Store::open(&url, &meterhook_store::PoolOptions::default())?;
@@ -85,7 +85,7 @@ impl Application {
             retry_every: Duration::from_secs(5).min(retry.backoff.max(Duration::from_millis(100))),
             drain_every: Duration::from_secs(2),
             prune: settings
-                .retention_window()?
+                .retention
                 .map(|window| (window, Duration::from_secs(3600))),
         };
         let listener = TcpListener::bind(&settings.listen).map_err(|source| StartError::Bind {

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod cli;
+mod config;
 mod fleet;
 mod helpers;
 mod hostile;

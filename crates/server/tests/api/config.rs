@@ -1,0 +1,78 @@
+//! Settings as the real binary reads them: from the environment, as text.
+
+use crate::helpers::*;
+
+const LONG_TOKEN: &str = "t0k3n-long-enough-123";
+
+/// Runs `meterhook serve` in a fresh folder with `env`; it must refuse to start.
+fn refused(env: &[(&str, &str)]) -> String {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut env = env.to_vec();
+    env.push(("METERHOOK_LISTEN", "127.0.0.1:0"));
+    let out = meterhook(dir.path(), &env, &["serve"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{env:?} started: {}",
+        stderr(&out)
+    );
+    stderr(&out)
+}
+
+#[test]
+fn a_bad_value_stops_the_start_naming_its_variable() {
+    let cases = [
+        (
+            "METERHOOK_RETRY_BACKOFF",
+            "abc",
+            r#"error: configuration: METERHOOK_RETRY_BACKOFF: invalid duration "abc""#,
+        ),
+        (
+            "METERHOOK_CLIENT_TIMEOUT",
+            "10",
+            "METERHOOK_CLIENT_TIMEOUT: invalid duration",
+        ),
+        // Overflows chrono's calendar: it must not start and prune with a made-up cut-off.
+        (
+            "METERHOOK_RETENTION",
+            "1000000y",
+            r#"METERHOOK_RETENTION: "1000000y" is too long"#,
+        ),
+        (
+            "METERHOOK_RETENTION",
+            "6d",
+            "METERHOOK_RETENTION: must be at least 7d",
+        ),
+        (
+            "METERHOOK_POOL_SIZE",
+            "-1",
+            r#"METERHOOK_POOL_SIZE: invalid count "-1""#,
+        ),
+        (
+            "METERHOOK_MAX_ATTEMPTS",
+            "0",
+            "METERHOOK_MAX_ATTEMPTS: must be from 1",
+        ),
+        (
+            "METERHOOK_WORKERS",
+            "many",
+            "METERHOOK_WORKERS: invalid count",
+        ),
+    ];
+    for (var, value, expected) in cases {
+        let err = refused(&[("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN), (var, value)]);
+        assert!(err.contains(expected), "{var}={value}: {err}");
+    }
+}
+
+#[test]
+fn a_long_retention_is_accepted_and_served() {
+    let mut server = BinaryServer::start(&[
+        ("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN),
+        ("METERHOOK_RETENTION", "100y"),
+    ]);
+    let answer = agent().get(server.url("/healthz")).call().expect("sent");
+    assert_eq!(answer.status().as_u16(), 200);
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+}
