@@ -144,11 +144,9 @@ impl Settings {
         };
         let mut builder = config::Config::builder()
             .add_source(config::File::from(file.as_path()).required(required))
-            .add_source(
-                config::Environment::with_prefix("METERHOOK")
-                    .prefix_separator("_")
-                    .try_parsing(true),
-            );
+            // Without `try_parsing` every variable stays the text it was written as: with it,
+            // `METERHOOK_API_TOKEN=000123` became the number 123, and then the token "123".
+            .add_source(config::Environment::with_prefix("METERHOOK").prefix_separator("_"));
         for (var, key) in PLAIN_ENV {
             match std::env::var(var) {
                 Ok(value) => {

@@ -76,3 +76,44 @@ fn a_long_retention_is_accepted_and_served() {
     let (status, log) = server.stop();
     assert!(status.success(), "{log}");
 }
+
+/// POSTs a reading signed with `key` to the real server; returns the status.
+fn post_signed_with(server: &BinaryServer, key: &str) -> u16 {
+    let body = odometer_event("e-1", "sc-1", 100.0, "km", 1_700_000_000_000);
+    agent()
+        .post(server.url("/api/smartcar/webhook"))
+        .content_type("application/json")
+        .header(
+            "SC-Signature",
+            meterhook_smartcar::sign(key.as_bytes(), body.as_bytes()),
+        )
+        .send(body.as_bytes())
+        .expect("sent")
+        .status()
+        .as_u16()
+}
+
+/// GETs a read API page with `Authorization: <authorization>`; returns the status.
+fn api_status(server: &BinaryServer, authorization: &str) -> u16 {
+    agent()
+        .get(server.url("/api/vehicles/car-1/meter-entries"))
+        .header("Authorization", authorization)
+        .call()
+        .expect("sent")
+        .status()
+        .as_u16()
+}
+
+#[test]
+fn tokens_that_look_like_numbers_are_kept_as_written() {
+    let mut server = BinaryServer::start(&[
+        ("SMARTCAR_MANAGEMENT_TOKEN", "0001"),
+        ("METERHOOK_API_TOKEN", "000123"),
+    ]);
+    assert_eq!(post_signed_with(&server, "1"), 401);
+    assert_eq!(post_signed_with(&server, "0001"), 200);
+    assert_eq!(api_status(&server, "Bearer 123"), 401);
+    assert_eq!(api_status(&server, "Bearer 000123"), 200);
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+}
