@@ -236,8 +236,8 @@ impl Settings {
             }
         };
         Ok(Settings {
-            management_token: raw.management_token,
-            webhook_secret: raw.webhook_secret,
+            management_token: key("SMARTCAR_MANAGEMENT_TOKEN", raw.management_token)?,
+            webhook_secret: key("SMARTCAR_WEBHOOK_SECRET", raw.webhook_secret)?,
             database_url,
             listen: listen.to_owned(),
             workers: count("METERHOOK_WORKERS", raw.workers.as_deref(), 0)?,
@@ -262,7 +262,7 @@ impl Settings {
                 .unwrap_or("meterhook-spool.db")
                 .trim()
                 .to_owned(),
-            api_token: raw.api_token,
+            api_token: key("METERHOOK_API_TOKEN", raw.api_token)?,
             retention,
         })
     }
@@ -292,6 +292,13 @@ impl Settings {
     /// Whether the management token is shorter than 16 bytes (warned about at start).
     pub fn token_is_short(&self) -> bool {
         self.management_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+    }
+
+    /// Whether the API token is shorter than 16 bytes (warned about at start: it can be guessed).
+    pub fn api_token_is_short(&self) -> bool {
+        self.api_token
             .as_ref()
             .is_some_and(|t| t.expose().len() < 16)
     }
@@ -401,6 +408,19 @@ fn date_span(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
     }
 }
 
+/// A key or token without its surrounding whitespace (the newline a secrets file ends with, a
+/// pasted space). Set but empty stops the start: it is a mistake, not a way to say "none".
+fn key(name: &'static str, value: Option<Secret>) -> Result<Option<Secret>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let trimmed = value.expose().trim();
+    if trimmed.is_empty() {
+        return invalid(name, "is set but empty; unset it, or give it its value");
+    }
+    Ok(Some(Secret::new(trimmed)))
+}
+
 /// Parses an unsigned count, or gives `default` when the setting is absent.
 fn count<T: FromStr>(
     name: &'static str,
@@ -490,6 +510,24 @@ mod tests {
     }
 
     #[test]
+    fn keys_and_tokens_lose_surrounding_whitespace() {
+        let s = from_pairs(&[
+            ("management_token", "tok-abcdefghijklmnop\n"),
+            ("webhook_secret", " \tprevious-token "),
+            ("api_token", "api-token-0123456789\r\n"),
+        ])
+        .expect("valid");
+        let shown = |s: &Option<Secret>| s.as_ref().map(|t| t.expose().to_owned());
+        assert_eq!(
+            shown(&s.management_token).as_deref(),
+            Some("tok-abcdefghijklmnop")
+        );
+        assert_eq!(shown(&s.webhook_secret).as_deref(), Some("previous-token"));
+        assert_eq!(shown(&s.api_token).as_deref(), Some("api-token-0123456789"));
+        assert!(!s.token_is_short() && !s.api_token_is_short());
+    }
+
+    #[test]
     fn bad_values_name_the_setting() {
         #[track_caller]
         fn check(key: &str, value: &str, expected: &str) {
@@ -571,5 +609,13 @@ mod tests {
         );
         check("listen", " ", "METERHOOK_LISTEN: is empty");
         check("database_url", "mysql://x/y", "DATABASE_URL");
+        for (key, var) in [
+            ("management_token", "SMARTCAR_MANAGEMENT_TOKEN"),
+            ("webhook_secret", "SMARTCAR_WEBHOOK_SECRET"),
+            ("api_token", "METERHOOK_API_TOKEN"),
+        ] {
+            check(key, "", &format!("{var}: is set but empty"));
+            check(key, " \n\t", &format!("{var}: is set but empty"));
+        }
     }
 }

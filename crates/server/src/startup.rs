@@ -70,6 +70,9 @@ impl Application {
         if settings.token_is_short() {
             warn!("SMARTCAR_MANAGEMENT_TOKEN is shorter than 16 bytes; check that it is the whole token");
         }
+        if settings.api_token_is_short() {
+            warn!("METERHOOK_API_TOKEN is shorter than 16 bytes; a short bearer token can be guessed, use a long random one");
+        }
         let policy = settings.policy();
         let retry = settings.retry();
         let client_timeout = settings.client_timeout;

@@ -117,3 +117,58 @@ fn tokens_that_look_like_numbers_are_kept_as_written() {
     let (status, log) = server.stop();
     assert!(status.success(), "{log}");
 }
+
+#[test]
+fn keys_and_tokens_read_from_files_lose_their_newline() {
+    let mut server = BinaryServer::start(&[
+        ("SMARTCAR_MANAGEMENT_TOKEN", "tok-from-a-secrets-file\n"),
+        ("SMARTCAR_WEBHOOK_SECRET", "  previous-token-abcdef \n"),
+        ("METERHOOK_API_TOKEN", "api-token-from-a-file-0123\n"),
+    ]);
+    assert_eq!(post_signed_with(&server, "tok-from-a-secrets-file\n"), 401);
+    assert_eq!(post_signed_with(&server, "tok-from-a-secrets-file"), 200);
+    assert_eq!(post_signed_with(&server, "previous-token-abcdef"), 200);
+    assert_eq!(
+        api_status(&server, "Bearer api-token-from-a-file-0123"),
+        200
+    );
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("shorter than 16"), "{log}");
+}
+
+#[test]
+fn an_empty_key_or_token_stops_the_start() {
+    for var in [
+        "SMARTCAR_MANAGEMENT_TOKEN",
+        "SMARTCAR_WEBHOOK_SECRET",
+        "METERHOOK_API_TOKEN",
+    ] {
+        for empty in ["", " \n\t"] {
+            let mut env = vec![(var, empty)];
+            if var != "SMARTCAR_MANAGEMENT_TOKEN" {
+                env.push(("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN));
+            }
+            let err = refused(&env);
+            assert!(
+                err.contains(&format!("error: configuration: {var}: is set but empty")),
+                "{var}={empty:?}: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_short_api_token_draws_a_warning_that_does_not_show_it() {
+    let mut server = BinaryServer::start(&[
+        ("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN),
+        ("METERHOOK_API_TOKEN", "sh0rt-api"),
+    ]);
+    assert_eq!(api_status(&server, "Bearer sh0rt-api"), 200);
+    let (_, log) = server.stop();
+    assert!(
+        log.contains("METERHOOK_API_TOKEN is shorter than 16 bytes"),
+        "{log}"
+    );
+    assert!(!log.contains("sh0rt-api"), "{log}");
+}
