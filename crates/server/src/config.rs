@@ -176,9 +176,12 @@ impl Settings {
     /// Parses and checks every value that can be checked without the network; the defaults are
     /// here.
     fn parse(raw: Raw) -> Result<Settings, ConfigError> {
-        let database_url = raw
-            .database_url
-            .unwrap_or_else(|| Secret::new("sqlite://meterhook.db"));
+        let database_url = Secret::new(
+            raw.database_url
+                .as_ref()
+                .map_or("sqlite://meterhook.db", |u| u.expose())
+                .trim(),
+        );
         meterhook_store::DatabaseUrl::parse(database_url.expose()).map_err(|e| {
             ConfigError::Invalid {
                 name: "DATABASE_URL",

@@ -172,3 +172,50 @@ fn a_short_api_token_draws_a_warning_that_does_not_show_it() {
     );
     assert!(!log.contains("sh0rt-api"), "{log}");
 }
+
+#[test]
+fn a_database_url_that_is_not_one_is_refused_without_repeating_it() {
+    for url in [
+        "host=db password=hunter2 dbname=x",
+        "dbname=x.db password=hunter2",
+        "db.internal:5432/meterhook",
+    ] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let env = [
+            ("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN),
+            ("DATABASE_URL", url),
+            ("METERHOOK_LISTEN", "127.0.0.1:0"),
+        ];
+        let out = meterhook(dir.path(), &env, &["serve"]);
+        assert_eq!(out.status.code(), Some(1), "{url} started");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("error: configuration: DATABASE_URL: "),
+            "{url}: {err}"
+        );
+        assert!(
+            !err.contains("hunter2") && !err.contains("db.internal"),
+            "{err}"
+        );
+        let files: Vec<_> = std::fs::read_dir(dir.path()).expect("list").collect();
+        assert!(files.is_empty(), "{url} made files: {files:?}");
+    }
+}
+
+#[test]
+fn the_start_up_log_hides_a_password_with_unencoded_characters() {
+    // PostgreSQL is unreachable, so the server starts on its spool and logs the URL.
+    let mut server = BinaryServer::start(&[
+        ("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN),
+        (
+            "DATABASE_URL",
+            "postgres://meter:pa?ss-Secret9@127.0.0.1:1/m",
+        ),
+    ]);
+    let (_, log) = server.stop();
+    assert!(
+        log.contains("listening on") && log.contains("postgres://meter:[redacted]@127.0.0.1:1/m"),
+        "{log}"
+    );
+    assert!(!log.contains("Secret9"), "{log}");
+}
