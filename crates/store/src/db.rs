@@ -268,6 +268,12 @@ pub fn connect(url: &DatabaseUrl, busy_timeout: Duration) -> Result<DbConnection
             Ok(DbConnection::Pg(conn))
         }
         Backend::Sqlite => {
+            create_private(&url.target).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create SQLite database {}: {e}",
+                    url.target
+                ))
+            })?;
             let mut conn = SqliteConnection::establish(&url.target).map_err(|e| {
                 StoreError::Unavailable(format!("cannot open SQLite database: {e}"))
             })?;
@@ -287,6 +293,32 @@ pub fn connect(url: &DatabaseUrl, busy_timeout: Duration) -> Result<DbConnection
             Ok(DbConnection::Sqlite(conn))
         }
     }
+}
+
+/// Creates a missing SQLite file readable and writable by its owner only: it holds locations and
+/// user ids, and SQLite itself would create it 0644. SQLite gives the `-wal` and `-shm` files the
+/// mode of the database file. An existing file keeps its mode.
+#[cfg(unix)]
+fn create_private(path: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path == ":memory:" || path.starts_with("file:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &str) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Key of the PostgreSQL advisory lock that serialises migrations across instances.
@@ -409,6 +441,36 @@ mod tests {
             assert_eq!(url.redacted(), expected);
             assert!(!format!("{url:?}").contains("s3cret"));
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_database_and_its_wal_and_shm_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("fresh.db");
+        let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("url");
+        let mut conn = connect(&url, Duration::from_secs(1)).expect("open");
+        run_migrations(&mut conn).expect("migrate");
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            let mode = std::fs::metadata(&file).expect(&file).permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{file} has mode {mode:o}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_database_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("shared.db");
+        std::fs::write(&path, b"").expect("create");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("url");
+        connect(&url, Duration::from_secs(1)).expect("open");
+        let mode = std::fs::metadata(&path).expect("db").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
     }
 
     #[test]

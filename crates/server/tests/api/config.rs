@@ -219,3 +219,40 @@ fn the_start_up_log_hides_a_password_with_unencoded_characters() {
     );
     assert!(!log.contains("Secret9"), "{log}");
 }
+
+/// The permission bits of `dir/name` and of its `-wal` and `-shm` files.
+fn modes(dir: &std::path::Path, name: &str) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| {
+            let file = format!("{name}{suffix}");
+            let meta = std::fs::metadata(dir.join(&file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+            (file, meta.permissions().mode() & 0o777)
+        })
+        .collect()
+}
+
+#[test]
+fn the_database_and_its_wal_and_shm_files_are_private() {
+    let mut server = BinaryServer::start(&[("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN)]);
+    assert_eq!(post_signed_with(&server, LONG_TOKEN), 200);
+    // While it runs, SQLite holds the WAL and its index open.
+    for (file, mode) in modes(server.dir.path(), "meterhook.db") {
+        assert_eq!(mode, 0o600, "{file} has mode {mode:o}");
+    }
+    server.stop();
+}
+
+#[test]
+fn the_spool_and_its_wal_and_shm_files_are_private() {
+    // PostgreSQL is unreachable, so the server starts on its spool.
+    let mut server = BinaryServer::start(&[
+        ("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN),
+        ("DATABASE_URL", "postgres://meter@127.0.0.1:1/m"),
+    ]);
+    for (file, mode) in modes(server.dir.path(), "meterhook-spool.db") {
+        assert_eq!(mode, 0o600, "{file} has mode {mode:o}");
+    }
+    server.stop();
+}
