@@ -1,8 +1,12 @@
 //! Settings: defaults → optional `meterhook.toml` (or `--config PATH`) → `.env.local` / `.env` in
 //! the working directory → environment. Only this module reads the environment.
+//!
+//! Every value is parsed here, once, into its type: a bad one stops the start with the name of its
+//! variable, and nothing downstream parses text again.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use meterhook_domain::{Distance, DistanceUnit, Policy};
@@ -42,9 +46,8 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Everything meterhook can be configured with. See `docs/CONFIGURATION.md`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Everything meterhook can be configured with, parsed. See `docs/CONFIGURATION.md`.
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// `SMARTCAR_MANAGEMENT_TOKEN`: the Application Management Token Smartcar signs with.
     pub management_token: Option<Secret>,
@@ -59,31 +62,54 @@ pub struct Settings {
     /// `METERHOOK_WRITERS`: threads committing deliveries in batches (0: 1 on SQLite, 2 on
     /// PostgreSQL).
     pub writers: usize,
-    /// `METERHOOK_POOL_SIZE`: database connections.
+    /// `METERHOOK_POOL_SIZE`: database connections, at least 1.
     pub pool_size: u32,
-    /// `METERHOOK_DUPLICATE_WINDOW`: the same reading within this time is a duplicate (`1h`).
-    pub duplicate_window: String,
+    /// `METERHOOK_DUPLICATE_WINDOW`: the same reading within this time is a duplicate.
+    pub duplicate_window: Duration,
     /// `METERHOOK_MAX_SPEED_KMH`: implausible-jump threshold; 0 turns the check off.
     pub max_speed_kmh: u32,
     /// `METERHOOK_JUMP_TOLERANCE_KM`: differences up to this never count as a jump.
-    pub jump_tolerance_km: f64,
+    pub jump_tolerance: Distance,
     /// `METERHOOK_BODY_LIMIT`: the largest request body accepted, in bytes.
     pub body_limit: usize,
     /// `METERHOOK_CLIENT_TIMEOUT`: how long a client may take to send its request head, and
-    /// again its body (`10s`).
-    pub client_timeout: String,
-    /// `METERHOOK_MAX_ATTEMPTS`: processing attempts before an event is `dead`.
+    /// again its body.
+    pub client_timeout: Duration,
+    /// `METERHOOK_MAX_ATTEMPTS`: processing attempts before an event is `dead`, at least 1.
     pub max_attempts: u32,
     /// `METERHOOK_RETRY_BACKOFF`: wait before the first retry; doubles each time, at most 1h.
-    pub retry_backoff: String,
+    pub retry_backoff: Duration,
     /// `METERHOOK_SPOOL_PATH`: local SQLite file that takes events while PostgreSQL is
     /// unreachable (PostgreSQL only; empty turns the spool off).
     pub spool_path: String,
     /// `METERHOOK_API_TOKEN`: turns the read API on, behind `Authorization: Bearer <token>`.
     pub api_token: Option<Secret>,
-    /// `METERHOOK_RETENTION`: when set (e.g. `30d`, at least `7d`), processed events older than
-    /// this are pruned every hour.
-    pub retention: Option<String>,
+    /// `METERHOOK_RETENTION`: when set (at least 7 days), processed events older than this are
+    /// pruned every hour.
+    pub retention: Option<Duration>,
+}
+
+/// What the sources hold, before parsing: every value as the text it was written as.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Raw {
+    management_token: Option<Secret>,
+    webhook_secret: Option<Secret>,
+    database_url: Option<Secret>,
+    listen: Option<String>,
+    workers: Option<String>,
+    writers: Option<String>,
+    pool_size: Option<String>,
+    duplicate_window: Option<String>,
+    max_speed_kmh: Option<String>,
+    jump_tolerance_km: Option<String>,
+    body_limit: Option<String>,
+    client_timeout: Option<String>,
+    max_attempts: Option<String>,
+    retry_backoff: Option<String>,
+    spool_path: Option<String>,
+    api_token: Option<Secret>,
+    retention: Option<String>,
 }
 
 /// A setting that stops the start, with the setting's name in the message.
@@ -117,81 +143,132 @@ impl Settings {
             Some(p) => (p.to_path_buf(), true),
             None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
         };
-        let mut builder = Self::defaults()
+        let mut builder = config::Config::builder()
             .add_source(config::File::from(file.as_path()).required(required))
-            .add_source(
-                config::Environment::with_prefix("METERHOOK")
-                    .prefix_separator("_")
-                    .try_parsing(true),
-            );
+            // Without `try_parsing` every variable stays the text it was written as: with it,
+            // `METERHOOK_API_TOKEN=000123` became the number 123, and then the token "123".
+            .add_source(config::Environment::with_prefix("METERHOOK").prefix_separator("_"));
         for (var, key) in PLAIN_ENV {
-            if let Ok(value) = std::env::var(var) {
-                builder = builder
-                    .set_override(key, value)
-                    .map_err(|e| ConfigError::Load(e.to_string()))?;
+            match std::env::var(var) {
+                Ok(value) => {
+                    builder = builder
+                        .set_override(key, value)
+                        .map_err(|e| ConfigError::Load(e.to_string()))?;
+                }
+                Err(std::env::VarError::NotPresent) => {}
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    return invalid(var, "is not valid UTF-8");
+                }
             }
         }
-        let settings: Settings = builder
+        let raw: Raw = builder
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| ConfigError::Load(e.to_string()))?;
-        settings.validate()?;
-        Ok(settings)
+        Settings::parse(raw)
     }
 
     /// Settings from defaults alone (tests build on these).
     pub fn default_settings() -> Settings {
         #[allow(clippy::expect_used)] // the defaults are constants checked by a test
-        Self::defaults()
-            .build()
-            .and_then(|c| c.try_deserialize())
-            .expect("defaults deserialize")
+        Settings::parse(Raw::default()).expect("the defaults are valid")
     }
 
-    fn defaults() -> config::ConfigBuilder<config::builder::DefaultState> {
-        let set = |b: config::ConfigBuilder<_>, k: &str, v: config::Value| {
-            b.set_default(k, v)
-                .unwrap_or_else(|_| unreachable!("static key"))
-        };
-        let mut b = config::Config::builder();
-        b = set(b, "database_url", "sqlite://meterhook.db".into());
-        b = set(b, "listen", "127.0.0.1:3000".into());
-        b = set(b, "workers", 0i64.into());
-        b = set(b, "pool_size", 8i64.into());
-        b = set(b, "writers", 0i64.into());
-        b = set(b, "duplicate_window", "1h".into());
-        b = set(b, "max_speed_kmh", 300i64.into());
-        b = set(b, "jump_tolerance_km", 1.0f64.into());
-        b = set(b, "body_limit", (64i64 * 1024).into());
-        b = set(b, "client_timeout", "10s".into());
-        b = set(b, "max_attempts", 8i64.into());
-        b = set(b, "retry_backoff", "5s".into());
-        b = set(b, "spool_path", "meterhook-spool.db".into());
-        b
-    }
-
-    /// Checks every value that can be checked without the network.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.policy()?;
-        self.client_timeout()?;
-        self.retry()?;
-        self.retention_window()?;
-        meterhook_store::DatabaseUrl::parse(self.database_url.expose()).map_err(|e| {
+    /// Parses and checks every value that can be checked without the network; the defaults are
+    /// here.
+    fn parse(raw: Raw) -> Result<Settings, ConfigError> {
+        let database_url = Secret::new(
+            raw.database_url
+                .as_ref()
+                .map_or("sqlite://meterhook.db", |u| u.expose())
+                .trim(),
+        );
+        meterhook_store::DatabaseUrl::parse(database_url.expose()).map_err(|e| {
             ConfigError::Invalid {
                 name: "DATABASE_URL",
                 reason: e.to_string(),
             }
         })?;
-        if self.listen.trim().is_empty() {
+        let listen = raw.listen.as_deref().unwrap_or("127.0.0.1:3000").trim();
+        if listen.is_empty() {
             return invalid("METERHOOK_LISTEN", "is empty");
         }
-        if self.pool_size == 0 {
+        let pool_size = count("METERHOOK_POOL_SIZE", raw.pool_size.as_deref(), 8u32)?;
+        if pool_size == 0 {
             return invalid("METERHOOK_POOL_SIZE", "must be at least 1");
         }
-        if self.body_limit < 1024 {
+        let body_limit = count("METERHOOK_BODY_LIMIT", raw.body_limit.as_deref(), 64 * 1024)?;
+        if body_limit < 1024 {
             return invalid("METERHOOK_BODY_LIMIT", "must be at least 1024 bytes");
         }
-        Ok(())
+        let max_attempts = count("METERHOOK_MAX_ATTEMPTS", raw.max_attempts.as_deref(), 8u32)?;
+        if max_attempts == 0 || i32::try_from(max_attempts).is_err() {
+            return invalid("METERHOOK_MAX_ATTEMPTS", "must be from 1 to 2147483647");
+        }
+        let tolerance = match raw.jump_tolerance_km.as_deref() {
+            None => 1.0,
+            Some(text) => text
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| ConfigError::Invalid {
+                    name: "METERHOOK_JUMP_TOLERANCE_KM",
+                    reason: format!("invalid number {text:?} (expected kilometres, e.g. 1 or 0.5)"),
+                })?,
+        };
+        let jump_tolerance =
+            Distance::from_value(tolerance, DistanceUnit::Kilometres).map_err(|e| {
+                ConfigError::Invalid {
+                    name: "METERHOOK_JUMP_TOLERANCE_KM",
+                    reason: e.to_string(),
+                }
+            })?;
+        let duplicate_window = date_span(
+            "METERHOOK_DUPLICATE_WINDOW",
+            raw.duplicate_window.as_deref().unwrap_or("1h"),
+        )?;
+        let retention = match raw.retention.as_deref().filter(|t| !t.trim().is_empty()) {
+            None => None,
+            Some(text) => {
+                let window = date_span("METERHOOK_RETENTION", text)?;
+                if window < MIN_RETENTION {
+                    return invalid(
+                        "METERHOOK_RETENTION",
+                        "must be at least 7d: Smartcar may redeliver an event for days, and its id must still be known",
+                    );
+                }
+                Some(window)
+            }
+        };
+        Ok(Settings {
+            management_token: key("SMARTCAR_MANAGEMENT_TOKEN", raw.management_token)?,
+            webhook_secret: key("SMARTCAR_WEBHOOK_SECRET", raw.webhook_secret)?,
+            database_url,
+            listen: listen.to_owned(),
+            workers: count("METERHOOK_WORKERS", raw.workers.as_deref(), 0)?,
+            writers: count("METERHOOK_WRITERS", raw.writers.as_deref(), 0)?,
+            pool_size,
+            duplicate_window,
+            max_speed_kmh: count("METERHOOK_MAX_SPEED_KMH", raw.max_speed_kmh.as_deref(), 300)?,
+            jump_tolerance,
+            body_limit,
+            client_timeout: parse_duration(
+                "METERHOOK_CLIENT_TIMEOUT",
+                raw.client_timeout.as_deref().unwrap_or("10s"),
+            )?,
+            max_attempts,
+            retry_backoff: parse_duration(
+                "METERHOOK_RETRY_BACKOFF",
+                raw.retry_backoff.as_deref().unwrap_or("5s"),
+            )?,
+            spool_path: raw
+                .spool_path
+                .as_deref()
+                .unwrap_or("meterhook-spool.db")
+                .trim()
+                .to_owned(),
+            api_token: key("METERHOOK_API_TOKEN", raw.api_token)?,
+            retention,
+        })
     }
 
     /// The signing keys: the management token, then the webhook secret. Needed to serve and to
@@ -223,57 +300,36 @@ impl Settings {
             .is_some_and(|t| t.expose().len() < 16)
     }
 
-    /// The odometer rules' policy.
-    pub fn policy(&self) -> Result<Policy, ConfigError> {
-        let window = parse_duration("METERHOOK_DUPLICATE_WINDOW", &self.duplicate_window)?;
-        let tolerance = Distance::from_value(self.jump_tolerance_km, DistanceUnit::Kilometres)
-            .map_err(|e| ConfigError::Invalid {
-                name: "METERHOOK_JUMP_TOLERANCE_KM",
-                reason: e.to_string(),
-            })?;
-        Ok(Policy {
-            duplicate_window_ms: i64::try_from(window.as_millis()).unwrap_or(i64::MAX),
-            max_speed_kmh: self.max_speed_kmh,
-            jump_tolerance: tolerance,
-        })
+    /// Whether the API token is shorter than 16 bytes (warned about at start: it can be guessed).
+    pub fn api_token_is_short(&self) -> bool {
+        self.api_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
     }
 
-    /// How long a client may take to send a request.
-    pub fn client_timeout(&self) -> Result<Duration, ConfigError> {
-        parse_duration("METERHOOK_CLIENT_TIMEOUT", &self.client_timeout)
+    /// The odometer rules' policy.
+    pub fn policy(&self) -> Policy {
+        Policy {
+            duplicate_window_ms: i64::try_from(self.duplicate_window.as_millis())
+                .unwrap_or(i64::MAX),
+            max_speed_kmh: self.max_speed_kmh,
+            jump_tolerance: self.jump_tolerance,
+        }
     }
 
     /// How failed processing is retried.
-    pub fn retry(&self) -> Result<RetryPolicy, ConfigError> {
-        if self.max_attempts == 0 {
-            return invalid("METERHOOK_MAX_ATTEMPTS", "must be at least 1");
-        }
-        Ok(RetryPolicy {
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
             max_attempts: self.max_attempts,
-            backoff: parse_duration("METERHOOK_RETRY_BACKOFF", &self.retry_backoff)?,
-        })
-    }
-
-    /// The retention window, when pruning on a schedule is configured.
-    pub fn retention_window(&self) -> Result<Option<Duration>, ConfigError> {
-        let Some(text) = self.retention.as_deref().filter(|t| !t.trim().is_empty()) else {
-            return Ok(None);
-        };
-        let window = parse_duration("METERHOOK_RETENTION", text)?;
-        if window < MIN_RETENTION {
-            return invalid(
-                "METERHOOK_RETENTION",
-                "must be at least 7d: Smartcar may redeliver an event for days, and its id must still be known",
-            );
+            backoff: self.retry_backoff,
         }
-        Ok(Some(window))
     }
 
     /// The spool file, when the main database is PostgreSQL and the spool is not turned off.
     pub fn spool_url(&self) -> Option<String> {
         let main = meterhook_store::DatabaseUrl::parse(self.database_url.expose()).ok()?;
-        (main.backend() == meterhook_store::Backend::Postgres && !self.spool_path.trim().is_empty())
-            .then(|| format!("sqlite://{}", self.spool_path.trim()))
+        (main.backend() == meterhook_store::Backend::Postgres && !self.spool_path.is_empty())
+            .then(|| format!("sqlite://{}", self.spool_path))
     }
 
     /// Database pool options.
@@ -313,21 +369,88 @@ fn invalid<T>(name: &'static str, reason: &str) -> Result<T, ConfigError> {
 pub fn parse_duration(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
     humantime::parse_duration(value.trim()).map_err(|e| ConfigError::Invalid {
         name,
-        reason: format!("{value:?} is not a duration like 30s, 1h or 30d ({e})"),
+        reason: format!("invalid duration {value:?} (expected e.g. 30s, 1h or 30d: {e})"),
     })
+}
+
+/// A duration that timestamps are moved by (a cut-off date, a window either side of a reading):
+/// it must keep them inside the calendar chrono can represent.
+fn date_span(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
+    let span = parse_duration(name, value)?;
+    let now = meterhook_store::now();
+    let fits = chrono::TimeDelta::from_std(span).ok().is_some_and(|delta| {
+        now.checked_sub_signed(delta).is_some() && now.checked_add_signed(delta).is_some()
+    });
+    if fits {
+        Ok(span)
+    } else {
+        invalid(
+            name,
+            &format!("{value:?} is too long: dates that far from now cannot be represented"),
+        )
+    }
+}
+
+/// A key or token without its surrounding whitespace (the newline a secrets file ends with, a
+/// pasted space). Set but empty stops the start: it is a mistake, not a way to say "none".
+fn key(name: &'static str, value: Option<Secret>) -> Result<Option<Secret>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let trimmed = value.expose().trim();
+    if trimmed.is_empty() {
+        return invalid(name, "is set but empty; unset it, or give it its value");
+    }
+    Ok(Some(Secret::new(trimmed)))
+}
+
+/// Parses an unsigned count, or gives `default` when the setting is absent.
+fn count<T: FromStr>(
+    name: &'static str,
+    value: Option<&str>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(text) => text.trim().parse().map_err(|_| ConfigError::Invalid {
+            name,
+            reason: format!("invalid count {text:?} (expected a whole number, 0 or more)"),
+        }),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Settings from `pairs` (toml key, value), as a file or the environment would give them.
+    fn from_pairs(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        for (key, value) in pairs {
+            builder = builder.set_override(*key, *value).expect("key");
+        }
+        let raw: Raw = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("deserialize");
+        Settings::parse(raw)
+    }
+
     #[test]
     fn defaults_are_valid_and_secret_free() {
         let s = Settings::default_settings();
-        s.validate().expect("defaults valid");
         assert_eq!(s.listen, "127.0.0.1:3000");
         assert_eq!(s.database_url.expose(), "sqlite://meterhook.db");
-        assert_eq!(s.policy().expect("policy"), Policy::default());
+        assert_eq!(s.policy(), Policy::default());
+        assert_eq!(s.client_timeout, Duration::from_secs(10));
+        assert_eq!(
+            s.retry(),
+            RetryPolicy {
+                max_attempts: 8,
+                backoff: Duration::from_secs(5)
+            }
+        );
+        assert_eq!(s.retention, None);
         assert!(s.signing_keys().is_err());
     }
 
@@ -345,24 +468,137 @@ mod tests {
     }
 
     #[test]
+    fn values_are_parsed_into_their_types() {
+        let s = from_pairs(&[
+            ("duplicate_window", "90m"),
+            ("client_timeout", " 2s "),
+            ("retry_backoff", "250ms"),
+            ("retention", "30d"),
+            ("max_attempts", "3"),
+            ("pool_size", "4"),
+            ("jump_tolerance_km", "0.5"),
+        ])
+        .expect("valid");
+        assert_eq!(s.duplicate_window, Duration::from_secs(90 * 60));
+        assert_eq!(s.client_timeout, Duration::from_secs(2));
+        assert_eq!(s.retry_backoff, Duration::from_millis(250));
+        assert_eq!(s.retention, Some(Duration::from_secs(30 * 24 * 3600)));
+        assert_eq!(s.retry().max_attempts, 3);
+        assert_eq!(s.pool_size, 4);
+        assert_eq!(s.jump_tolerance.metres(), 500);
+        assert_eq!(
+            from_pairs(&[("retention", " ")]).expect("valid").retention,
+            None
+        );
+    }
+
+    #[test]
+    fn keys_and_tokens_lose_surrounding_whitespace() {
+        let s = from_pairs(&[
+            ("management_token", "tok-abcdefghijklmnop\n"),
+            ("webhook_secret", " \tprevious-token "),
+            ("api_token", "api-token-0123456789\r\n"),
+        ])
+        .expect("valid");
+        let shown = |s: &Option<Secret>| s.as_ref().map(|t| t.expose().to_owned());
+        assert_eq!(
+            shown(&s.management_token).as_deref(),
+            Some("tok-abcdefghijklmnop")
+        );
+        assert_eq!(shown(&s.webhook_secret).as_deref(), Some("previous-token"));
+        assert_eq!(shown(&s.api_token).as_deref(), Some("api-token-0123456789"));
+        assert!(!s.token_is_short() && !s.api_token_is_short());
+    }
+
+    #[test]
     fn bad_values_name_the_setting() {
-        let mut s = Settings::default_settings();
-        s.duplicate_window = "soon".into();
-        let err = s.validate().expect_err("invalid").to_string();
-        assert!(err.contains("METERHOOK_DUPLICATE_WINDOW"), "{err}");
-        let mut s = Settings::default_settings();
-        s.database_url = Secret::new("mysql://x/y");
-        assert!(s
-            .validate()
-            .expect_err("invalid")
-            .to_string()
-            .contains("DATABASE_URL"));
-        let mut s = Settings::default_settings();
-        s.management_token = Some(Secret::new(""));
-        assert!(s
-            .signing_keys()
-            .expect_err("empty")
-            .to_string()
-            .contains("SMARTCAR_MANAGEMENT_TOKEN"));
+        #[track_caller]
+        fn check(key: &str, value: &str, expected: &str) {
+            let err = from_pairs(&[(key, value)]).expect_err(value).to_string();
+            assert!(err.contains(expected), "{key}={value:?}: {err}");
+        }
+        check(
+            "retry_backoff",
+            "abc",
+            r#"METERHOOK_RETRY_BACKOFF: invalid duration "abc""#,
+        );
+        check(
+            "client_timeout",
+            "10",
+            "METERHOOK_CLIENT_TIMEOUT: invalid duration",
+        );
+        check(
+            "duplicate_window",
+            "soon",
+            "METERHOOK_DUPLICATE_WINDOW: invalid duration",
+        );
+        check(
+            "duplicate_window",
+            "1000000y",
+            "METERHOOK_DUPLICATE_WINDOW: \"1000000y\" is too long",
+        );
+        check(
+            "retention",
+            "1000000y",
+            "METERHOOK_RETENTION: \"1000000y\" is too long",
+        );
+        check(
+            "retention",
+            "99999999999999y",
+            "METERHOOK_RETENTION: invalid duration",
+        );
+        check(
+            "retention",
+            "1d",
+            "METERHOOK_RETENTION: must be at least 7d",
+        );
+        check(
+            "pool_size",
+            "-1",
+            r#"METERHOOK_POOL_SIZE: invalid count "-1""#,
+        );
+        check("pool_size", "0", "METERHOOK_POOL_SIZE: must be at least 1");
+        check("workers", "two", "METERHOOK_WORKERS: invalid count");
+        check("writers", "1.5", "METERHOOK_WRITERS: invalid count");
+        check(
+            "max_speed_kmh",
+            "fast",
+            "METERHOOK_MAX_SPEED_KMH: invalid count",
+        );
+        check(
+            "max_attempts",
+            "0",
+            "METERHOOK_MAX_ATTEMPTS: must be from 1",
+        );
+        check(
+            "max_attempts",
+            "4294967295",
+            "METERHOOK_MAX_ATTEMPTS: must be from 1",
+        );
+        check(
+            "body_limit",
+            "10",
+            "METERHOOK_BODY_LIMIT: must be at least 1024",
+        );
+        check(
+            "jump_tolerance_km",
+            "far",
+            "METERHOOK_JUMP_TOLERANCE_KM: invalid number",
+        );
+        check(
+            "jump_tolerance_km",
+            "-1",
+            "METERHOOK_JUMP_TOLERANCE_KM: distance is negative",
+        );
+        check("listen", " ", "METERHOOK_LISTEN: is empty");
+        check("database_url", "mysql://x/y", "DATABASE_URL");
+        for (key, var) in [
+            ("management_token", "SMARTCAR_MANAGEMENT_TOKEN"),
+            ("webhook_secret", "SMARTCAR_WEBHOOK_SECRET"),
+            ("api_token", "METERHOOK_API_TOKEN"),
+        ] {
+            check(key, "", &format!("{var}: is set but empty"));
+            check(key, " \n\t", &format!("{var}: is set but empty"));
+        }
     }
 }

@@ -8,9 +8,10 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use log::{info, warn};
 use meterhook_store::Store;
 
+use crate::auth::ApiToken;
 use crate::config::{ConfigError, Settings};
 use crate::metrics::Metrics;
-use crate::routes::api::{self, ApiToken};
+use crate::routes::api;
 use crate::routes::{health, metrics, webhook};
 use crate::state::{AppState, BodyLimits};
 
@@ -66,9 +67,12 @@ impl Application {
         if settings.token_is_short() {
             warn!("SMARTCAR_MANAGEMENT_TOKEN is shorter than 16 bytes; check that it is the whole token");
         }
-        let policy = settings.policy()?;
-        let retry = settings.retry()?;
-        let client_timeout = settings.client_timeout()?;
+        if settings.api_token_is_short() {
+            warn!("METERHOOK_API_TOKEN is shorter than 16 bytes; a short bearer token can be guessed, use a long random one");
+        }
+        let policy = settings.policy();
+        let retry = settings.retry();
+        let client_timeout = settings.client_timeout;
         let spool = match settings.spool_url() {
             Some(url) => {
                 let spool = Store::open(&url, &meterhook_store::PoolOptions::default())?;
@@ -79,7 +83,7 @@ impl Application {
         };
         let mut ingest_settings = meterhook_ingest::Settings::new(&store, policy, retry);
         ingest_settings.schedule.prune = settings
-            .retention_window()?
+            .retention
             .map(|window| (window, Duration::from_secs(3600)));
         if settings.writers > 0 {
             ingest_settings.writers = settings.writers;

@@ -18,7 +18,7 @@ pub struct AppState {
     /// The process's metrics.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// The read API's token; the API is off without one.
-    pub api_token: Option<crate::routes::api::ApiToken>,
+    pub api_token: Option<crate::auth::ApiToken>,
     /// Where verified deliveries go to be made durable.
     pub ingest: Submitter,
 }

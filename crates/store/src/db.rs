@@ -71,7 +71,11 @@ pub struct DatabaseUrl {
 }
 
 impl DatabaseUrl {
-    /// Parses `sqlite://PATH`, `sqlite:PATH`, a plain file path, `postgres://…` or `postgresql://…`.
+    /// Parses `sqlite://PATH`, `sqlite:PATH`, `postgres://…`, `postgresql://…`, or a plain file path
+    /// ending in `.db`, `.sqlite` or `.sqlite3`.
+    ///
+    /// Anything else is refused, and the refusal never repeats the value: SQLite would take any
+    /// string as a file name, libpq's `host=db password=…` included.
     pub fn parse(url: &str) -> Result<Self, StoreError> {
         let url = url.trim();
         if url.is_empty() {
@@ -83,19 +87,44 @@ impl DatabaseUrl {
                 target: url.to_owned(),
             });
         }
-        let path = url
+        let explicit = url
             .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(url);
+            .or_else(|| url.strip_prefix("sqlite:"));
+        let path = explicit.unwrap_or(url);
         if path.is_empty() {
             return Err(StoreError::InvalidUrl(
                 "the SQLite URL names no file".into(),
             ));
         }
         if let Some((scheme, _)) = path.split_once("://") {
-            return Err(StoreError::InvalidUrl(format!(
-                "unsupported database scheme {scheme:?} (use sqlite:// or postgres://)"
-            )));
+            // Only a plain scheme is repeated; `user:password@host://` is not.
+            let shown = scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+            return Err(StoreError::InvalidUrl(if shown {
+                format!("unsupported database scheme {scheme:?} (use sqlite:// or postgres://)")
+            } else {
+                "unsupported database scheme (use sqlite:// or postgres://)".into()
+            }));
+        }
+        if explicit.is_none() {
+            const NOT_SHOWN: &str = "the value is not shown: it may hold a password";
+            if path.contains('=') {
+                return Err(StoreError::InvalidUrl(format!(
+                    "key=value settings (libpq's form) are not supported; write them as \
+                     postgres://user:password@host:port/dbname ({NOT_SHOWN})"
+                )));
+            }
+            let lower = path.to_ascii_lowercase();
+            if ![".db", ".sqlite", ".sqlite3"]
+                .iter()
+                .any(|ext| lower.ends_with(ext))
+            {
+                return Err(StoreError::InvalidUrl(format!(
+                    "expected sqlite://PATH, postgres://… or a file path ending in .db, .sqlite \
+                     or .sqlite3 ({NOT_SHOWN})"
+                )));
+            }
         }
         Ok(DatabaseUrl {
             backend: Backend::Sqlite,
@@ -134,16 +163,19 @@ impl fmt::Debug for DatabaseUrl {
 }
 
 /// Hides the password of `scheme://user:password@host/…` and of a `password=` query parameter.
+///
+/// A password with an unencoded `?`, `/` or `@` is hidden too: the user information ends at the
+/// last `@` before the path, or when there is none there (a `/` in the password), at the last `@`
+/// at all. That may hide more than the password, never less.
 fn redact_password(url: &str) -> String {
     let mut out = url.to_owned();
     if let Some(scheme_end) = out.find("://") {
         let rest_start = scheme_end + 3;
-        let authority_end = out[rest_start..]
-            .find(['/', '?'])
-            .map_or(out.len(), |i| rest_start + i);
-        if let Some(at) = out[rest_start..authority_end].rfind('@') {
-            let userinfo = &out[rest_start..rest_start + at];
-            if let Some(colon) = userinfo.find(':') {
+        let rest = &out[rest_start..];
+        let before_path = rest.find('/').map_or(rest, |i| &rest[..i]);
+        let at = before_path.rfind('@').or_else(|| rest.rfind('@'));
+        if let Some(at) = at {
+            if let Some(colon) = rest[..at].find(':') {
                 let start = rest_start + colon + 1;
                 out.replace_range(start..rest_start + at, "[redacted]");
             }
@@ -236,6 +268,12 @@ pub fn connect(url: &DatabaseUrl, busy_timeout: Duration) -> Result<DbConnection
             Ok(DbConnection::Pg(conn))
         }
         Backend::Sqlite => {
+            create_private(&url.target).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create SQLite database {}: {e}",
+                    url.target
+                ))
+            })?;
             let mut conn = SqliteConnection::establish(&url.target).map_err(|e| {
                 StoreError::Unavailable(format!("cannot open SQLite database: {e}"))
             })?;
@@ -255,6 +293,32 @@ pub fn connect(url: &DatabaseUrl, busy_timeout: Duration) -> Result<DbConnection
             Ok(DbConnection::Sqlite(conn))
         }
     }
+}
+
+/// Creates a missing SQLite file readable and writable by its owner only: it holds locations and
+/// user ids, and SQLite itself would create it 0644. SQLite gives the `-wal` and `-shm` files the
+/// mode of the database file. An existing file keeps its mode.
+#[cfg(unix)]
+fn create_private(path: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path == ":memory:" || path.starts_with("file:") {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private(_path: &str) -> std::io::Result<()> {
+    Ok(())
 }
 
 /// Key of the PostgreSQL advisory lock that serialises migrations across instances.
@@ -318,7 +382,13 @@ mod tests {
                 Some((Backend::Sqlite, "/var/lib/m.db")),
             ),
             ("sqlite:m.db", Some((Backend::Sqlite, "m.db"))),
+            ("sqlite://data/m", Some((Backend::Sqlite, "data/m"))),
             ("./data/m.db", Some((Backend::Sqlite, "./data/m.db"))),
+            (
+                " /var/lib/m.sqlite3\n",
+                Some((Backend::Sqlite, "/var/lib/m.sqlite3")),
+            ),
+            ("m.SQLITE", Some((Backend::Sqlite, "m.SQLITE"))),
             (
                 "postgres://u:p@h/db",
                 Some((Backend::Postgres, "postgres://u:p@h/db")),
@@ -330,6 +400,11 @@ mod tests {
             ("", None),
             ("sqlite://", None),
             ("mysql://h/db", None),
+            ("host=db password=hunter2 dbname=x", None),
+            ("dbname=m.db", None),
+            ("meterhook", None),
+            ("postgres:/h/db", None),
+            ("localhost:5432/meterhook", None),
         ];
         for (input, expected) in cases {
             let got = DatabaseUrl::parse(input)
@@ -355,11 +430,64 @@ mod tests {
                 "postgres://a:b:c@h/m?sslmode=require",
                 "postgres://a:[redacted]@h/m?sslmode=require",
             ),
+            // Unencoded characters that end other parts of a URL.
+            ("postgres://u:s3cret?x@h/m", "postgres://u:[redacted]@h/m"),
+            ("postgres://u:s3/cret@h/m", "postgres://u:[redacted]@h/m"),
+            ("postgres://u:s3@cret@h/m", "postgres://u:[redacted]@h/m"),
+            ("postgres://u:s3cret#x@h/m", "postgres://u:[redacted]@h/m"),
         ];
         for (input, expected) in cases {
             let url = DatabaseUrl::parse(input).expect("valid");
             assert_eq!(url.redacted(), expected);
             assert!(!format!("{url:?}").contains("s3cret"));
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_database_and_its_wal_and_shm_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("fresh.db");
+        let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("url");
+        let mut conn = connect(&url, Duration::from_secs(1)).expect("open");
+        run_migrations(&mut conn).expect("migrate");
+        for suffix in ["", "-wal", "-shm"] {
+            let file = format!("{}{suffix}", path.display());
+            let mode = std::fs::metadata(&file).expect(&file).permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{file} has mode {mode:o}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_existing_database_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("shared.db");
+        std::fs::write(&path, b"").expect("create");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let url = DatabaseUrl::parse(&format!("sqlite://{}", path.display())).expect("url");
+        connect(&url, Duration::from_secs(1)).expect("open");
+        let mode = std::fs::metadata(&path).expect("db").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+    }
+
+    #[test]
+    fn refusals_never_repeat_the_value() {
+        for input in [
+            "host=db password=hunter2 dbname=x",
+            "user=u password=hunter2",
+            "u:hunter2@db/x",
+            "u:hunter2@db://x",
+            "sqlite://u:hunter2@db://x",
+        ] {
+            let err = DatabaseUrl::parse(input).expect_err(input).to_string();
+            assert!(!err.contains("hunter2"), "{input}: {err}");
+        }
+        let err = DatabaseUrl::parse("host=db password=hunter2")
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains("key=value"), "{err}");
     }
 }

@@ -74,7 +74,7 @@ pub fn run(store: &Store, settings: &Settings, cmd: EntriesCommand) -> Result<()
             );
         }
         EntriesCommand::Unvoid { entry_id } => {
-            match store.unvoid_entry(entry_id, &settings.policy()?)? {
+            match store.unvoid_entry(entry_id, &settings.policy())? {
                 Ok(entry) => println!(
                     "entry {} ({:.3} km) is active again",
                     entry.id,

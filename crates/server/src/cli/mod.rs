@@ -149,8 +149,8 @@ fn pipeline(store: &Store, settings: &Settings) -> Result<meterhook_ingest::Pipe
     Ok(meterhook_ingest::Pipeline::new(
         store.clone(),
         None,
-        settings.policy()?,
-        settings.retry()?,
+        settings.policy(),
+        settings.retry(),
     ))
 }
 

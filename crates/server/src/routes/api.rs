@@ -1,52 +1,18 @@
 //! The read API for the app, under `/api/vehicles/{vehicle_id}/…`: off unless
-//! `METERHOOK_API_TOKEN` is set, then behind `Authorization: Bearer <token>`.
+//! `METERHOOK_API_TOKEN` is set, then behind `Authorization: Bearer <token>` (see `crate::auth`).
 //! Described in `docs/openapi.yaml`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
+/// Re-exported for `state.rs` and `startup.rs`, which still name it by this path.
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::views;
 
 /// Largest page of entries.
 const MAX_LIMIT: i64 = 1_000;
-
-/// The API token, kept as its SHA-256 so that comparing reveals neither content nor length.
-#[derive(Clone)]
-pub struct ApiToken([u8; 32]);
-
-impl ApiToken {
-    /// Wraps the configured token.
-    pub fn new(token: &str) -> ApiToken {
-        ApiToken(digest(token.as_bytes()))
-    }
-
-    /// Whether the request carries `Authorization: Bearer <token>`; constant time.
-    fn admits(&self, req: &HttpRequest) -> bool {
-        let Some(header) = req.headers().get(actix_web::http::header::AUTHORIZATION) else {
-            return false;
-        };
-        let Some(given) = header.as_bytes().strip_prefix(b"Bearer ") else {
-            return false;
-        };
-        bool::from(digest(given.trim_ascii()).ct_eq(&self.0))
-    }
-}
-
-impl std::fmt::Debug for ApiToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiToken([redacted])")
-    }
-}
-
-fn digest(bytes: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
-    out
-}
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -182,7 +182,7 @@ fn bad_settings_stop_the_start_with_a_message_naming_them() {
                 ("SMARTCAR_MANAGEMENT_TOKEN", "t0k3n-long-enough-123"),
                 ("METERHOOK_MAX_SPEED_KMH", "fast"),
             ],
-            "max_speed_kmh",
+            "METERHOOK_MAX_SPEED_KMH",
         ),
         (
             &[

@@ -55,7 +55,7 @@ fn failed_processing_is_retried_then_dead_then_reprocessed() {
     for db in TestDatabase::all() {
         let app = spawn_app_with(db, PoolOptions::default(), |s| {
             s.max_attempts = 3;
-            s.retry_backoff = "100ms".into();
+            s.retry_backoff = Duration::from_millis(100);
         });
         app.store
             .register_vehicle("sc-1", "car-1")
