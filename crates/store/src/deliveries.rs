@@ -16,21 +16,19 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Text, Timestamp};
-use meterhook_domain::{judge, Candidate, Decision, Distance, Policy, Reading, Stored, Write};
+use diesel::sql_types::{Array, Bool, Text};
+use meterhook_domain::{judge, Candidate, Decision, Policy, Reading, Stored, Write};
 
 use crate::db::{on_backend, DbConnection};
-use crate::fleet::{record_errors, ErrorReport, NewSignal};
-use crate::models::{NewMeterEntry, NewSyncLog};
-use crate::repo::{sync_data, SOURCE_SMARTCAR_WEBHOOK};
+use crate::entries::{load_neighbours, timestamp, NewMeterEntry, SOURCE_SMARTCAR_WEBHOOK};
+use crate::events::{record_event, stored_outcome, NewEvent, Recorded};
+use crate::outcome::{Outcome, SyncStatus};
 use crate::schema::{meter_entries, smartcar_sync_logs, smartcar_webhook_events, vehicle_signals};
-use crate::{
-    now, to_timestamp, NewEvent, Outcome, ProcessResult, Result, StoreError, SyncStatus, Tx,
-    Vehicle,
-};
-
-/// How Diesel writes a `Timestamp` into SQLite (text, compared as text).
-const SQLITE_TIMESTAMP: &str = "%F %T%.f";
+use crate::signals::NewSignal;
+use crate::sync_logs::{sync_data, NewSyncLog};
+use crate::vehicle_errors::{record_errors, ErrorReport};
+use crate::vehicles::Vehicle;
+use crate::{now, to_timestamp, Result, StoreError, Tx};
 
 /// Bound parameters per statement at most: under SQLite's 32,766 and PostgreSQL's 65,535.
 const MAX_PARAMS: usize = 30_000;
@@ -116,6 +114,21 @@ pub enum Written {
     Processed(ProcessResult),
 }
 
+/// What processing an event did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessResult {
+    /// The outcome stored on the event.
+    pub outcome: Outcome,
+    /// The rules' decision, for odometer readings that reached them.
+    pub decision: Option<Decision>,
+    /// The meter entry written, if any.
+    pub entry_id: Option<i64>,
+    /// The app vehicle, when the Smartcar vehicle is registered.
+    pub vehicle_id: Option<String>,
+    /// False when the event had already been processed (by a concurrent or earlier delivery).
+    pub processed_now: bool,
+}
+
 /// Rows per multi-row statement for a table of `columns` columns.
 fn chunk(columns: usize) -> usize {
     (MAX_PARAMS / columns).max(1)
@@ -164,8 +177,8 @@ impl Tx<'_> {
                 payload,
                 received_at,
             );
-            if crate::repo::record_event(self.conn, &new)? == crate::Recorded::AlreadySeen {
-                return crate::repo::stored_outcome(self.conn, item.event_id);
+            if record_event(self.conn, &new)? == Recorded::AlreadySeen {
+                return stored_outcome(self.conn, item.event_id);
             }
         }
         self.record_processing_failure(item.event_id, error, retry_at, max_attempts)
@@ -415,15 +428,6 @@ fn write_batch(
     Ok(answers)
 }
 
-fn timestamp(reading: Reading) -> Result<NaiveDateTime> {
-    to_timestamp(reading.observed_at).ok_or_else(|| {
-        StoreError::Invalid(format!(
-            "reading time {} is out of range",
-            reading.observed_at
-        ))
-    })
-}
-
 /// The stored events among `ids`: whether each is processed.
 fn load_stored(conn: &mut DbConnection, ids: &[&str]) -> Result<HashMap<String, bool>> {
     let mut stored = HashMap::new();
@@ -602,116 +606,4 @@ fn write_signals(
             .execute(c))?;
     }
     Ok(())
-}
-
-#[derive(QueryableByName)]
-struct NeighbourRow {
-    #[diesel(sql_type = BigInt)]
-    i: i64,
-    #[diesel(sql_type = BigInt)]
-    side: i64,
-    #[diesel(sql_type = BigInt)]
-    value_m: i64,
-    #[diesel(sql_type = Timestamp)]
-    entry_date: NaiveDateTime,
-}
-
-/// For each candidate, its app vehicle's active entries the rules need: the nearest one at or
-/// before its time, the nearest one after it, and those of its value within the duplicate window.
-/// Point lookups on the partial indexes of active entries, for the whole batch in one constant
-/// statement: the cost of a reading does not grow with the vehicle's history.
-pub(crate) fn load_neighbours(
-    conn: &mut DbConnection,
-    candidates: &[Candidate<&str>],
-    window: TimeDelta,
-) -> Result<Vec<Stored>> {
-    let mut stored = vec![Stored::default(); candidates.len()];
-    if candidates.is_empty() {
-        return Ok(stored);
-    }
-    let mut bounds = Vec::with_capacity(candidates.len());
-    for c in candidates {
-        let at = timestamp(c.reading)?;
-        let lo = at.checked_sub_signed(window).unwrap_or(NaiveDateTime::MIN);
-        let hi = at.checked_add_signed(window).unwrap_or(NaiveDateTime::MAX);
-        bounds.push((c.vehicle, at, c.reading.distance.metres(), lo, hi));
-    }
-    let rows: Vec<NeighbourRow> = match conn {
-        DbConnection::Pg(c) => {
-            let vehicle: Vec<&str> = bounds.iter().map(|b| b.0).collect();
-            let at: Vec<NaiveDateTime> = bounds.iter().map(|b| b.1).collect();
-            let value: Vec<i64> = bounds.iter().map(|b| b.2).collect();
-            let lo: Vec<NaiveDateTime> = bounds.iter().map(|b| b.3).collect();
-            let hi: Vec<NaiveDateTime> = bounds.iter().map(|b| b.4).collect();
-            diesel::sql_query(
-                "SELECT b.i - 1 AS i, n.side, n.value_m, n.entry_date \
-                 FROM unnest($1::text[], $2::timestamp[], $3::bigint[], $4::timestamp[], $5::timestamp[]) \
-                   WITH ORDINALITY AS b(vehicle_id, at, value_m, lo, hi, i) \
-                 CROSS JOIN LATERAL ( \
-                   (SELECT 0::bigint AS side, x.value_m, x.entry_date FROM meter_entries x \
-                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date <= b.at \
-                     ORDER BY x.entry_date DESC, x.value_m DESC LIMIT 1) \
-                   UNION ALL \
-                   (SELECT 1::bigint, x.value_m, x.entry_date FROM meter_entries x \
-                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date > b.at \
-                     ORDER BY x.entry_date ASC, x.value_m ASC LIMIT 1) \
-                   UNION ALL \
-                   (SELECT 2::bigint, x.value_m, x.entry_date FROM meter_entries x \
-                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.value_m = b.value_m \
-                     AND x.entry_date BETWEEN b.lo AND b.hi)) n",
-            )
-            .bind::<Array<Text>, _>(vehicle)
-            .bind::<Array<Timestamp>, _>(at)
-            .bind::<Array<BigInt>, _>(value)
-            .bind::<Array<Timestamp>, _>(lo)
-            .bind::<Array<Timestamp>, _>(hi)
-            .load(c)?
-        }
-        // SQLite has no arrays: the same over a JSON array of [vehicle, at, value, lo, hi], the
-        // times in the text form Diesel stores, so that they compare as the column's do.
-        DbConnection::Sqlite(c) => {
-            let text = |t: &NaiveDateTime| t.format(SQLITE_TIMESTAMP).to_string();
-            let json: Vec<serde_json::Value> = bounds
-                .iter()
-                .map(|(vehicle, at, value, lo, hi)| {
-                    serde_json::json!([vehicle, text(at), value, text(lo), text(hi)])
-                })
-                .collect();
-            diesel::sql_query(
-                "WITH b(i, vehicle_id, at, value_m, lo, hi) AS ( \
-                   SELECT j.key, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, \
-                     j.value ->> 4 FROM json_each(?) j) \
-                 SELECT b.i AS i, 0 AS side, m.value_m, m.entry_date FROM b \
-                   JOIN meter_entries m ON m.id = (SELECT x.id FROM meter_entries x \
-                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date <= b.at \
-                     ORDER BY x.entry_date DESC, x.value_m DESC LIMIT 1) \
-                 UNION ALL \
-                 SELECT b.i, 1, m.value_m, m.entry_date FROM b \
-                   JOIN meter_entries m ON m.id = (SELECT x.id FROM meter_entries x \
-                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date > b.at \
-                     ORDER BY x.entry_date ASC, x.value_m ASC LIMIT 1) \
-                 UNION ALL \
-                 SELECT b.i, 2, m.value_m, m.entry_date FROM b \
-                   JOIN meter_entries m ON m.vehicle_id = b.vehicle_id AND m.void = FALSE \
-                     AND m.value_m = b.value_m AND m.entry_date BETWEEN b.lo AND b.hi",
-            )
-            .bind::<Text, _>(serde_json::Value::Array(json).to_string())
-            .load(c)?
-        }
-    };
-    for row in rows {
-        let (Some(s), Ok(distance)) = (
-            usize::try_from(row.i).ok().and_then(|i| stored.get_mut(i)),
-            Distance::from_metres(row.value_m),
-        ) else {
-            continue;
-        };
-        let reading = Reading::new(distance, crate::to_millis(row.entry_date));
-        match row.side {
-            0 => s.before = Some(reading),
-            1 => s.after = Some(reading),
-            _ => s.same_value.push(reading),
-        }
-    }
-    Ok(stored)
 }

@@ -7,26 +7,31 @@ use meterhook_domain::Millis;
 
 mod db;
 mod deliveries;
-mod fleet;
-mod models;
+mod entries;
+mod events;
 mod outcome;
-mod repo;
 pub mod schema;
+mod signals;
+mod statistics;
+mod sync_logs;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod vehicle_errors;
+mod vehicles;
 
 pub use db::{
     connect, migration_names, revert_all_migrations, run_migrations, Backend, DatabaseUrl,
     DbConnection, PoolOptions,
 };
-pub use deliveries::{Odometer, Origin, Work, WorkItem, Written};
-pub use fleet::{ErrorReport, NewSignal, SignalRow, UnvoidRefusal, VehicleErrorRow};
-pub use models::{
-    EventRecord, EventSummary, MeterEntry, NewEvent, ProcessResult, Recorded, Stats, SyncLog,
-    TypeCount, Vehicle,
-};
+pub use deliveries::{Odometer, Origin, ProcessResult, Work, WorkItem, Written};
+pub use entries::{MeterEntry, UnvoidRefusal, SOURCE_SMARTCAR_WEBHOOK};
+pub use events::{EventRecord, EventSummary, NewEvent, Recorded, Reprocess, MIN_RETENTION_DAYS};
 pub use outcome::{Outcome, SyncStatus};
-pub use repo::{Reprocess, MIN_RETENTION_DAYS, SOURCE_SMARTCAR_WEBHOOK};
+pub use signals::{NewSignal, SignalRow};
+pub use statistics::{Stats, TypeCount};
+pub use sync_logs::SyncLog;
+pub use vehicle_errors::{ErrorReport, VehicleErrorRow};
+pub use vehicles::Vehicle;
 
 /// A pooled connection.
 pub type Pool = r2d2::Pool<db::Manager>;
@@ -110,7 +115,8 @@ impl From<r2d2::Error> for StoreError {
 /// Shorthand for store results.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The store: a connection pool on one backend, with meterhook's repositories as methods.
+/// The store: a connection pool on one backend; its reads and whole operations are methods, each
+/// in the module of what it holds (vehicles, events, entries, …).
 ///
 /// Every method blocks; async callers run them off their executor threads.
 #[derive(Clone)]

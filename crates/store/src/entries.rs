@@ -1,0 +1,319 @@
+//! Meter entries: the odometer log, its pages, void and unvoid, and the stored neighbours the
+//! rules judge a reading against.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+use meterhook_domain::{judge, Candidate, Decision, Distance, Policy, Reading, Stored};
+
+use crate::db::DbConnection;
+use crate::schema::meter_entries;
+use crate::vehicles::lock_app_vehicle;
+use crate::{to_timestamp, Result, Store, StoreError};
+
+/// `source_type` of entries made from webhooks.
+pub const SOURCE_SMARTCAR_WEBHOOK: &str = "smartcar_webhook";
+
+/// How Diesel writes a `Timestamp` into SQLite (text, compared as text).
+const SQLITE_TIMESTAMP: &str = "%F %T%.f";
+
+/// A meter entry.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = meter_entries)]
+pub struct MeterEntry {
+    /// Row id.
+    pub id: i64,
+    /// The app's vehicle id.
+    pub vehicle_id: String,
+    /// The odometer value in whole metres (exact; shown as km).
+    pub value_m: i64,
+    /// When the reading was taken on the car (UTC).
+    pub entry_date: NaiveDateTime,
+    /// Where it came from: `smartcar_webhook`.
+    pub source_type: String,
+    /// A note naming the webhook event.
+    pub notes: Option<String>,
+    /// The webhook event it came from.
+    pub event_id: Option<String>,
+    /// Whether it is voided (left out of the rules and the latest value).
+    pub void: bool,
+    /// Why it is voided.
+    pub void_reason: Option<String>,
+    /// When it was written (UTC).
+    pub created_at: NaiveDateTime,
+}
+
+impl MeterEntry {
+    /// The value as a distance.
+    pub fn distance(&self) -> Distance {
+        Distance::from_metres(self.value_m).unwrap_or(Distance::ZERO)
+    }
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = meter_entries, treat_none_as_default_value = false)]
+pub(crate) struct NewMeterEntry<'a> {
+    pub vehicle_id: &'a str,
+    pub value_m: i64,
+    pub entry_date: NaiveDateTime,
+    pub source_type: &'a str,
+    pub notes: Option<&'a str>,
+    pub event_id: Option<&'a str>,
+    pub void: bool,
+    pub void_reason: Option<&'a str>,
+    pub created_at: NaiveDateTime,
+}
+
+/// Why an entry could not be unvoided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UnvoidRefusal {
+    /// It is not void.
+    NotVoid,
+    /// The rules refuse it against the active entries now.
+    Rules(Decision),
+}
+
+impl Store {
+    /// A vehicle's meter entries by reading time, oldest first.
+    pub fn list_entries(&self, vehicle_id: &str, include_void: bool) -> Result<Vec<MeterEntry>> {
+        use meter_entries::dsl as m;
+        let mut conn = self.conn()?;
+        let mut query = m::meter_entries
+            .filter(m::vehicle_id.eq(vehicle_id))
+            .order((m::entry_date.asc(), m::id.asc()))
+            .select(MeterEntry::as_select())
+            .into_boxed();
+        if !include_void {
+            query = query.filter(m::void.eq(false));
+        }
+        Ok(query.load(&mut *conn)?)
+    }
+
+    /// One meter entry.
+    pub(crate) fn find_entry(&self, id: i64) -> Result<Option<MeterEntry>> {
+        use meter_entries::dsl as m;
+        let mut conn = self.conn()?;
+        Ok(m::meter_entries
+            .filter(m::id.eq(id))
+            .select(MeterEntry::as_select())
+            .first(&mut *conn)
+            .optional()?)
+    }
+
+    /// A page of an app vehicle's entries, newest reading first.
+    pub fn entries_page(
+        &self,
+        vehicle_id: &str,
+        include_void: bool,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<MeterEntry>> {
+        use meter_entries::dsl as m;
+        let mut conn = self.conn()?;
+        let mut query = m::meter_entries
+            .filter(m::vehicle_id.eq(vehicle_id))
+            .order((m::entry_date.desc(), m::id.desc()))
+            .limit(limit.max(0))
+            .offset(offset.max(0))
+            .select(MeterEntry::as_select())
+            .into_boxed();
+        if !include_void {
+            query = query.filter(m::void.eq(false));
+        }
+        Ok(query.load(&mut *conn)?)
+    }
+
+    /// Voids an entry: it stays, marked, and leaves the rules and the latest value.
+    pub fn void_entry(&self, id: i64, reason: &str) -> Result<MeterEntry> {
+        use meter_entries::dsl as m;
+        if reason.trim().is_empty() {
+            return Err(StoreError::Invalid("a void needs a reason".into()));
+        }
+        let mut conn = self.conn()?;
+        let n = diesel::update(m::meter_entries.filter(m::id.eq(id)))
+            .set((m::void.eq(true), m::void_reason.eq(reason)))
+            .execute(&mut *conn)?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("no meter entry {id}")));
+        }
+        drop(conn);
+        self.find_entry(id)?
+            .ok_or_else(|| StoreError::NotFound(format!("no meter entry {id}")))
+    }
+
+    /// Makes a void entry active again if the rules accept it against the active entries now.
+    pub fn unvoid_entry(
+        &self,
+        id: i64,
+        policy: &Policy,
+    ) -> Result<std::result::Result<MeterEntry, UnvoidRefusal>> {
+        use meter_entries::dsl as m;
+        let mut conn = self.conn()?;
+        let outcome = conn.transaction(|conn| {
+            // A write first: on SQLite it takes the write lock before anything is read.
+            diesel::update(m::meter_entries.filter(m::id.eq(id)))
+                .set(m::void.eq(m::void))
+                .execute(conn)?;
+            let Some(entry) = m::meter_entries
+                .filter(m::id.eq(id))
+                .select(MeterEntry::as_select())
+                .first(conn)
+                .optional()?
+            else {
+                return Err(StoreError::NotFound(format!("no meter entry {id}")));
+            };
+            if !entry.void {
+                return Ok(Err(UnvoidRefusal::NotVoid));
+            }
+            lock_app_vehicle(conn, &entry.vehicle_id)?;
+            let reading = Reading::new(entry.distance(), crate::to_millis(entry.entry_date));
+            // Judged as a batch of one, against the active entries now.
+            let mut candidate = [Candidate {
+                vehicle: entry.vehicle_id.as_str(),
+                reading,
+                stored: Default::default(),
+            }];
+            let window = TimeDelta::milliseconds(policy.duplicate_window_ms.max(0));
+            let [stored] = <[_; 1]>::try_from(load_neighbours(conn, &candidate, window)?)
+                .map_err(|_| StoreError::Invalid("no neighbours".into()))?;
+            candidate[0].stored = stored;
+            let decision = judge(&candidate, policy).remove(0).decision;
+            if !decision.is_accept() {
+                return Ok(Err(UnvoidRefusal::Rules(decision)));
+            }
+            diesel::update(m::meter_entries.filter(m::id.eq(id)))
+                .set((m::void.eq(false), m::void_reason.eq(None::<String>)))
+                .execute(conn)?;
+            Ok(Ok(()))
+        })?;
+        drop(conn);
+        match outcome {
+            Ok(()) => Ok(Ok(self.find_entry(id)?.ok_or_else(|| {
+                StoreError::NotFound(format!("no meter entry {id}"))
+            })?)),
+            Err(refusal) => Ok(Err(refusal)),
+        }
+    }
+}
+
+/// A reading's time as stored, or why it cannot be.
+pub(crate) fn timestamp(reading: Reading) -> Result<NaiveDateTime> {
+    to_timestamp(reading.observed_at).ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "reading time {} is out of range",
+            reading.observed_at
+        ))
+    })
+}
+
+#[derive(QueryableByName)]
+struct NeighbourRow {
+    #[diesel(sql_type = BigInt)]
+    i: i64,
+    #[diesel(sql_type = BigInt)]
+    side: i64,
+    #[diesel(sql_type = BigInt)]
+    value_m: i64,
+    #[diesel(sql_type = Timestamp)]
+    entry_date: NaiveDateTime,
+}
+
+/// For each candidate, its app vehicle's active entries the rules need: the nearest one at or
+/// before its time, the nearest one after it, and those of its value within the duplicate window.
+/// Point lookups on the partial indexes of active entries, for the whole batch in one constant
+/// statement: the cost of a reading does not grow with the vehicle's history.
+pub(crate) fn load_neighbours(
+    conn: &mut DbConnection,
+    candidates: &[Candidate<&str>],
+    window: TimeDelta,
+) -> Result<Vec<Stored>> {
+    let mut stored = vec![Stored::default(); candidates.len()];
+    if candidates.is_empty() {
+        return Ok(stored);
+    }
+    let mut bounds = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        let at = timestamp(c.reading)?;
+        let lo = at.checked_sub_signed(window).unwrap_or(NaiveDateTime::MIN);
+        let hi = at.checked_add_signed(window).unwrap_or(NaiveDateTime::MAX);
+        bounds.push((c.vehicle, at, c.reading.distance.metres(), lo, hi));
+    }
+    let rows: Vec<NeighbourRow> = match conn {
+        DbConnection::Pg(c) => {
+            let vehicle: Vec<&str> = bounds.iter().map(|b| b.0).collect();
+            let at: Vec<NaiveDateTime> = bounds.iter().map(|b| b.1).collect();
+            let value: Vec<i64> = bounds.iter().map(|b| b.2).collect();
+            let lo: Vec<NaiveDateTime> = bounds.iter().map(|b| b.3).collect();
+            let hi: Vec<NaiveDateTime> = bounds.iter().map(|b| b.4).collect();
+            diesel::sql_query(
+                "SELECT b.i - 1 AS i, n.side, n.value_m, n.entry_date \
+                 FROM unnest($1::text[], $2::timestamp[], $3::bigint[], $4::timestamp[], $5::timestamp[]) \
+                   WITH ORDINALITY AS b(vehicle_id, at, value_m, lo, hi, i) \
+                 CROSS JOIN LATERAL ( \
+                   (SELECT 0::bigint AS side, x.value_m, x.entry_date FROM meter_entries x \
+                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date <= b.at \
+                     ORDER BY x.entry_date DESC, x.value_m DESC LIMIT 1) \
+                   UNION ALL \
+                   (SELECT 1::bigint, x.value_m, x.entry_date FROM meter_entries x \
+                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date > b.at \
+                     ORDER BY x.entry_date ASC, x.value_m ASC LIMIT 1) \
+                   UNION ALL \
+                   (SELECT 2::bigint, x.value_m, x.entry_date FROM meter_entries x \
+                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.value_m = b.value_m \
+                     AND x.entry_date BETWEEN b.lo AND b.hi)) n",
+            )
+            .bind::<Array<Text>, _>(vehicle)
+            .bind::<Array<Timestamp>, _>(at)
+            .bind::<Array<BigInt>, _>(value)
+            .bind::<Array<Timestamp>, _>(lo)
+            .bind::<Array<Timestamp>, _>(hi)
+            .load(c)?
+        }
+        // SQLite has no arrays: the same over a JSON array of [vehicle, at, value, lo, hi], the
+        // times in the text form Diesel stores, so that they compare as the column's do.
+        DbConnection::Sqlite(c) => {
+            let text = |t: &NaiveDateTime| t.format(SQLITE_TIMESTAMP).to_string();
+            let json: Vec<serde_json::Value> = bounds
+                .iter()
+                .map(|(vehicle, at, value, lo, hi)| {
+                    serde_json::json!([vehicle, text(at), value, text(lo), text(hi)])
+                })
+                .collect();
+            diesel::sql_query(
+                "WITH b(i, vehicle_id, at, value_m, lo, hi) AS ( \
+                   SELECT j.key, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, \
+                     j.value ->> 4 FROM json_each(?) j) \
+                 SELECT b.i AS i, 0 AS side, m.value_m, m.entry_date FROM b \
+                   JOIN meter_entries m ON m.id = (SELECT x.id FROM meter_entries x \
+                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date <= b.at \
+                     ORDER BY x.entry_date DESC, x.value_m DESC LIMIT 1) \
+                 UNION ALL \
+                 SELECT b.i, 1, m.value_m, m.entry_date FROM b \
+                   JOIN meter_entries m ON m.id = (SELECT x.id FROM meter_entries x \
+                     WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date > b.at \
+                     ORDER BY x.entry_date ASC, x.value_m ASC LIMIT 1) \
+                 UNION ALL \
+                 SELECT b.i, 2, m.value_m, m.entry_date FROM b \
+                   JOIN meter_entries m ON m.vehicle_id = b.vehicle_id AND m.void = FALSE \
+                     AND m.value_m = b.value_m AND m.entry_date BETWEEN b.lo AND b.hi",
+            )
+            .bind::<Text, _>(serde_json::Value::Array(json).to_string())
+            .load(c)?
+        }
+    };
+    for row in rows {
+        let (Some(s), Ok(distance)) = (
+            usize::try_from(row.i).ok().and_then(|i| stored.get_mut(i)),
+            Distance::from_metres(row.value_m),
+        ) else {
+            continue;
+        };
+        let reading = Reading::new(distance, crate::to_millis(row.entry_date));
+        match row.side {
+            0 => s.before = Some(reading),
+            1 => s.after = Some(reading),
+            _ => s.same_value.push(reading),
+        }
+    }
+    Ok(stored)
+}

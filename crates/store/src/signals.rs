@@ -1,0 +1,94 @@
+//! Signal values of vehicle states, every one kept, one per (vehicle, code, time).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use meterhook_domain::Millis;
+use serde::Serialize;
+
+use crate::schema::vehicle_signals;
+use crate::vehicles::smartcar_ids;
+use crate::{Result, Store};
+
+/// A signal value to keep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSignal {
+    /// Signal code (`tractionbattery-stateofcharge`, …; per-tire codes for tires).
+    pub code: String,
+    /// The numeric value, normalised, when there is one.
+    pub value: Option<f64>,
+    /// Its unit, normalised when known.
+    pub unit: Option<String>,
+    /// The signal as received, JSON text.
+    pub raw: String,
+    /// When the car observed it.
+    pub observed_at: Millis,
+}
+
+/// A kept signal value.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = vehicle_signals)]
+pub struct SignalRow {
+    /// Row id.
+    pub id: i64,
+    /// Smartcar's vehicle id.
+    pub smartcar_vehicle_id: String,
+    /// Signal code.
+    pub code: String,
+    /// Numeric value, when there is one.
+    pub value: Option<f64>,
+    /// Unit of the value.
+    pub unit: Option<String>,
+    /// The signal as received, JSON text.
+    pub raw: String,
+    /// When the car observed it (UTC).
+    pub observed_at: NaiveDateTime,
+    /// The event it came in.
+    pub event_id: String,
+    /// When it was stored (UTC).
+    pub created_at: NaiveDateTime,
+}
+
+impl Store {
+    /// The latest value of every signal of an app vehicle (through its Smartcar vehicles).
+    pub fn latest_signals(&self, vehicle_id: &str) -> Result<Vec<SignalRow>> {
+        use vehicle_signals::dsl as s;
+        let mut conn = self.conn()?;
+        let ids = smartcar_ids(&mut conn, vehicle_id)?;
+        let codes: Vec<String> = s::vehicle_signals
+            .filter(s::smartcar_vehicle_id.eq_any(&ids))
+            .select(s::code)
+            .distinct()
+            .order(s::code.asc())
+            .load(&mut *conn)?;
+        let mut latest = Vec::with_capacity(codes.len());
+        for code in codes {
+            let row = s::vehicle_signals
+                .filter(s::smartcar_vehicle_id.eq_any(&ids))
+                .filter(s::code.eq(&code))
+                .order((s::observed_at.desc(), s::id.desc()))
+                .select(SignalRow::as_select())
+                .first(&mut *conn)?;
+            latest.push(row);
+        }
+        Ok(latest)
+    }
+
+    /// The values of one signal of an app vehicle, newest first.
+    pub fn signal_history(
+        &self,
+        vehicle_id: &str,
+        code: &str,
+        limit: i64,
+    ) -> Result<Vec<SignalRow>> {
+        use vehicle_signals::dsl as s;
+        let mut conn = self.conn()?;
+        let ids = smartcar_ids(&mut conn, vehicle_id)?;
+        Ok(s::vehicle_signals
+            .filter(s::smartcar_vehicle_id.eq_any(&ids))
+            .filter(s::code.eq(code))
+            .order((s::observed_at.desc(), s::id.desc()))
+            .limit(limit.max(0))
+            .select(SignalRow::as_select())
+            .load(&mut *conn)?)
+    }
+}

@@ -1,0 +1,97 @@
+//! Sync logs: one row per sync attempt, in the seed's terms, its details as JSON text.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use meterhook_domain::{Decision, Reading};
+use serde::Serialize;
+
+use crate::schema::smartcar_sync_logs;
+use crate::to_timestamp;
+
+/// A sync log row.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = smartcar_sync_logs)]
+pub struct SyncLog {
+    /// Row id.
+    pub id: i64,
+    /// `odometer`, `vehicle_error`, …
+    pub sync_type: String,
+    /// The Smartcar vehicle.
+    pub smartcar_vehicle_id: Option<String>,
+    /// The app's vehicle.
+    pub vehicle_id: Option<String>,
+    /// The webhook event.
+    pub event_id: Option<String>,
+    /// `success`, `skipped`, `rejected`, `failed`.
+    pub status: String,
+    /// The event's outcome.
+    pub outcome: String,
+    /// Details as JSON text (`meterEntryId` when an entry was made).
+    pub data: String,
+    /// When it was written (UTC).
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = smartcar_sync_logs, treat_none_as_default_value = false)]
+pub(crate) struct NewSyncLog<'a> {
+    pub sync_type: &'a str,
+    pub smartcar_vehicle_id: Option<&'a str>,
+    pub vehicle_id: Option<&'a str>,
+    pub event_id: Option<&'a str>,
+    pub status: &'a str,
+    pub outcome: &'a str,
+    pub data: &'a str,
+    pub created_at: NaiveDateTime,
+}
+
+#[cfg(feature = "testing")]
+impl crate::Store {
+    /// The sync logs of one event, oldest first.
+    pub fn sync_logs_for_event(&self, event_id: &str) -> crate::Result<Vec<SyncLog>> {
+        use smartcar_sync_logs::dsl as s;
+        let mut conn = self.conn()?;
+        Ok(s::smartcar_sync_logs
+            .filter(s::event_id.eq(event_id))
+            .order(s::id.asc())
+            .select(SyncLog::as_select())
+            .load(&mut *conn)?)
+    }
+}
+
+/// The details of an odometer sync: the reading, the decision and what it was compared with.
+pub(crate) fn sync_data(
+    decision: &Decision,
+    reading: Reading,
+    entry_id: Option<i64>,
+) -> serde_json::Value {
+    let compared = match decision {
+        Decision::Accept { before, .. } => *before,
+        Decision::Duplicate { existing } => Some(*existing),
+        Decision::OutOfSequence { neighbour, .. } | Decision::ImplausibleJump { neighbour, .. } => {
+            Some(*neighbour)
+        }
+    };
+    let mut data = serde_json::json!({
+        "valueKm": reading.distance.km(),
+        "readingAt": to_timestamp(reading.observed_at).map(|t| t.and_utc().to_rfc3339()),
+        "decision": decision.outcome(),
+        "reason": decision.to_string(),
+    });
+    if let Some(id) = entry_id {
+        // The seed's monitoring query counts meterEntryId as "an entry was made".
+        let key = if decision.is_accept() {
+            "meterEntryId"
+        } else {
+            "voidEntryId"
+        };
+        data[key] = id.into();
+    }
+    if let Some(c) = compared {
+        data["comparedWith"] = serde_json::json!({
+            "valueKm": c.distance.km(),
+            "readingAt": to_timestamp(c.observed_at).map(|t| t.and_utc().to_rfc3339()),
+        });
+    }
+    data
+}

@@ -1,0 +1,183 @@
+//! Vehicle health: the error conditions Smartcar reports (VEHICLE_ERROR), open until resolved.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::DbConnection;
+use crate::schema::{smartcar_vehicles, vehicle_errors};
+use crate::vehicles::{smartcar_ids, Vehicle};
+use crate::{Result, Store};
+
+/// One error condition from a VEHICLE_ERROR.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ErrorReport {
+    /// `CONNECTED_SERVICES_ACCOUNT`, `VEHICLE_STATE`, … (empty when not given).
+    pub error_type: String,
+    /// `UNREACHABLE`, `ASLEEP`, … (empty when not given).
+    pub code: String,
+    /// Whether this report clears the condition (`state: RESOLVED`).
+    pub resolved: bool,
+    /// Smartcar's description.
+    pub description: Option<String>,
+    /// The message to show the vehicle's owner.
+    pub suggested_user_message: Option<String>,
+    /// What resolves it (`resolution.type`).
+    pub resolution_type: Option<String>,
+    /// Smartcar's documentation link.
+    pub doc_url: Option<String>,
+}
+
+/// An error condition of a vehicle, open until resolved.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = vehicle_errors)]
+pub struct VehicleErrorRow {
+    /// Row id.
+    pub id: i64,
+    /// Smartcar's vehicle id.
+    pub smartcar_vehicle_id: String,
+    /// Error type.
+    pub error_type: String,
+    /// Error code.
+    pub code: String,
+    /// Smartcar's description.
+    pub description: Option<String>,
+    /// The message to show the vehicle's owner.
+    pub suggested_user_message: Option<String>,
+    /// What resolves it.
+    pub resolution_type: Option<String>,
+    /// Smartcar's documentation link.
+    pub doc_url: Option<String>,
+    /// First reported (UTC).
+    pub first_seen_at: NaiveDateTime,
+    /// Last reported (UTC).
+    pub last_seen_at: NaiveDateTime,
+    /// When a RESOLVED cleared it.
+    pub resolved_at: Option<NaiveDateTime>,
+    /// The event that last reported it.
+    pub event_id: String,
+}
+
+impl VehicleErrorRow {
+    /// `TYPE:CODE`, or the description when neither is known.
+    pub fn label(&self) -> String {
+        match (self.error_type.is_empty(), self.code.is_empty()) {
+            (true, true) => self
+                .description
+                .clone()
+                .unwrap_or_else(|| "unknown error".into()),
+            (false, true) => self.error_type.clone(),
+            (true, false) => self.code.clone(),
+            (false, false) => format!("{}:{}", self.error_type, self.code),
+        }
+    }
+}
+
+impl Store {
+    /// The open error conditions of a Smartcar vehicle, oldest first.
+    pub fn open_errors(&self, smartcar_vehicle_id: &str) -> Result<Vec<VehicleErrorRow>> {
+        let mut conn = self.conn()?;
+        open_errors_in(&mut conn, smartcar_vehicle_id)
+    }
+
+    /// The open error conditions of every Smartcar vehicle of an app vehicle.
+    pub fn open_errors_for_vehicle(&self, vehicle_id: &str) -> Result<Vec<VehicleErrorRow>> {
+        use vehicle_errors::dsl as e;
+        let mut conn = self.conn()?;
+        let ids = smartcar_ids(&mut conn, vehicle_id)?;
+        Ok(e::vehicle_errors
+            .filter(e::smartcar_vehicle_id.eq_any(&ids))
+            .filter(e::resolved_at.is_null())
+            .order(e::id.asc())
+            .select(VehicleErrorRow::as_select())
+            .load(&mut *conn)?)
+    }
+}
+
+fn open_errors_in(
+    conn: &mut DbConnection,
+    smartcar_vehicle_id: &str,
+) -> Result<Vec<VehicleErrorRow>> {
+    use vehicle_errors::dsl as e;
+    Ok(e::vehicle_errors
+        .filter(e::smartcar_vehicle_id.eq(smartcar_vehicle_id))
+        .filter(e::resolved_at.is_null())
+        .order(e::id.asc())
+        .select(VehicleErrorRow::as_select())
+        .load(conn)?)
+}
+
+/// Records a VEHICLE_ERROR of a registered vehicle: opens (or refreshes) each reported
+/// condition, closes those reported RESOLVED, and sets the vehicle's `last_error` to what is
+/// still open.
+pub(crate) fn record_errors(
+    conn: &mut DbConnection,
+    event_id: &str,
+    vehicle: &Vehicle,
+    reports: &[ErrorReport],
+    at: NaiveDateTime,
+) -> Result<()> {
+    use smartcar_vehicles::dsl as v;
+    use vehicle_errors::dsl as e;
+    let smartcar_vehicle_id = vehicle.smartcar_vehicle_id.as_str();
+    for report in reports {
+        let open = e::vehicle_errors
+            .filter(e::smartcar_vehicle_id.eq(smartcar_vehicle_id))
+            .filter(e::error_type.eq(&report.error_type))
+            .filter(e::code.eq(&report.code))
+            .filter(e::resolved_at.is_null());
+        if report.resolved {
+            diesel::update(open)
+                .set((
+                    e::resolved_at.eq(Some(at)),
+                    e::last_seen_at.eq(at),
+                    e::event_id.eq(event_id),
+                ))
+                .execute(conn)?;
+            continue;
+        }
+        let refreshed = diesel::update(open)
+            .set((
+                e::last_seen_at.eq(at),
+                e::description.eq(report.description.as_deref()),
+                e::suggested_user_message.eq(report.suggested_user_message.as_deref()),
+                e::resolution_type.eq(report.resolution_type.as_deref()),
+                e::doc_url.eq(report.doc_url.as_deref()),
+                e::event_id.eq(event_id),
+            ))
+            .execute(conn)?;
+        if refreshed == 0 {
+            diesel::insert_into(e::vehicle_errors)
+                .values((
+                    e::smartcar_vehicle_id.eq(smartcar_vehicle_id),
+                    e::error_type.eq(&report.error_type),
+                    e::code.eq(&report.code),
+                    e::description.eq(report.description.as_deref()),
+                    e::suggested_user_message.eq(report.suggested_user_message.as_deref()),
+                    e::resolution_type.eq(report.resolution_type.as_deref()),
+                    e::doc_url.eq(report.doc_url.as_deref()),
+                    e::first_seen_at.eq(at),
+                    e::last_seen_at.eq(at),
+                    e::resolved_at.eq(None::<NaiveDateTime>),
+                    e::event_id.eq(event_id),
+                ))
+                .execute(conn)?;
+        }
+    }
+    let still_open = open_errors_in(conn, smartcar_vehicle_id)?;
+    let summary = (!still_open.is_empty()).then(|| {
+        still_open
+            .iter()
+            .map(VehicleErrorRow::label)
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
+    diesel::update(v::smartcar_vehicles.filter(v::id.eq(vehicle.id)))
+        .set((
+            v::last_error.eq(summary.as_deref()),
+            v::last_error_at.eq(summary.as_ref().map(|_| at)),
+            v::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! Smartcar vehicles and the app vehicles they feed: registration, activation, look-ups, locks.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::{on_backend, DbConnection};
+use crate::schema::smartcar_vehicles;
+use crate::{now, Result, Store, StoreError};
+
+/// A registered Smartcar vehicle and the app vehicle it feeds.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize)]
+#[diesel(table_name = smartcar_vehicles)]
+pub struct Vehicle {
+    /// Row id.
+    pub id: i64,
+    /// Smartcar's vehicle id.
+    pub smartcar_vehicle_id: String,
+    /// The app's vehicle id that meter entries are written for.
+    pub vehicle_id: String,
+    /// Whether events for it are processed.
+    pub is_active: bool,
+    /// The latest unresolved error Smartcar reported, if any.
+    pub last_error: Option<String>,
+    /// When that error was recorded.
+    pub last_error_at: Option<NaiveDateTime>,
+    /// When it was registered (UTC).
+    pub created_at: NaiveDateTime,
+    /// When it last changed (UTC).
+    pub updated_at: NaiveDateTime,
+}
+
+impl Store {
+    /// Registers a Smartcar vehicle for an app vehicle, or re-points and re-activates it.
+    pub fn register_vehicle(&self, smartcar_vehicle_id: &str, vehicle_id: &str) -> Result<Vehicle> {
+        use smartcar_vehicles::dsl as v;
+        if smartcar_vehicle_id.trim().is_empty() || vehicle_id.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "vehicle ids must not be empty".to_owned(),
+            ));
+        }
+        let mut conn = self.conn()?;
+        let at = now();
+        let row = (
+            v::smartcar_vehicle_id.eq(smartcar_vehicle_id),
+            v::vehicle_id.eq(vehicle_id),
+            v::is_active.eq(true),
+            v::created_at.eq(at),
+            v::updated_at.eq(at),
+        );
+        let update = (
+            v::vehicle_id.eq(vehicle_id),
+            v::is_active.eq(true),
+            v::updated_at.eq(at),
+        );
+        on_backend!(&mut *conn, |c| diesel::insert_into(v::smartcar_vehicles)
+            .values(row)
+            .on_conflict(v::smartcar_vehicle_id)
+            .do_update()
+            .set(update)
+            .execute(c))?;
+        find_vehicle(&mut conn, smartcar_vehicle_id)?
+            .ok_or_else(|| StoreError::NotFound(format!("vehicle {smartcar_vehicle_id} vanished")))
+    }
+
+    /// Turns processing for a vehicle on or off.
+    pub fn set_vehicle_active(&self, smartcar_vehicle_id: &str, active: bool) -> Result<Vehicle> {
+        use smartcar_vehicles::dsl as v;
+        let mut conn = self.conn()?;
+        let n = diesel::update(
+            v::smartcar_vehicles.filter(v::smartcar_vehicle_id.eq(smartcar_vehicle_id)),
+        )
+        .set((v::is_active.eq(active), v::updated_at.eq(now())))
+        .execute(&mut *conn)?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "no vehicle with Smartcar id {smartcar_vehicle_id}"
+            )));
+        }
+        find_vehicle(&mut conn, smartcar_vehicle_id)?
+            .ok_or_else(|| StoreError::NotFound(format!("vehicle {smartcar_vehicle_id} vanished")))
+    }
+
+    /// All registered vehicles, oldest first.
+    pub fn list_vehicles(&self) -> Result<Vec<Vehicle>> {
+        use smartcar_vehicles::dsl as v;
+        let mut conn = self.conn()?;
+        Ok(v::smartcar_vehicles
+            .order(v::id.asc())
+            .select(Vehicle::as_select())
+            .load(&mut *conn)?)
+    }
+
+    /// The vehicle with this Smartcar id.
+    pub fn find_vehicle(&self, smartcar_vehicle_id: &str) -> Result<Option<Vehicle>> {
+        let mut conn = self.conn()?;
+        find_vehicle(&mut conn, smartcar_vehicle_id)
+    }
+
+    /// The Smartcar vehicles registered for an app vehicle.
+    pub fn vehicles_for(&self, vehicle_id: &str) -> Result<Vec<Vehicle>> {
+        use smartcar_vehicles::dsl as v;
+        let mut conn = self.conn()?;
+        Ok(v::smartcar_vehicles
+            .filter(v::vehicle_id.eq(vehicle_id))
+            .order(v::id.asc())
+            .select(Vehicle::as_select())
+            .load(&mut *conn)?)
+    }
+}
+
+pub(crate) fn find_vehicle(
+    conn: &mut DbConnection,
+    smartcar_vehicle_id: &str,
+) -> Result<Option<Vehicle>> {
+    use smartcar_vehicles::dsl as v;
+    // No LIMIT: the id is unique, and a bound LIMIT makes SQLite re-prepare the statement.
+    Ok(v::smartcar_vehicles
+        .filter(v::smartcar_vehicle_id.eq(smartcar_vehicle_id))
+        .select(Vehicle::as_select())
+        .load(conn)?
+        .pop())
+}
+
+/// Locks the rows of every Smartcar vehicle that feeds `vehicle_id` until the transaction ends.
+/// A no-op UPDATE takes the row locks on both backends without backend-specific SQL.
+pub(crate) fn lock_app_vehicle(conn: &mut DbConnection, vehicle_id: &str) -> Result<()> {
+    use smartcar_vehicles::dsl as v;
+    diesel::update(v::smartcar_vehicles.filter(v::vehicle_id.eq(vehicle_id)))
+        .set(v::updated_at.eq(v::updated_at))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The Smartcar vehicle ids registered for an app vehicle.
+pub(crate) fn smartcar_ids(conn: &mut DbConnection, vehicle_id: &str) -> Result<Vec<String>> {
+    use smartcar_vehicles::dsl as v;
+    Ok(v::smartcar_vehicles
+        .filter(v::vehicle_id.eq(vehicle_id))
+        .select(v::smartcar_vehicle_id)
+        .load(conn)?)
+}
