@@ -22,8 +22,14 @@ pub enum Outcome {
     InactiveVehicle,
     /// A state event without an odometer signal (other signals only).
     NoOdometer,
-    /// The odometer signal was present but unusable (failed signal, unknown unit, bad value).
+    /// The odometer signal was present but unusable (unknown unit, bad value or time).
     InvalidReading,
+    /// Smartcar reported the odometer signal as failed (`status.value: "ERROR"`, e.g. a missing
+    /// permission, or the car or Smartcar not answering): nothing to judge, not meterhook's error.
+    OdometerUnavailable,
+    /// A test delivery (`meta.mode: TEST`, v2 `mode: test`): kept, its signals kept and marked as
+    /// test, no meter entry.
+    TestEvent,
     /// A VEHICLE_ERROR was recorded against its vehicle.
     VehicleErrorRecorded,
     /// An event type meterhook keeps but does not act on.
@@ -36,7 +42,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, for listings and metrics.
-    pub const ALL: [Outcome; 13] = [
+    pub const ALL: [Outcome; 15] = [
         Outcome::Pending,
         Outcome::Created,
         Outcome::Duplicate,
@@ -46,6 +52,8 @@ impl Outcome {
         Outcome::InactiveVehicle,
         Outcome::NoOdometer,
         Outcome::InvalidReading,
+        Outcome::OdometerUnavailable,
+        Outcome::TestEvent,
         Outcome::VehicleErrorRecorded,
         Outcome::Ignored,
         Outcome::Malformed,
@@ -64,6 +72,8 @@ impl Outcome {
             Outcome::InactiveVehicle => "inactive_vehicle",
             Outcome::NoOdometer => "no_odometer",
             Outcome::InvalidReading => "invalid_reading",
+            Outcome::OdometerUnavailable => "odometer_unavailable",
+            Outcome::TestEvent => "test_event",
             Outcome::VehicleErrorRecorded => "vehicle_error_recorded",
             Outcome::Ignored => "ignored",
             Outcome::Malformed => "malformed",
@@ -145,6 +155,8 @@ impl SyncStatus {
             | Outcome::UnknownVehicle
             | Outcome::InactiveVehicle
             | Outcome::NoOdometer
+            | Outcome::OdometerUnavailable
+            | Outcome::TestEvent
             | Outcome::Ignored
             | Outcome::Pending => SyncStatus::Skipped,
             Outcome::OutOfSequence | Outcome::ImplausibleJump => SyncStatus::Rejected,
