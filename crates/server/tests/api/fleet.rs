@@ -71,7 +71,7 @@ fn every_signal_is_kept_with_latest_and_history() {
         let soc = by_code("tractionbattery-stateofcharge").expect("soc");
         assert_eq!(
             (soc["value"].as_f64(), soc["unit"].as_str()),
-            (Some(89.0), Some("percent"))
+            (Some(89.0), Some("%"))
         );
         assert_eq!(soc["observed_at"], "2026-02-01T09:25:33.000Z");
         assert_eq!(
