@@ -1,2 +1,0 @@
-DROP INDEX meter_entries_active_value_idx;
-DROP INDEX meter_entries_active_date_idx;
