@@ -269,10 +269,12 @@ impl Store {
             let mut events: Vec<EventRecord> = query.load(conn)?;
             for event in &mut events {
                 // The reading is judged anew: the void entry of its last judgement goes.
+                // `void = TRUE` as a literal, so that the planners use the partial index of void
+                // entries by event.
                 diesel::delete(
                     meter_entries::table
                         .filter(meter_entries::event_id.eq(&event.event_id))
-                        .filter(meter_entries::void.eq(true)),
+                        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("void = TRUE")),
                 )
                 .execute(conn)?;
                 diesel::update(e::smartcar_webhook_events.filter(e::id.eq(event.id)))

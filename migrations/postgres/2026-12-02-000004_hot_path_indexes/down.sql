@@ -1,3 +1,5 @@
+DROP INDEX meter_entries_void_event_idx;
+CREATE INDEX meter_entries_event_idx ON meter_entries (event_id);
 CREATE INDEX meter_entries_created_at_idx ON meter_entries (created_at);
 CREATE INDEX smartcar_sync_logs_event_idx ON smartcar_sync_logs (event_id);
 CREATE INDEX smartcar_sync_logs_type_idx ON smartcar_sync_logs (sync_type, created_at);
