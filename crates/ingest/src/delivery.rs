@@ -1,11 +1,36 @@
 //! A delivery, classified once into the work the store does with it.
 
+use std::time::Duration;
+
 use chrono::NaiveDateTime;
-use meterhook_domain::Millis;
-use meterhook_smartcar::{parse_event, Event, EventId, EventType, ParseError};
+use meterhook_domain::{ClockCorrection, Millis, DEFAULT_MAX_CLOCK_SKEW};
+use meterhook_smartcar::{parse_event, Event, EventId, EventType, OdometerError, ParseError};
 use meterhook_store::{
     to_millis, ErrorReport, EventRecord, NewSignal, Odometer, Origin, Outcome, Work, WorkItem,
 };
+
+/// How deliveries are classified: the rules applied to a delivery before the store sees it. Plain
+/// values, the same for every path a delivery takes (received, retried, reprocessed, unspooled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Intake {
+    /// A car's observation time later than the receipt by more than this is not trusted: the
+    /// retrieval time (when sane) or the receipt time dates the values instead.
+    pub max_clock_skew: Duration,
+    /// Whether TEST-mode deliveries (the dashboard's test events) are processed like live ones.
+    /// By default they are kept with the outcome `test_event`: their signals stored and marked as
+    /// test, no meter entry, no vehicle error.
+    pub process_test_events: bool,
+}
+
+impl Default for Intake {
+    /// Five minutes of clock tolerance; test events kept apart.
+    fn default() -> Self {
+        Intake {
+            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
+            process_test_events: false,
+        }
+    }
+}
 
 /// A verified delivery (or a stored event taken up again), classified: what the store is to do
 /// with it is decided here, once, whatever path brought it.
@@ -37,7 +62,8 @@ enum Task {
     },
     State {
         signals: Vec<NewSignal>,
-        odometer: Reading,
+        odometer: OdometerTask,
+        test: bool,
     },
     Errors {
         reports: Vec<ErrorReport>,
@@ -46,21 +72,28 @@ enum Task {
 }
 
 #[derive(Debug, Clone)]
-enum Reading {
+enum OdometerTask {
     Missing,
     Unusable(String),
-    Reading(meterhook_domain::Reading),
+    Unavailable(String),
+    Reading(meterhook_domain::Reading, Option<ClockCorrection>),
 }
 
 impl Delivery {
     /// A verified, parsed delivery received at `received_at`. `body` is the raw body, which parsed,
     /// so it is UTF-8.
-    pub fn received(event: &Event, body: &[u8], received_at: NaiveDateTime) -> Delivery {
+    pub fn received(
+        event: &Event,
+        body: &[u8],
+        received_at: NaiveDateTime,
+        intake: &Intake,
+    ) -> Delivery {
         Delivery::classify(
             event,
             String::from_utf8_lossy(body).into_owned(),
             received_at,
             Source::Received,
+            intake,
         )
     }
 
@@ -91,25 +124,31 @@ impl Delivery {
     }
 
     /// A stored, unprocessed event taken up again (a retry, a reprocessing).
-    pub fn stored(record: &EventRecord) -> Delivery {
+    pub fn stored(record: &EventRecord, intake: &Intake) -> Delivery {
         Delivery::from_record(
             record,
             Source::Stored {
                 attempts: record.attempts,
             },
+            intake,
         )
     }
 
     /// An event kept in the outage spool, now received by the main database.
-    pub fn unspooled(record: &EventRecord) -> Delivery {
-        Delivery::from_record(record, Source::Received)
+    pub fn unspooled(record: &EventRecord, intake: &Intake) -> Delivery {
+        Delivery::from_record(record, Source::Received, intake)
     }
 
-    fn from_record(record: &EventRecord, origin: Source) -> Delivery {
+    fn from_record(record: &EventRecord, origin: Source, intake: &Intake) -> Delivery {
         match parse_event(record.payload.as_bytes()) {
             Ok(event) => {
-                let mut d =
-                    Delivery::classify(&event, record.payload.clone(), record.received_at, origin);
+                let mut d = Delivery::classify(
+                    &event,
+                    record.payload.clone(),
+                    record.received_at,
+                    origin,
+                    intake,
+                );
                 // The stored identity stays, whatever the parser makes of the body now.
                 d.event_id.clone_from(&record.event_id);
                 d
@@ -135,12 +174,14 @@ impl Delivery {
         payload: String,
         received_at: NaiveDateTime,
         origin: Source,
+        intake: &Intake,
     ) -> Delivery {
         let received_ms = to_millis(received_at);
         let about_a_vehicle = matches!(
             event.event_type,
             EventType::VehicleState | EventType::VehicleError
         );
+        let test = event.is_test() && !intake.process_test_events;
         let work = match (&event.event_type, event.vehicle_id.as_deref()) {
             (_, None) if about_a_vehicle => Task::Complete {
                 outcome: Outcome::InvalidReading,
@@ -150,12 +191,26 @@ impl Delivery {
                 sync: None,
             },
             (EventType::VehicleState, _) => Task::State {
-                signals: signal_rows(event, received_ms),
-                odometer: match event.odometer_reading(received_ms) {
-                    None => Reading::Missing,
-                    Some(Err(e)) => Reading::Unusable(format!("odometer signal unusable: {e}")),
-                    Some(Ok(reading)) => Reading::Reading(reading),
+                signals: signal_rows(event, received_ms, intake.max_clock_skew),
+                odometer: match event.odometer_reading_with(received_ms, intake.max_clock_skew) {
+                    None => OdometerTask::Missing,
+                    Some(Err(e @ OdometerError::SignalFailed { .. })) => {
+                        OdometerTask::Unavailable(e.to_string())
+                    }
+                    Some(Err(e)) => {
+                        OdometerTask::Unusable(format!("odometer signal unusable: {e}"))
+                    }
+                    Some(Ok(odometer)) => {
+                        OdometerTask::Reading(odometer.reading, odometer.correction)
+                    }
                 },
+                test,
+            },
+            // A test delivery's conditions are made up: they never open a vehicle error.
+            (EventType::VehicleError, _) if test => Task::Complete {
+                outcome: Outcome::TestEvent,
+                error: None,
+                sync: None,
             },
             (EventType::VehicleError, _) => Task::Errors {
                 reports: error_reports(event),
@@ -224,13 +279,22 @@ impl Delivery {
                     error: error.as_deref(),
                     sync: sync.as_ref().map(|(kind, data)| (*kind, data.as_str())),
                 },
-                Task::State { signals, odometer } => Work::State {
+                Task::State {
+                    signals,
+                    odometer,
+                    test,
+                } => Work::State {
                     signals,
                     odometer: match odometer {
-                        Reading::Missing => Odometer::Missing,
-                        Reading::Unusable(message) => Odometer::Unusable(message),
-                        Reading::Reading(reading) => Odometer::Reading(*reading),
+                        OdometerTask::Missing => Odometer::Missing,
+                        OdometerTask::Unusable(message) => Odometer::Unusable(message),
+                        OdometerTask::Unavailable(message) => Odometer::Unavailable(message),
+                        OdometerTask::Reading(reading, correction) => Odometer::Reading {
+                            reading: *reading,
+                            correction: *correction,
+                        },
                     },
+                    test: *test,
                 },
                 Task::Errors { reports, data } => Work::Errors { reports, data },
             },
@@ -249,27 +313,41 @@ impl Delivery {
     }
 }
 
-/// Every value of every signal of a state event, as the store keeps them.
-fn signal_rows(event: &Event, received_at: Millis) -> Vec<NewSignal> {
+/// Every value of every signal of a state event, as the store keeps them. Each row keeps the
+/// signal as received, narrowed to the value it holds when the signal has several (tires), so the
+/// bytes stored stay within a small multiple of the body whatever its shape.
+fn signal_rows(event: &Event, received_at: Millis, max_clock_skew: Duration) -> Vec<NewSignal> {
     event
         .signals
         .iter()
         .flat_map(|signal| {
-            let raw = serde_json::json!({
-                "code": signal.code,
-                "name": signal.name,
-                "group": signal.group,
-                "body": signal.body,
-                "meta": { "oemUpdatedAt": signal.oem_updated_at, "retrievedAt": signal.retrieved_at },
-            })
-            .to_string();
-            let observed_at = signal.observed_at(received_at);
-            signal.values().into_iter().map(move |v| NewSignal {
-                code: v.code,
-                value: v.value,
-                unit: v.unit,
-                raw: raw.clone(),
-                observed_at,
+            let meta = serde_json::json!({
+                "oemUpdatedAt": signal.oem_updated_at,
+                "retrievedAt": signal.retrieved_at,
+            });
+            let observed_at = signal.observed_at_with(received_at, max_clock_skew).at;
+            signal.values().into_iter().map(move |v| {
+                let body = match &v.part {
+                    Some(part) => {
+                        let unit = signal.body.as_ref().and_then(|b| b.get("unit"));
+                        serde_json::json!({ "unit": unit, "values": [part] })
+                    }
+                    None => signal.body.clone().unwrap_or_default(),
+                };
+                NewSignal {
+                    code: v.code,
+                    value: v.value,
+                    unit: v.unit,
+                    raw: serde_json::json!({
+                        "code": signal.code,
+                        "name": signal.name,
+                        "group": signal.group,
+                        "body": body,
+                        "meta": meta,
+                    })
+                    .to_string(),
+                    observed_at,
+                }
             })
         })
         .collect()

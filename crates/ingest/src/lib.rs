@@ -10,7 +10,7 @@ use std::time::Duration;
 use meterhook_domain::Policy;
 use meterhook_store::{Outcome, Store, StoreError};
 
-pub use delivery::Delivery;
+pub use delivery::{Delivery, Intake};
 pub use passes::{drain_pass, prune_pass, retry_pass, Schedule};
 pub use pipeline::{Answers, Pipeline, RetryPolicy};
 pub use writer::Submitter;
@@ -59,6 +59,8 @@ impl IngestError {
 pub struct Settings {
     /// The odometer rules' policy.
     pub policy: Policy,
+    /// How deliveries are classified (clock tolerance, test events).
+    pub intake: Intake,
     /// How failed processing is retried.
     pub retry: RetryPolicy,
     /// Writer threads (1 suits SQLite, whose writes are serial anyway).
@@ -74,6 +76,7 @@ impl Settings {
     pub fn new(store: &Store, policy: Policy, retry: RetryPolicy) -> Settings {
         Settings {
             policy,
+            intake: Intake::default(),
             retry,
             writers: match store.backend() {
                 meterhook_store::Backend::Sqlite => 1,
@@ -115,7 +118,13 @@ impl Ingest {
         store: Store,
         spool: Option<Store>,
     ) -> std::io::Result<Ingest> {
-        let pipeline = Pipeline::new(store, spool, settings.policy, settings.retry);
+        let pipeline = Pipeline::new(
+            store,
+            spool,
+            settings.policy,
+            settings.intake,
+            settings.retry,
+        );
         let (writers, submitter) =
             writer::Writers::start(&pipeline, settings.writers, settings.queue, MAX_BATCH)?;
         Ok(Ingest {

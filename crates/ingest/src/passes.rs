@@ -109,7 +109,10 @@ pub fn retry_pass(pipeline: &Pipeline) -> usize {
             return 0;
         }
     };
-    let batch: Vec<Delivery> = due.iter().map(Delivery::stored).collect();
+    let batch: Vec<Delivery> = due
+        .iter()
+        .map(|r| Delivery::stored(r, pipeline.intake()))
+        .collect();
     match pipeline.commit_to_store(&batch) {
         Ok(answers) => {
             for (record, answer) in due.iter().zip(answers) {
@@ -153,7 +156,10 @@ pub fn drain_pass(pipeline: &Pipeline, migrated: &AtomicBool) -> usize {
             return 0;
         }
     };
-    let batch: Vec<Delivery> = spooled.iter().map(Delivery::unspooled).collect();
+    let batch: Vec<Delivery> = spooled
+        .iter()
+        .map(|r| Delivery::unspooled(r, pipeline.intake()))
+        .collect();
     if let Err(e) = pipeline.commit_to_store(&batch) {
         warn!(
             "spool: database still unavailable ({e}); {} events wait",

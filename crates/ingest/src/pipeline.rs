@@ -9,7 +9,7 @@ use log::{error, info, warn};
 use meterhook_domain::Policy;
 use meterhook_store::{Outcome, ProcessResult, Reprocess, Store, StoreError, Tx, Written};
 
-use crate::{Delivery, IngestError, Ingested};
+use crate::{Delivery, IngestError, Ingested, Intake};
 
 /// How failed processing is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +77,7 @@ pub struct Pipeline {
     store: Store,
     spool: Option<Store>,
     policy: Policy,
+    intake: Intake,
     retry: RetryPolicy,
     outage: Arc<OutageGate>,
 }
@@ -87,14 +88,27 @@ pub type Answers = Vec<Result<Ingested, IngestError>>;
 impl Pipeline {
     /// A pipeline on `store`, with an outage `spool` (a local SQLite store) when the store is
     /// PostgreSQL.
-    pub fn new(store: Store, spool: Option<Store>, policy: Policy, retry: RetryPolicy) -> Self {
+    pub fn new(
+        store: Store,
+        spool: Option<Store>,
+        policy: Policy,
+        intake: Intake,
+        retry: RetryPolicy,
+    ) -> Self {
         Pipeline {
             store,
             spool,
             policy,
+            intake,
             retry,
             outage: Arc::default(),
         }
+    }
+
+    /// How deliveries are classified, for those the pipeline takes up itself (retries,
+    /// reprocessing, the spool drain).
+    pub fn intake(&self) -> &Intake {
+        &self.intake
     }
 
     /// The main store.
@@ -287,10 +301,13 @@ impl Pipeline {
             let batch: Vec<Delivery> = records
                 .iter()
                 .map(|r| {
-                    Delivery::stored(&meterhook_store::EventRecord {
-                        attempts: 0,
-                        ..r.clone()
-                    })
+                    Delivery::stored(
+                        &meterhook_store::EventRecord {
+                            attempts: 0,
+                            ..r.clone()
+                        },
+                        &self.intake,
+                    )
                 })
                 .collect();
             let written = self

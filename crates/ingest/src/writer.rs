@@ -17,6 +17,7 @@ type Job = (Delivery, oneshot::Sender<Result<Ingested, IngestError>>);
 #[derive(Debug, Clone)]
 pub struct Submitter {
     senders: Vec<mpsc::Sender<Job>>,
+    intake: crate::Intake,
 }
 
 /// The writer threads; they end once every [`Submitter`] is dropped and their queues are empty.
@@ -46,7 +47,13 @@ impl Writers {
                     .spawn(move || run(&pipeline, receiver, max_batch.max(1)))?,
             );
         }
-        Ok((Writers { threads: handles }, Submitter { senders }))
+        Ok((
+            Writers { threads: handles },
+            Submitter {
+                senders,
+                intake: *pipeline.intake(),
+            },
+        ))
     }
 
     /// Waits for the writers to finish what was queued.
@@ -117,6 +124,12 @@ impl Submitter {
         answer
             .await
             .map_err(|_| IngestError::Failed("the writer stopped".into()))?
+    }
+
+    /// How deliveries are to be classified before they are submitted
+    /// ([`crate::Delivery::received`]).
+    pub fn intake(&self) -> &crate::Intake {
+        &self.intake
     }
 
     /// Deliveries waiting in the queues now.

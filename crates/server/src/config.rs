@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use meterhook_domain::{Distance, DistanceUnit, Policy};
-use meterhook_ingest::RetryPolicy;
+use meterhook_ingest::{Intake, RetryPolicy};
 use meterhook_smartcar::SigningKeys;
 use serde::Deserialize;
 
@@ -70,6 +70,11 @@ pub struct Settings {
     pub max_speed_kmh: u32,
     /// `METERHOOK_JUMP_TOLERANCE_KM`: differences up to this never count as a jump.
     pub jump_tolerance: Distance,
+    /// `METERHOOK_MAX_CLOCK_SKEW`: a car's observation time later than the receipt by more than
+    /// this is not trusted.
+    pub max_clock_skew: Duration,
+    /// `METERHOOK_PROCESS_TEST_EVENTS`: process the dashboard's TEST deliveries like live ones.
+    pub process_test_events: bool,
     /// `METERHOOK_BODY_LIMIT`: the largest request body accepted, in bytes.
     pub body_limit: usize,
     /// `METERHOOK_CLIENT_TIMEOUT`: how long a client may take to send its request head, and
@@ -103,6 +108,8 @@ struct Raw {
     duplicate_window: Option<String>,
     max_speed_kmh: Option<String>,
     jump_tolerance_km: Option<String>,
+    max_clock_skew: Option<String>,
+    process_test_events: Option<String>,
     body_limit: Option<String>,
     client_timeout: Option<String>,
     max_attempts: Option<String>,
@@ -250,6 +257,14 @@ impl Settings {
             duplicate_window,
             max_speed_kmh: count("METERHOOK_MAX_SPEED_KMH", raw.max_speed_kmh.as_deref(), 300)?,
             jump_tolerance,
+            max_clock_skew: parse_duration(
+                "METERHOOK_MAX_CLOCK_SKEW",
+                raw.max_clock_skew.as_deref().unwrap_or("5m"),
+            )?,
+            process_test_events: flag(
+                "METERHOOK_PROCESS_TEST_EVENTS",
+                raw.process_test_events.as_deref(),
+            )?,
             body_limit,
             client_timeout: parse_duration(
                 "METERHOOK_CLIENT_TIMEOUT",
@@ -317,6 +332,14 @@ impl Settings {
         }
     }
 
+    /// How deliveries are classified before the store sees them.
+    pub fn intake(&self) -> Intake {
+        Intake {
+            max_clock_skew: self.max_clock_skew,
+            process_test_events: self.process_test_events,
+        }
+    }
+
     /// How failed processing is retried.
     pub fn retry(&self) -> RetryPolicy {
         RetryPolicy {
@@ -357,6 +380,22 @@ pub fn load_env_files() -> Result<(), ConfigError> {
 
 /// Events younger than this are never pruned: Smartcar redelivers, and dedup needs their ids.
 pub const MIN_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// A yes/no setting: `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`, any case); absent is
+/// no.
+fn flag(name: &'static str, value: Option<&str>) -> Result<bool, ConfigError> {
+    let Some(text) = value.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(false);
+    };
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            name,
+            reason: format!("invalid value {text:?} (expected true or false)"),
+        }),
+    }
+}
 
 fn invalid<T>(name: &'static str, reason: &str) -> Result<T, ConfigError> {
     Err(ConfigError::Invalid {

@@ -82,6 +82,7 @@ impl Application {
             None => None,
         };
         let mut ingest_settings = meterhook_ingest::Settings::new(&store, policy, retry);
+        ingest_settings.intake = settings.intake();
         ingest_settings.schedule.prune = settings
             .retention
             .map(|window| (window, Duration::from_secs(3600)));

@@ -13,7 +13,8 @@ pub use crate::legacy::{
     DeliveryHeaders, V2Odometer, V2Vehicle, DATA_AGE_HEADER, UNIT_SYSTEM_HEADER,
 };
 pub use crate::signal::{
-    normalize_unit, Location, Signal, SignalError, SignalKind, SignalValue, ODOMETER_CODE,
+    normalize_unit, Location, Signal, SignalError, SignalKind, SignalValue, MAX_VALUES_PER_SIGNAL,
+    ODOMETER_CODE,
 };
 
 /// Why a body is not an event at all. Anything else is parsed leniently.

@@ -241,7 +241,14 @@ pub struct SignalValue {
     /// Its unit: distances in `km`, percentages in `%`, tire pressures in `kPa`, others by their
     /// canonical name, or as sent when unknown (kept, never converted).
     pub unit: Option<String>,
+    /// For a signal of several values (tires), the element of `body.values` this one came from,
+    /// as sent; `None` when the value is the whole body.
+    pub part: Option<Value>,
 }
+
+/// Values kept of one signal at most: a car has a handful of tires, and a body that lists
+/// hundreds is not a car's; the rest are dropped (the event keeps the whole body).
+pub const MAX_VALUES_PER_SIGNAL: usize = 16;
 
 /// kPa in one bar and in one psi.
 const KPA_PER_BAR: f64 = 100.0;
@@ -264,6 +271,7 @@ impl Signal {
                 code: self.code.clone(),
                 value,
                 unit,
+                part: None,
             }]
         };
         match self.kind() {
@@ -362,8 +370,10 @@ impl Signal {
                     code: format!("{}/{row}/{column}", self.code),
                     value: Some(value),
                     unit,
+                    part: Some(Value::Object(wheel.clone())),
                 })
             })
+            .take(MAX_VALUES_PER_SIGNAL)
             .collect()
     }
 }

@@ -1113,6 +1113,7 @@ fn check_stored_odometer(value: f64, unit: &str, km: f64) {
             code: ODOMETER_CODE.to_owned(),
             value: Some(reading.distance.km()),
             unit: s("km"),
+            part: None,
         }],
         "{value} {unit}"
     );

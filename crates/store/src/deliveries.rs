@@ -17,7 +17,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Text};
-use meterhook_domain::{judge, Candidate, Decision, Policy, Reading, Stored, Write};
+use meterhook_domain::{
+    judge, Candidate, ClockCorrection, Decision, Policy, Reading, Stored, Write,
+};
 
 use crate::db::{on_backend, DbConnection};
 use crate::entries::{load_neighbours, timestamp, NewMeterEntry, SOURCE_SMARTCAR_WEBHOOK};
@@ -84,6 +86,9 @@ pub enum Work<'a> {
         signals: &'a [NewSignal],
         /// Its odometer reading.
         odometer: Odometer<'a>,
+        /// A test delivery: its signals are kept marked as test, nothing else is done
+        /// (`test_event`).
+        test: bool,
     },
     /// A VEHICLE_ERROR of [`WorkItem::smartcar_vehicle_id`].
     Errors {
@@ -101,8 +106,16 @@ pub enum Odometer<'a> {
     Missing,
     /// An odometer signal that cannot be used: `invalid_reading`, with why.
     Unusable(&'a str),
+    /// An odometer signal the car or Smartcar reported as failed (`status: ERROR`):
+    /// `odometer_unavailable`, with why; not an error of meterhook's.
+    Unavailable(&'a str),
     /// A reading for the rules. A time [`to_timestamp`] cannot represent is `invalid_reading`.
-    Reading(Reading),
+    Reading {
+        /// The reading.
+        reading: Reading,
+        /// How its time was corrected, when the car's clock was not trusted; kept in the sync log.
+        correction: Option<ClockCorrection>,
+    },
 }
 
 /// What [`Tx::write_batch`] did with one item.
@@ -140,8 +153,8 @@ struct Done<'a> {
     outcome: Outcome,
     error: Option<&'a str>,
     vehicle: Option<&'a Vehicle>,
-    /// The judged reading, with its place in the judgements.
-    judged: Option<(Reading, usize)>,
+    /// The judged reading, with its place in the judgements and its clock correction.
+    judged: Option<(Reading, usize, Option<ClockCorrection>)>,
     /// (sync type, data) of its sync log.
     sync: Option<(&'a str, String)>,
     /// The error of a reading whose time cannot be stored.
@@ -266,10 +279,20 @@ fn write_batch(
                 d.error = *error;
                 d.sync = sync.map(|(kind, data)| (kind, data.to_owned()));
             }
+            Work::State { test: true, .. } => d.outcome = Outcome::TestEvent,
             Work::State {
                 odometer: Odometer::Missing,
                 ..
             } => d.outcome = Outcome::NoOdometer,
+            Work::State {
+                odometer: Odometer::Unavailable(message),
+                ..
+            } => {
+                d.outcome = Outcome::OdometerUnavailable;
+                d.error = Some(message);
+                let data = serde_json::json!({ "error": message });
+                d.sync = Some(("odometer", data.to_string()));
+            }
             Work::State {
                 odometer: Odometer::Unusable(message),
                 ..
@@ -280,7 +303,7 @@ fn write_batch(
                 d.sync = Some(("odometer", data.to_string()));
             }
             Work::State {
-                odometer: Odometer::Reading(reading),
+                odometer: Odometer::Reading { reading, .. },
                 ..
             } if to_timestamp(reading.observed_at).is_none() => {
                 d.outcome = Outcome::InvalidReading;
@@ -290,7 +313,11 @@ fn write_batch(
                 ));
             }
             Work::State {
-                odometer: Odometer::Reading(reading),
+                odometer:
+                    Odometer::Reading {
+                        reading,
+                        correction,
+                    },
                 ..
             } => match unregistered() {
                 Some(outcome) => {
@@ -299,7 +326,7 @@ fn write_batch(
                 }
                 None => {
                     d.vehicle = vehicle;
-                    d.judged = Some((*reading, candidates.len()));
+                    d.judged = Some((*reading, candidates.len(), *correction));
                     candidates.push(Candidate {
                         vehicle: vehicle.map_or("", |v| v.vehicle_id.as_str()),
                         reading: *reading,
@@ -333,7 +360,7 @@ fn write_batch(
     }
     let judgements = judge(&candidates, policy);
     for d in &mut done {
-        if let Some((_, j)) = d.judged {
+        if let Some((_, j, _)) = d.judged {
             d.outcome = Outcome::from_decision(&judgements[j].decision);
         }
     }
@@ -348,7 +375,7 @@ fn write_batch(
         .collect();
     let mut entries: Vec<NewMeterEntry<'_>> = Vec::new();
     for (d, note) in done.iter().zip(&notes) {
-        let (Some((reading, j)), Some(vehicle)) = (d.judged, d.vehicle) else {
+        let (Some((reading, j, _)), Some(vehicle)) = (d.judged, d.vehicle) else {
             continue;
         };
         let (void, void_reason) = match &judgements[j].write {
@@ -380,9 +407,9 @@ fn write_batch(
 
     // The sync logs.
     for d in &mut done {
-        if let Some((reading, j)) = d.judged {
+        if let Some((reading, j, correction)) = d.judged {
             let entry = entry_ids.get(items[d.index].event_id).copied();
-            let data = sync_data(&judgements[j].decision, reading, entry);
+            let data = sync_data(&judgements[j].decision, reading, correction, entry);
             d.sync = Some(("odometer", data.to_string()));
         }
     }
@@ -413,7 +440,7 @@ fn write_batch(
     let mut answers = vec![Written::AlreadySeen; items.len()];
     for d in done {
         let event_id = items[d.index].event_id;
-        let decision = d.judged.map(|(_, j)| judgements[j].decision.clone());
+        let decision = d.judged.map(|(_, j, _)| judgements[j].decision.clone());
         answers[d.index] = Written::Processed(ProcessResult {
             outcome: d.outcome,
             entry_id: entry_ids
@@ -574,7 +601,8 @@ fn write_signals(
     let mut rows = Vec::new();
     for d in done {
         let item = &items[d.index];
-        let (Work::State { signals, .. }, Some(vehicle)) = (&item.work, item.smartcar_vehicle_id)
+        let (Work::State { signals, test, .. }, Some(vehicle)) =
+            (&item.work, item.smartcar_vehicle_id)
         else {
             continue;
         };
@@ -591,10 +619,11 @@ fn write_signals(
                 vehicle_signals::observed_at.eq(observed_at),
                 vehicle_signals::event_id.eq(item.event_id),
                 vehicle_signals::created_at.eq(at),
+                vehicle_signals::test.eq(*test),
             ));
         }
     }
-    for rows in rows.chunks(chunk(8)) {
+    for rows in rows.chunks(chunk(9)) {
         on_backend!(&mut *conn, |c| diesel::insert_into(vehicle_signals::table)
             .values(rows)
             .on_conflict((

@@ -71,6 +71,7 @@ diesel::table! {
         observed_at -> Timestamp,
         event_id -> Text,
         created_at -> Timestamp,
+        test -> Bool,
     }
 }
 

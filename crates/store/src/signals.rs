@@ -46,16 +46,21 @@ pub struct SignalRow {
     pub event_id: String,
     /// When it was stored (UTC).
     pub created_at: NaiveDateTime,
+    /// Sent by a test delivery (the dashboard's `meta.mode: TEST`), not by the car.
+    pub test: bool,
 }
 
 impl Store {
-    /// The latest value of every signal of an app vehicle (through its Smartcar vehicles).
+    /// The latest live value of every signal of an app vehicle (through its Smartcar vehicles);
+    /// values of test deliveries are kept, and shown by [`Store::signal_history`], but never
+    /// stand as the vehicle's latest.
     pub fn latest_signals(&self, vehicle_id: &str) -> Result<Vec<SignalRow>> {
         use vehicle_signals::dsl as s;
         let mut conn = self.conn()?;
         let ids = smartcar_ids(&mut conn, vehicle_id)?;
         let codes: Vec<String> = s::vehicle_signals
             .filter(s::smartcar_vehicle_id.eq_any(&ids))
+            .filter(s::test.eq(false))
             .select(s::code)
             .distinct()
             .order(s::code.asc())
@@ -65,6 +70,7 @@ impl Store {
             let row = s::vehicle_signals
                 .filter(s::smartcar_vehicle_id.eq_any(&ids))
                 .filter(s::code.eq(&code))
+                .filter(s::test.eq(false))
                 .order((s::observed_at.desc(), s::id.desc()))
                 .select(SignalRow::as_select())
                 .first(&mut *conn)?;

@@ -2,7 +2,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use meterhook_domain::{Decision, Reading};
+use meterhook_domain::{ClockCorrection, Decision, Reading};
 use serde::Serialize;
 
 use crate::schema::smartcar_sync_logs;
@@ -63,6 +63,7 @@ impl crate::Store {
 pub(crate) fn sync_data(
     decision: &Decision,
     reading: Reading,
+    correction: Option<ClockCorrection>,
     entry_id: Option<i64>,
 ) -> serde_json::Value {
     let compared = match decision {
@@ -86,6 +87,15 @@ pub(crate) fn sync_data(
             "voidEntryId"
         };
         data[key] = id.into();
+    }
+    if let Some(c) = correction {
+        // The car's clock was not trusted: what it said, and what the reading is dated by.
+        let at = |t| to_timestamp(t).map(|t| t.and_utc().to_rfc3339());
+        data["clockCorrection"] = serde_json::json!({
+            "reportedAt": at(c.original),
+            "usedAt": at(c.corrected),
+            "source": c.source.as_str(),
+        });
     }
     if let Some(c) = compared {
         data["comparedWith"] = serde_json::json!({

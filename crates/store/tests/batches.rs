@@ -173,7 +173,11 @@ fn items(batch: &[Delivery]) -> Vec<WorkItem<'_>> {
                 },
                 Kind::State(reading) => Work::State {
                     signals: &d.signals,
-                    odometer: reading.map_or(Odometer::Missing, Odometer::Reading),
+                    odometer: reading.map_or(Odometer::Missing, |reading| Odometer::Reading {
+                        reading,
+                        correction: None,
+                    }),
+                    test: false,
                 },
             },
         })

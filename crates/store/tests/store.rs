@@ -81,7 +81,11 @@ fn processed(written: Written) -> ProcessResult {
 fn process_reading(store: &Store, event_id: &str, reading: Reading, policy: &Policy) -> Written {
     let work = Work::State {
         signals: &[],
-        odometer: Odometer::Reading(reading),
+        odometer: Odometer::Reading {
+            reading,
+            correction: None,
+        },
+        test: false,
     };
     process_with(store, event_id, work, policy)
 }
@@ -102,6 +106,7 @@ fn process_signals(store: &Store, event_id: &str, signals: &[NewSignal]) {
     let work = Work::State {
         signals,
         odometer: Odometer::Missing,
+        test: false,
     };
     processed(process_with(store, event_id, work, &Policy::default()));
 }
@@ -371,7 +376,11 @@ fn concurrent_deliveries_of_one_event_are_processed_once() {
                         origin: Origin::Stored { attempts: 0 },
                         work: Work::State {
                             signals: &[],
-                            odometer: Odometer::Reading(km(42.0, T0)),
+                            odometer: Odometer::Reading {
+                                reading: km(42.0, T0),
+                                correction: None,
+                            },
+                            test: false,
                         },
                     };
                     // A conflict: another writer processed it meanwhile, and this one wrote

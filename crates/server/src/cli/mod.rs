@@ -22,7 +22,7 @@ mod vehicles;
 
 pub use entries::{EntriesCommand, ExportFormat};
 pub use events::EventsCommand;
-pub use send_test_event::{SendTestEvent, UnitArg};
+pub use send_test_event::{ModeArg, SendTestEvent, UnitArg};
 pub use signals::SignalsCommand;
 pub use vehicles::VehiclesCommand;
 
@@ -150,6 +150,7 @@ fn pipeline(store: &Store, settings: &Settings) -> Result<meterhook_ingest::Pipe
         store.clone(),
         None,
         settings.policy(),
+        settings.intake(),
         settings.retry(),
     ))
 }

@@ -31,6 +31,20 @@ pub struct SendTestEvent {
     /// Odometer unit.
     #[arg(long, value_enum, default_value_t = UnitArg::Km)]
     pub unit: UnitArg,
+    /// `meta.mode` of the event: `live` (the default) goes through the rules like a car's
+    /// reading; `test` is what the Smartcar dashboard's test delivery sends, kept as
+    /// `test_event` with no meter entry.
+    #[arg(long, value_enum, default_value_t = ModeArg::Live)]
+    pub mode: ModeArg,
+}
+
+/// `meta.mode` values `send-test-event` can send.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    /// `LIVE`: a reading like a car's.
+    Live,
+    /// `TEST`: like the dashboard's test delivery.
+    Test,
 }
 
 /// Units `send-test-event` can send.
@@ -124,7 +138,10 @@ pub fn run(settings: &Settings, args: &SendTestEvent) -> Result<(), CliError> {
             "version": "4.0",
             "webhookId": "meterhook-send-test-event",
             "webhookName": "meterhook send-test-event",
-            "mode": "TEST",
+            "mode": match args.mode {
+                ModeArg::Live => "LIVE",
+                ModeArg::Test => "TEST",
+            },
             "signalCount": 1,
         },
     })

@@ -67,7 +67,7 @@ pub async fn receive(
             return answer_challenge(&state, &event)
         }
         Ok(event) => (
-            Delivery::received(&event, &body, received_at),
+            Delivery::received(&event, &body, received_at, state.ingest.intake()),
             event.event_type.as_str().to_owned(),
         ),
         // A signed body that is not a JSON object: kept as received, then 400.

@@ -110,7 +110,6 @@ fn a_new_users_walk_through_send_test_event_then_entries_list() {
         "{}",
         stdout(&out)
     );
-
     let entries = json(&run(&[
         "entries",
         "list",
@@ -137,6 +136,33 @@ fn a_new_users_walk_through_send_test_event_then_entries_list() {
     assert_eq!(stats["events_total"], 1);
     assert_eq!(stats["processing_success_rate"], 1.0);
     assert!(stdout(&run(&["stats"])).contains("Processing success rate:  100.0%"));
+
+    // The dashboard's kind of test delivery is kept apart: no entry.
+    let out = run(&[
+        "send-test-event",
+        "--url",
+        &url,
+        "--vehicle",
+        "sc-walk",
+        "--odometer",
+        "999999",
+        "--mode",
+        "test",
+    ]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out).contains("\"outcome\":\"test_event\""),
+        "{}",
+        stdout(&out)
+    );
+    let listed = json(&run(&[
+        "entries",
+        "list",
+        "--vehicle-id",
+        "car-walk",
+        "--json",
+    ]));
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
 
     // A wrong token is caught by the handshake check and by the endpoint.
     let wrong = [

@@ -7,5 +7,6 @@ mod config;
 mod fleet;
 mod helpers;
 mod hostile;
+mod readings;
 mod reliability;
 mod webhook;

@@ -1,0 +1,301 @@
+//! Readings as Smartcar really sends them: test deliveries, car clocks ahead, failed odometer
+//! signals, and signals of many values. Realistic v4 bodies, on every backend.
+
+use meterhook_store::Outcome;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// Now, in epoch ms: the server dates readings against its own clock.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+const HOUR: i64 = 3_600_000;
+
+/// A v4 VEHICLE_STATE of `vehicle` with an odometer and a battery signal, in `mode`.
+fn state(event_id: &str, vehicle: &str, km: f64, at_ms: i64, mode: &str) -> String {
+    json!({
+        "eventId": event_id,
+        "eventType": "VEHICLE_STATE",
+        "data": {
+            "vehicle": {"id": vehicle, "make": "POLESTAR", "model": "2", "year": 2024},
+            "user": {"id": "u-1"},
+            "signals": [
+                {"code": "odometer-traveleddistance", "name": "TraveledDistance", "group": "Odometer",
+                 "body": {"value": km, "unit": "km"},
+                 "meta": {"oemUpdatedAt": at_ms, "retrievedAt": at_ms + 400},
+                 "status": {"value": "SUCCESS"}},
+                {"code": "tractionbattery-stateofcharge", "name": "StateOfCharge", "group": "TractionBattery",
+                 "body": {"value": 0.75},
+                 "meta": {"oemUpdatedAt": at_ms, "retrievedAt": at_ms + 400},
+                 "status": {"value": "SUCCESS"}}
+            ]
+        },
+        "triggers": [{"type": "SIGNAL_UPDATED", "signal": {"name": "TraveledDistance", "code": "odometer-traveleddistance", "group": "Odometer"}}],
+        "meta": {"version": "4.0", "deliveryId": format!("d-{event_id}"), "deliveredAt": at_ms + 900,
+                 "webhookId": "wh-1", "webhookName": "fleet", "mode": mode, "signalCount": 2}
+    })
+    .to_string()
+}
+
+fn entries(app: &TestApp, vehicle_id: &str) -> Vec<meterhook_store::MeterEntry> {
+    app.store.list_entries(vehicle_id, true).expect("entries")
+}
+
+#[test]
+fn test_deliveries_keep_their_signals_and_make_no_entry() {
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        let t = now_ms() - HOUR;
+        // The dashboard's test payload comes first, with a made-up odometer.
+        let test = app.post_signed(state("t-1", "sc-1", 99_999.0, t, "TEST").as_bytes());
+        assert_eq!(test.status, 200);
+        assert_eq!(test.json()["outcome"], "test_event");
+        assert_eq!(app.outcome("t-1"), "test_event");
+        assert!(
+            entries(&app, "car-1").is_empty(),
+            "no entry from a test event"
+        );
+        assert!(app
+            .store
+            .sync_logs_for_event("t-1")
+            .expect("logs")
+            .is_empty());
+
+        // Its signals are kept, marked as test, and never the vehicle's latest.
+        let history = app
+            .store
+            .signal_history("car-1", "odometer-traveleddistance", 10)
+            .expect("history");
+        assert_eq!(history.len(), 1);
+        assert!(history[0].test);
+        assert!(app
+            .store
+            .latest_signals("car-1")
+            .expect("latest")
+            .is_empty());
+
+        // The real readings that follow are not vetoed by the made-up one.
+        let live = app.post_signed(state("l-1", "sc-1", 1_200.0, t + 60_000, "LIVE").as_bytes());
+        assert_eq!(live.json()["outcome"], "created");
+        let active: Vec<_> = entries(&app, "car-1");
+        assert_eq!(active.len(), 1);
+        assert!(!active[0].void);
+        let latest = app.store.latest_signals("car-1").expect("latest");
+        assert!(latest.iter().all(|s| !s.test));
+        assert!(latest
+            .iter()
+            .any(|s| s.code == "odometer-traveleddistance" && s.value == Some(1_200.0)));
+
+        // A test VEHICLE_ERROR opens no condition on the vehicle.
+        let error = json!({"eventId": "t-err", "eventType": "VEHICLE_ERROR",
+            "data": {"vehicle": {"id": "sc-1"}, "errors": [{"type": "CONNECTED_SERVICES_ACCOUNT",
+                "code": "SUBSCRIPTION", "state": "ERROR", "description": "test"}]},
+            "meta": {"version": "4.0", "mode": "TEST"}});
+        assert_eq!(app.post_signed(error.to_string().as_bytes()).status, 200);
+        assert_eq!(app.outcome("t-err"), "test_event");
+        assert!(app.store.open_errors("sc-1").expect("errors").is_empty());
+    }
+}
+
+#[test]
+fn v2_test_modes_are_test_events_too() {
+    let app = spawn_app();
+    app.store
+        .register_vehicle("sc-1", "car-1")
+        .expect("register");
+    for (id, mode) in [("v2-t", "test"), ("v2-s", "simulated")] {
+        let body = json!({"eventId": id, "eventType": "VEHICLE_STATE", "mode": mode,
+            "data": {"vehicle": {"id": "sc-1"}, "odometer": {"distance": 5.0, "unit": "km"}}});
+        assert_eq!(app.post_signed(body.to_string().as_bytes()).status, 200);
+        assert_eq!(app.outcome(id), "test_event", "{mode}");
+    }
+    assert!(entries(&app, "car-1").is_empty());
+}
+
+#[test]
+fn test_deliveries_can_be_processed_as_live() {
+    let db = meterhook_store::testing::TestDatabase::sqlite();
+    let app = spawn_app_with(db, meterhook_store::PoolOptions::default(), |s| {
+        s.process_test_events = true
+    });
+    app.store
+        .register_vehicle("sc-1", "car-1")
+        .expect("register");
+    let answer = app.post_signed(state("t-1", "sc-1", 500.0, now_ms() - HOUR, "TEST").as_bytes());
+    assert_eq!(answer.json()["outcome"], "created");
+    assert_eq!(entries(&app, "car-1").len(), 1);
+}
+
+#[test]
+fn a_car_clock_in_the_future_is_not_trusted() {
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        let now = now_ms();
+        let two_years = 2 * 365 * 24 * HOUR;
+        // oemUpdatedAt two years ahead, retrievedAt sane: the retrieval time dates the reading.
+        let mut ahead: Value =
+            serde_json::from_str(&state("c-1", "sc-1", 1_000.0, now, "LIVE")).expect("json");
+        ahead["data"]["signals"][0]["meta"] =
+            json!({"oemUpdatedAt": now + two_years, "retrievedAt": now - HOUR});
+        assert_eq!(
+            app.post_signed(ahead.to_string().as_bytes()).json()["outcome"],
+            "created"
+        );
+        let entry = &entries(&app, "car-1")[0];
+        let dated = entry.entry_date.and_utc().timestamp_millis();
+        assert_eq!(dated, now - HOUR, "dated by retrievedAt");
+        let log = &app.store.sync_logs_for_event("c-1").expect("logs")[0];
+        let data: Value = serde_json::from_str(&log.data).expect("sync data");
+        assert_eq!(data["clockCorrection"]["source"], "retrieved");
+        let reported = chrono::DateTime::from_timestamp_millis(now + two_years).expect("time");
+        assert_eq!(data["clockCorrection"]["reportedAt"], reported.to_rfc3339());
+
+        // Both times ahead: the time of receipt. The later real reading is then in sequence.
+        let mut both: Value =
+            serde_json::from_str(&state("c-2", "sc-1", 1_010.0, now, "LIVE")).expect("json");
+        both["data"]["signals"][0]["meta"] =
+            json!({"oemUpdatedAt": now + two_years, "retrievedAt": now + two_years});
+        assert_eq!(
+            app.post_signed(both.to_string().as_bytes()).json()["outcome"],
+            "created"
+        );
+        let log = &app.store.sync_logs_for_event("c-2").expect("logs")[0];
+        let data: Value = serde_json::from_str(&log.data).expect("sync data");
+        assert_eq!(data["clockCorrection"]["source"], "received");
+        let next =
+            app.post_signed(state("c-3", "sc-1", 1_010.5, now_ms() + 1_000, "LIVE").as_bytes());
+        assert_eq!(
+            next.json()["outcome"],
+            "created",
+            "a real reading after is not out of sequence"
+        );
+        // A clock a little ahead (within the tolerance) is trusted, and nothing is recorded.
+        let log = &app.store.sync_logs_for_event("c-3").expect("logs")[0];
+        let data: Value = serde_json::from_str(&log.data).expect("sync data");
+        assert!(data.get("clockCorrection").is_none());
+    }
+}
+
+#[test]
+fn the_clock_tolerance_is_a_setting() {
+    let db = meterhook_store::testing::TestDatabase::sqlite();
+    let app = spawn_app_with(db, meterhook_store::PoolOptions::default(), |s| {
+        s.max_clock_skew = std::time::Duration::from_secs(3 * 3600)
+    });
+    app.store
+        .register_vehicle("sc-1", "car-1")
+        .expect("register");
+    let two_hours_ahead = now_ms() + 2 * HOUR;
+    let answer = app.post_signed(state("c-1", "sc-1", 10.0, two_hours_ahead, "LIVE").as_bytes());
+    assert_eq!(answer.json()["outcome"], "created");
+    let entry = &entries(&app, "car-1")[0];
+    assert_eq!(
+        entry.entry_date.and_utc().timestamp_millis(),
+        two_hours_ahead,
+        "trusted"
+    );
+}
+
+#[test]
+fn a_failed_odometer_signal_is_unavailable_not_an_error() {
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        let mut body: Value =
+            serde_json::from_str(&state("f-1", "sc-1", 0.0, now_ms(), "LIVE")).expect("json");
+        body["data"]["signals"][0] = json!({"code": "odometer-traveleddistance", "name": "TraveledDistance",
+            "group": "Odometer", "status": {"value": "ERROR", "error": {"type": "PERMISSION", "code": null}},
+            "meta": {"retrievedAt": now_ms()}});
+        let answer = app.post_signed(body.to_string().as_bytes());
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.json()["outcome"], "odometer_unavailable");
+        let event = app.store.find_event("f-1").expect("find").expect("stored");
+        assert!(event
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("PERMISSION")));
+        let logs = app.store.sync_logs_for_event("f-1").expect("logs");
+        assert_eq!(logs[0].status, "skipped");
+        // The other signals of the delivery are kept.
+        let latest = app.store.latest_signals("car-1").expect("latest");
+        assert!(latest
+            .iter()
+            .any(|s| s.code == "tractionbattery-stateofcharge" && s.value == Some(75.0)));
+
+        // A real failure still counts: an unknown unit.
+        let bad = odometer_event("f-2", "sc-1", 10.0, "parsecs", now_ms());
+        assert_eq!(
+            app.post_signed(bad.as_bytes()).json()["outcome"],
+            "invalid_reading"
+        );
+        let since = chrono::Utc::now().naive_utc() - chrono::TimeDelta::hours(1);
+        let stats = app.store.stats(since).expect("stats");
+        assert_eq!(stats.events_total, 2);
+        assert!(
+            (stats.error_rate - 0.5).abs() < 1e-9,
+            "{}",
+            stats.error_rate
+        );
+        assert!(!Outcome::OdometerUnavailable.is_error());
+    }
+}
+
+#[test]
+fn signals_of_many_values_are_stored_within_a_multiple_of_the_body() {
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        let at = now_ms();
+        let tires: Vec<Value> = (0..1_500)
+            .map(|i| json!({"row": i / 2, "column": i % 2, "tirePressure": 250 + i % 10}))
+            .collect();
+        let body = json!({"eventId": "tires", "eventType": "VEHICLE_STATE",
+            "data": {"vehicle": {"id": "sc-1"}, "signals": [
+                {"code": "wheel-tires", "name": "Tires", "group": "Wheel",
+                 "body": {"values": tires, "unit": "kPa"},
+                 "meta": {"oemUpdatedAt": at}, "status": {"value": "SUCCESS"}}]},
+            "meta": {"version": "4.0", "mode": "LIVE"}})
+        .to_string();
+        assert!(body.len() > 40_000);
+        assert_eq!(app.post_signed(body.as_bytes()).status, 200);
+        let rows = app.store.latest_signals("car-1").expect("latest");
+        let tire_rows: Vec<_> = rows
+            .iter()
+            .filter(|s| s.code.starts_with("wheel-tires/"))
+            .collect();
+        assert_eq!(tire_rows.len(), meterhook_smartcar::MAX_VALUES_PER_SIGNAL);
+        let stored: usize = tire_rows.iter().map(|s| s.raw.len()).sum();
+        assert!(
+            stored < body.len(),
+            "{stored} bytes of signals for a {} byte body",
+            body.len()
+        );
+        // Each row keeps its own wheel as sent.
+        let first: Value = serde_json::from_str(&tire_rows[0].raw).expect("raw json");
+        assert_eq!(first["body"]["values"].as_array().map(Vec::len), Some(1));
+        assert_eq!(first["body"]["unit"], "kPa");
+    }
+}
+
+#[test]
+fn a_lower_case_signature_header_is_the_same_header() {
+    let app = spawn_app();
+    let body = odometer_event("lc-1", "sc-9", 1.0, "km", now_ms());
+    let signature = meterhook_smartcar::sign(TOKEN.as_bytes(), body.as_bytes());
+    let answer = agent()
+        .post(app.webhook_url())
+        .content_type("application/json")
+        .header("sc-signature", &signature)
+        .send(body.as_bytes())
+        .expect("request sent");
+    assert_eq!(answer.status().as_u16(), 200);
+    assert_eq!(app.outcome("lc-1"), "unknown_vehicle");
+}

@@ -1,0 +1,1 @@
+ALTER TABLE vehicle_signals DROP COLUMN test;
