@@ -365,6 +365,7 @@ fn error_reports(event: &Event) -> Vec<ErrorReport> {
             suggested_user_message: e.suggested_user_message.clone(),
             resolution_type: e.resolution_type.clone(),
             doc_url: e.doc_url.clone(),
+            needs_owner: e.needs_owner(),
         })
         .collect()
 }

@@ -31,6 +31,7 @@ pub struct Metrics {
     dead: Gauge,
     spooled: Gauge,
     newest_age: Gauge<f64, AtomicU64>,
+    needing_reconnection: Gauge,
 }
 
 impl Default for Metrics {
@@ -80,6 +81,12 @@ impl Default for Metrics {
             "Seconds since the newest stored event arrived (-1 when there is none)",
             newest_age.clone(),
         );
+        let needing_reconnection = Gauge::default();
+        registry.register(
+            "vehicles_needing_reconnection",
+            "Vehicles with an open error only their owner can fix (reconnect, renew, grant)",
+            needing_reconnection.clone(),
+        );
         Metrics {
             registry,
             events,
@@ -89,6 +96,7 @@ impl Default for Metrics {
             dead,
             spooled,
             newest_age,
+            needing_reconnection,
         }
     }
 }
@@ -126,6 +134,11 @@ impl Metrics {
         self.dead.set(dead);
         self.spooled.set(spooled);
         self.newest_age.set(newest_age.unwrap_or(-1.0));
+    }
+
+    /// Sets the count of vehicles that need their owner.
+    pub fn set_needing_reconnection(&self, vehicles: i64) {
+        self.needing_reconnection.set(vehicles);
     }
 
     /// Sets the spool gauge alone (readable while the database is not).

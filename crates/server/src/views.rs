@@ -110,6 +110,7 @@ pub struct VehicleView<'a> {
     is_active: bool,
     last_error: Option<&'a str>,
     last_error_at: Option<String>,
+    needs_reconnection: bool,
     created_at: String,
     updated_at: String,
 }
@@ -122,6 +123,7 @@ pub fn vehicle(v: &Vehicle) -> VehicleView<'_> {
         is_active: v.is_active,
         last_error: v.last_error.as_deref(),
         last_error_at: v.last_error_at.map(rfc3339),
+        needs_reconnection: v.needs_reconnection,
         created_at: rfc3339(v.created_at),
         updated_at: rfc3339(v.updated_at),
     }

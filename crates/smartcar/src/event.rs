@@ -288,6 +288,25 @@ pub struct VehicleErrorInfo {
 }
 
 impl VehicleErrorInfo {
+    /// Whether only the vehicle's owner can clear the condition: the car's connection or the
+    /// owner's connected-services account must be renewed (`CONNECTED_SERVICES_ACCOUNT`,
+    /// `AUTHENTICATION`, resolution `REAUTHENTICATE`), or permissions granted again
+    /// (`PERMISSION`). Conditions that clear by themselves (`VEHICLE_STATE`: asleep, unreachable)
+    /// or that no one can (`COMPATIBILITY`) are not.
+    pub fn needs_owner(&self) -> bool {
+        let is = |value: &Option<String>, names: &[&str]| {
+            value
+                .as_deref()
+                .map(str::trim)
+                .is_some_and(|v| names.iter().any(|n| v.eq_ignore_ascii_case(n)))
+        };
+        is(
+            &self.error_type,
+            &["CONNECTED_SERVICES_ACCOUNT", "PERMISSION", "AUTHENTICATION"],
+        ) || is(&self.resolution_type, &["REAUTHENTICATE"])
+            || is(&self.code, &["REAUTHENTICATE", "ACCESS_TOKEN_EXPIRED"])
+    }
+
     /// Whether this reports that the condition has cleared.
     pub fn is_resolved(&self) -> bool {
         self.state

@@ -28,7 +28,7 @@ use crate::outcome::{Outcome, SyncStatus};
 use crate::schema::{meter_entries, smartcar_sync_logs, smartcar_webhook_events, vehicle_signals};
 use crate::signals::NewSignal;
 use crate::sync_logs::{sync_data, NewSyncLog};
-use crate::vehicle_errors::{record_errors, ErrorReport};
+use crate::vehicle_errors::{reconnected, record_errors, ErrorReport};
 use crate::vehicles::Vehicle;
 use crate::{now, to_timestamp, Result, StoreError, Tx};
 
@@ -350,6 +350,27 @@ fn write_batch(
             },
         }
         done.push(d);
+    }
+
+    // A vehicle that needed its owner answers again: a live state with data clears that.
+    for d in &done {
+        let item = &items[d.index];
+        let Work::State {
+            signals,
+            odometer,
+            test: false,
+        } = &item.work
+        else {
+            continue;
+        };
+        let vehicle = item
+            .smartcar_vehicle_id
+            .and_then(|v| vehicles.get(v).copied());
+        if let Some(vehicle) = vehicle.filter(|v| v.needs_reconnection) {
+            if !signals.is_empty() || matches!(odometer, Odometer::Reading { .. }) {
+                reconnected(conn, item.event_id, vehicle, at)?;
+            }
+        }
     }
 
     // The rules, in the batch's order, against the stored neighbours of each reading.

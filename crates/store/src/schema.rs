@@ -11,6 +11,7 @@ diesel::table! {
         last_error_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        needs_reconnection -> Bool,
     }
 }
 
@@ -89,6 +90,7 @@ diesel::table! {
         last_seen_at -> Timestamp,
         resolved_at -> Nullable<Timestamp>,
         event_id -> Text,
+        needs_owner -> Bool,
     }
 }
 

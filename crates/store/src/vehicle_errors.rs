@@ -26,6 +26,9 @@ pub struct ErrorReport {
     pub resolution_type: Option<String>,
     /// Smartcar's documentation link.
     pub doc_url: Option<String>,
+    /// Only the vehicle's owner can clear it (meterhook-smartcar's
+    /// `VehicleErrorInfo::needs_owner`).
+    pub needs_owner: bool,
 }
 
 /// An error condition of a vehicle, open until resolved.
@@ -56,6 +59,8 @@ pub struct VehicleErrorRow {
     pub resolved_at: Option<NaiveDateTime>,
     /// The event that last reported it.
     pub event_id: String,
+    /// Only the vehicle's owner can clear it.
+    pub needs_owner: bool,
 }
 
 impl VehicleErrorRow {
@@ -117,7 +122,6 @@ pub(crate) fn record_errors(
     reports: &[ErrorReport],
     at: NaiveDateTime,
 ) -> Result<()> {
-    use smartcar_vehicles::dsl as v;
     use vehicle_errors::dsl as e;
     let smartcar_vehicle_id = vehicle.smartcar_vehicle_id.as_str();
     for report in reports {
@@ -144,6 +148,7 @@ pub(crate) fn record_errors(
                 e::resolution_type.eq(report.resolution_type.as_deref()),
                 e::doc_url.eq(report.doc_url.as_deref()),
                 e::event_id.eq(event_id),
+                e::needs_owner.eq(report.needs_owner),
             ))
             .execute(conn)?;
         if refreshed == 0 {
@@ -160,11 +165,43 @@ pub(crate) fn record_errors(
                     e::last_seen_at.eq(at),
                     e::resolved_at.eq(None::<NaiveDateTime>),
                     e::event_id.eq(event_id),
+                    e::needs_owner.eq(report.needs_owner),
                 ))
                 .execute(conn)?;
         }
     }
-    let still_open = open_errors_in(conn, smartcar_vehicle_id)?;
+    refresh_health(conn, vehicle, at)
+}
+
+/// A successful state of `vehicle` arrived (`event_id`): the conditions only its owner could fix
+/// are cleared, since the car answers again.
+pub(crate) fn reconnected(
+    conn: &mut DbConnection,
+    event_id: &str,
+    vehicle: &Vehicle,
+    at: NaiveDateTime,
+) -> Result<()> {
+    use vehicle_errors::dsl as e;
+    diesel::update(
+        e::vehicle_errors
+            .filter(e::smartcar_vehicle_id.eq(&vehicle.smartcar_vehicle_id))
+            .filter(e::needs_owner.eq(true))
+            .filter(e::resolved_at.is_null()),
+    )
+    .set((
+        e::resolved_at.eq(Some(at)),
+        e::last_seen_at.eq(at),
+        e::event_id.eq(event_id),
+    ))
+    .execute(conn)?;
+    refresh_health(conn, vehicle, at)
+}
+
+/// Sets the vehicle's `last_error` summary and `needs_reconnection` from its open errors.
+fn refresh_health(conn: &mut DbConnection, vehicle: &Vehicle, at: NaiveDateTime) -> Result<()> {
+    use smartcar_vehicles::dsl as v;
+    let still_open = open_errors_in(conn, &vehicle.smartcar_vehicle_id)?;
+    let needs_reconnection = still_open.iter().any(|e| e.needs_owner);
     let summary = (!still_open.is_empty()).then(|| {
         still_open
             .iter()
@@ -176,6 +213,7 @@ pub(crate) fn record_errors(
         .set((
             v::last_error.eq(summary.as_deref()),
             v::last_error_at.eq(summary.as_ref().map(|_| at)),
+            v::needs_reconnection.eq(needs_reconnection),
             v::updated_at.eq(at),
         ))
         .execute(conn)?;

@@ -28,9 +28,22 @@ pub struct Vehicle {
     pub created_at: NaiveDateTime,
     /// When it last changed (UTC).
     pub updated_at: NaiveDateTime,
+    /// An open error only the owner can fix (reconnect the car, renew an account, grant
+    /// permissions): set until a successful state arrives or the error is resolved.
+    pub needs_reconnection: bool,
 }
 
 impl Store {
+    /// How many registered vehicles need their owner (see [`Vehicle::needs_reconnection`]).
+    pub fn vehicles_needing_reconnection(&self) -> Result<i64> {
+        use smartcar_vehicles::dsl as v;
+        let mut conn = self.conn()?;
+        Ok(v::smartcar_vehicles
+            .filter(v::needs_reconnection.eq(true))
+            .count()
+            .get_result(&mut *conn)?)
+    }
+
     /// Registers a Smartcar vehicle for an app vehicle, or re-points and re-activates it.
     pub fn register_vehicle(&self, smartcar_vehicle_id: &str, vehicle_id: &str) -> Result<Vehicle> {
         use smartcar_vehicles::dsl as v;

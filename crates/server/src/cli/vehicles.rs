@@ -124,6 +124,12 @@ pub fn run(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<(
                     }
                     None => out.push_str("Odometer: no entries\n"),
                 }
+                if vehicle.needs_reconnection {
+                    out.push_str(
+                        "Needs reconnection: only the owner can fix an open error below \
+                         (reconnect the car, renew the account or grant permissions)\n",
+                    );
+                }
                 if errors.is_empty() {
                     out.push_str("Health: no open errors\n");
                 } else {
@@ -168,16 +174,17 @@ pub fn run(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<(
                 println!("{}", serde_json::to_string(&rows)?);
             } else {
                 let mut out = format!(
-                    "{:<40} {:<30} {:<8} {}\n",
-                    "SMARTCAR VEHICLE ID", "VEHICLE ID", "ACTIVE", "LAST ERROR"
+                    "{:<40} {:<30} {:<8} {:<10} {}\n",
+                    "SMARTCAR VEHICLE ID", "VEHICLE ID", "ACTIVE", "RECONNECT", "LAST ERROR"
                 );
                 for v in &vehicles {
                     let _ = writeln!(
                         out,
-                        "{:<40} {:<30} {:<8} {}",
+                        "{:<40} {:<30} {:<8} {:<10} {}",
                         v.smartcar_vehicle_id,
                         v.vehicle_id,
                         if v.is_active { "yes" } else { "no" },
+                        if v.needs_reconnection { "needed" } else { "-" },
                         v.last_error.as_deref().unwrap_or("-")
                     );
                 }

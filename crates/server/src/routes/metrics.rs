@@ -18,15 +18,17 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             .store
             .newest_event_at()?
             .map(|t| (meterhook_store::now() - t).num_milliseconds() as f64 / 1000.0);
-        Ok::<_, meterhook_store::StoreError>((unprocessed, dead, spooled, newest))
+        let needing = st.store.vehicles_needing_reconnection()?;
+        Ok::<_, meterhook_store::StoreError>((unprocessed, dead, spooled, newest, needing))
     })
     .await
     .map_err(|_| ApiError::Internal("the metrics task stopped".into()))?;
     match backlog {
-        Ok((unprocessed, dead, spooled, newest)) => {
+        Ok((unprocessed, dead, spooled, newest, needing)) => {
             state
                 .metrics
-                .set_backlog(unprocessed, dead, spooled, newest)
+                .set_backlog(unprocessed, dead, spooled, newest);
+            state.metrics.set_needing_reconnection(needing);
         }
         // The counters are still worth scraping while the database is away.
         Err(e) => log::warn!("metrics: backlog unavailable: {e}"),

@@ -299,3 +299,138 @@ fn a_lower_case_signature_header_is_the_same_header() {
     assert_eq!(answer.status().as_u16(), 200);
     assert_eq!(app.outcome("lc-1"), "unknown_vehicle");
 }
+
+fn vehicle_error(
+    event_id: &str,
+    vehicle: &str,
+    error_type: &str,
+    code: &str,
+    state: &str,
+) -> String {
+    json!({"eventId": event_id, "eventType": "VEHICLE_ERROR",
+        "data": {"user": {"id": "u-1"}, "vehicle": {"id": vehicle, "make": "VOLKSWAGEN"},
+            "errors": [{"type": error_type, "code": code, "state": state,
+                "description": "The owner must act.", "suggestedUserMessage": "Reconnect your car.",
+                "docURL": "https://smartcar.com/docs/errors", "resolution": {"type": "CONTACT_SUPPORT"},
+                "signals": [{"code": "odometer-traveleddistance", "name": "TraveledDistance", "group": "Odometer"}]}]},
+        "meta": {"version": "4.0", "mode": "LIVE"}})
+    .to_string()
+}
+
+fn vehicles_json(app: &TestApp) -> Value {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = meterhook(
+        dir.path(),
+        &[("DATABASE_URL", app.db.url())],
+        &["vehicles", "list", "--json"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("json")
+}
+
+fn gauge(app: &TestApp) -> String {
+    app.get("/metrics")
+        .body
+        .lines()
+        .find(|l| l.starts_with("meterhook_vehicles_needing_reconnection "))
+        .expect("gauge")
+        .to_owned()
+}
+
+#[test]
+fn a_vehicle_that_needs_its_owner_is_shown_until_it_answers_again() {
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        app.store
+            .register_vehicle("sc-2", "car-2")
+            .expect("register");
+        // A car that is asleep clears by itself; an expired account needs the owner.
+        let asleep = vehicle_error("e-1", "sc-2", "VEHICLE_STATE", "ASLEEP", "ERROR");
+        assert_eq!(app.post_signed(asleep.as_bytes()).status, 200);
+        let account = vehicle_error(
+            "e-2",
+            "sc-1",
+            "CONNECTED_SERVICES_ACCOUNT",
+            "SUBSCRIPTION",
+            "ERROR",
+        );
+        assert_eq!(app.post_signed(account.as_bytes()).status, 200);
+        let vehicles = vehicles_json(&app);
+        let needs = |id: &str| {
+            vehicles
+                .as_array()
+                .expect("array")
+                .iter()
+                .find(|v| v["smartcar_vehicle_id"] == id)
+                .expect("vehicle")["needs_reconnection"]
+                .clone()
+        };
+        assert_eq!(needs("sc-1"), true);
+        assert_eq!(needs("sc-2"), false);
+        assert_eq!(gauge(&app), "meterhook_vehicles_needing_reconnection 1");
+        let dir = tempfile::tempdir().expect("tmp");
+        let shown = meterhook(
+            dir.path(),
+            &[("DATABASE_URL", app.db.url())],
+            &["vehicles", "show", "sc-1"],
+        );
+        assert!(
+            stdout(&shown).contains("Needs reconnection"),
+            "{}",
+            stdout(&shown)
+        );
+
+        // A test delivery is not the car answering.
+        let test = state("t-1", "sc-1", 100.0, now_ms(), "TEST");
+        assert_eq!(app.post_signed(test.as_bytes()).status, 200);
+        assert_eq!(gauge(&app), "meterhook_vehicles_needing_reconnection 1");
+
+        // A successful live state: the car answers again.
+        let live = state("s-1", "sc-1", 100.0, now_ms(), "LIVE");
+        assert_eq!(
+            app.post_signed(live.as_bytes()).json()["outcome"],
+            "created"
+        );
+        let vehicles = vehicles_json(&app);
+        let sc1 = vehicles
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|v| v["smartcar_vehicle_id"] == "sc-1")
+            .expect("vehicle")
+            .clone();
+        assert_eq!(sc1["needs_reconnection"], false);
+        assert_eq!(sc1["last_error"], Value::Null);
+        assert!(app.store.open_errors("sc-1").expect("errors").is_empty());
+        assert_eq!(gauge(&app), "meterhook_vehicles_needing_reconnection 0");
+        // The asleep car's condition is untouched by another car's state.
+        assert_eq!(app.store.open_errors("sc-2").expect("errors").len(), 1);
+    }
+}
+
+#[test]
+fn owner_fixable_conditions() {
+    for (error_type, code, resolution, expected) in [
+        ("CONNECTED_SERVICES_ACCOUNT", "SUBSCRIPTION", None, true),
+        ("PERMISSION", "INSUFFICIENT_PERMISSIONS", None, true),
+        ("permission", "x", None, true),
+        ("AUTHENTICATION", "", None, true),
+        ("VEHICLE_STATE", "UNREACHABLE", Some("RETRY_LATER"), false),
+        ("VEHICLE_STATE", "ASLEEP", None, false),
+        ("COMPATIBILITY", "MAKE_NOT_COMPATIBLE", None, false),
+        ("VEHICLE_STATE", "X", Some("REAUTHENTICATE"), true),
+    ] {
+        let mut body: Value =
+            serde_json::from_str(&vehicle_error("e", "v", error_type, code, "ERROR"))
+                .expect("json");
+        body["data"]["errors"][0]["resolution"] = json!({ "type": resolution });
+        let event = meterhook_smartcar::parse_event(body.to_string().as_bytes()).expect("parses");
+        assert_eq!(
+            event.errors[0].needs_owner(),
+            expected,
+            "{error_type} {code} {resolution:?}"
+        );
+    }
+}

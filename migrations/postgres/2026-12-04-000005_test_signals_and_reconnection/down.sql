@@ -1,0 +1,3 @@
+ALTER TABLE smartcar_vehicles DROP COLUMN needs_reconnection;
+ALTER TABLE vehicle_errors DROP COLUMN needs_owner;
+ALTER TABLE vehicle_signals DROP COLUMN test;

@@ -1,1 +1,0 @@
-ALTER TABLE vehicle_signals DROP COLUMN test;
