@@ -16,15 +16,19 @@ pub struct Policy {
     pub max_speed_kmh: u32,
     /// Differences up to this distance never count as a jump (rounding between close readings).
     pub jump_tolerance: Distance,
+    /// How many readings refused because of one accepted entry, agreeing with each other, void
+    /// it ([`crate::supersession`]); 0 turns self-healing off.
+    pub supersede_after: u32,
 }
 
 impl Default for Policy {
-    /// One hour, 300 km/h, 1 km.
+    /// One hour, 300 km/h, 1 km, 3 readings to supersede an entry.
     fn default() -> Self {
         Policy {
             duplicate_window_ms: Millis::HOUR,
             max_speed_kmh: 300,
             jump_tolerance: Distance::from_metres(1_000).unwrap_or(Distance::ZERO),
+            supersede_after: 3,
         }
     }
 }

@@ -55,6 +55,15 @@ pub struct Judgement {
 }
 
 impl Judgement {
+    /// For a refused reading, the reading that refused it.
+    pub fn refused_by(&self) -> Option<Reading> {
+        match &self.decision {
+            Decision::OutOfSequence { neighbour, .. }
+            | Decision::ImplausibleJump { neighbour, .. } => Some(*neighbour),
+            Decision::Accept { .. } | Decision::Duplicate { .. } => None,
+        }
+    }
+
     fn of(decision: Decision) -> Judgement {
         let write = match &decision {
             Decision::Accept { .. } => Write::Active,

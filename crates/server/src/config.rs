@@ -70,6 +70,9 @@ pub struct Settings {
     pub max_speed_kmh: u32,
     /// `METERHOOK_JUMP_TOLERANCE_KM`: differences up to this never count as a jump.
     pub jump_tolerance: Distance,
+    /// `METERHOOK_SUPERSEDE_AFTER`: this many refused readings that agree with each other void the
+    /// accepted entry that refused them; 0 turns self-healing off.
+    pub supersede_after: u32,
     /// `METERHOOK_MAX_CLOCK_SKEW`: a car's observation time later than the receipt by more than
     /// this is not trusted.
     pub max_clock_skew: Duration,
@@ -109,6 +112,7 @@ struct Raw {
     max_speed_kmh: Option<String>,
     jump_tolerance_km: Option<String>,
     max_clock_skew: Option<String>,
+    supersede_after: Option<String>,
     process_test_events: Option<String>,
     body_limit: Option<String>,
     client_timeout: Option<String>,
@@ -257,6 +261,11 @@ impl Settings {
             duplicate_window,
             max_speed_kmh: count("METERHOOK_MAX_SPEED_KMH", raw.max_speed_kmh.as_deref(), 300)?,
             jump_tolerance,
+            supersede_after: count(
+                "METERHOOK_SUPERSEDE_AFTER",
+                raw.supersede_after.as_deref(),
+                3u32,
+            )?,
             max_clock_skew: parse_duration(
                 "METERHOOK_MAX_CLOCK_SKEW",
                 raw.max_clock_skew.as_deref().unwrap_or("5m"),
@@ -329,6 +338,7 @@ impl Settings {
                 .unwrap_or(i64::MAX),
             max_speed_kmh: self.max_speed_kmh,
             jump_tolerance: self.jump_tolerance,
+            supersede_after: self.supersede_after,
         }
     }
 

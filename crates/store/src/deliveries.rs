@@ -27,6 +27,7 @@ use crate::events::{record_event, stored_outcome, NewEvent, Recorded};
 use crate::outcome::{Outcome, SyncStatus};
 use crate::schema::{meter_entries, smartcar_sync_logs, smartcar_webhook_events, vehicle_signals};
 use crate::signals::NewSignal;
+use crate::supersession::{settle, supersession_point, Refusal};
 use crate::sync_logs::{sync_data, NewSyncLog};
 use crate::vehicle_errors::{reconnected, record_errors, ErrorReport};
 use crate::vehicles::Vehicle;
@@ -159,6 +160,8 @@ struct Done<'a> {
     sync: Option<(&'a str, String)>,
     /// The error of a reading whose time cannot be stored.
     unusable_time: Option<String>,
+    /// The conditions of a VEHICLE_ERROR to record.
+    errors: Option<&'a [ErrorReport]>,
 }
 
 impl Tx<'_> {
@@ -268,6 +271,7 @@ fn write_batch(
             judged: None,
             sync: None,
             unusable_time: None,
+            errors: None,
         };
         match &item.work {
             Work::Complete {
@@ -342,7 +346,7 @@ fn write_batch(
                 None => {
                     let vehicle =
                         vehicle.ok_or_else(|| StoreError::Invalid("no vehicle".into()))?;
-                    record_errors(conn, item.event_id, vehicle, reports, at)?;
+                    d.errors = Some(reports);
                     d.outcome = Outcome::VehicleErrorRecorded;
                     d.vehicle = Some(vehicle);
                     d.sync = Some(("vehicle_error", (*data).to_owned()));
@@ -350,6 +354,41 @@ fn write_batch(
             },
         }
         done.push(d);
+    }
+
+    // The rules, in the batch's order, against the stored neighbours of each reading.
+    let window = TimeDelta::milliseconds(policy.duplicate_window_ms.max(0));
+    let found = load_neighbours(conn, &candidates, window)?;
+    for (candidate, stored) in candidates.iter_mut().zip(found) {
+        candidate.stored = stored;
+    }
+    let judgements = judge(&candidates, policy);
+
+    // A reading that completes a supersession ends the batch there: the rest is written after
+    // it, as one delivery at a time would be, so any split of the same deliveries leaves the
+    // same rows. Nothing is written before this point.
+    let refused: Vec<(usize, Candidate<&str>, Reading)> = done
+        .iter()
+        .filter_map(|d| {
+            let (_, j, _) = d.judged?;
+            Some((d.index, candidates[j].clone(), judgements[j].refused_by()?))
+        })
+        .collect();
+    if let Some(cut) = supersession_point(conn, &refused, policy)? {
+        if cut < items.len() {
+            let mut written = write_batch(conn, &items[..cut], policy)?;
+            written.extend(write_batch(conn, &items[cut..], policy)?);
+            return Ok(written);
+        }
+    }
+
+    for d in &mut done {
+        if let Some((_, j, _)) = d.judged {
+            d.outcome = Outcome::from_decision(&judgements[j].decision);
+        }
+        if let (Some(reports), Some(vehicle)) = (d.errors, d.vehicle) {
+            record_errors(conn, items[d.index].event_id, vehicle, reports, at)?;
+        }
     }
 
     // A vehicle that needed its owner answers again: a live state with data clears that.
@@ -370,19 +409,6 @@ fn write_batch(
             if !signals.is_empty() || matches!(odometer, Odometer::Reading { .. }) {
                 reconnected(conn, item.event_id, vehicle, at)?;
             }
-        }
-    }
-
-    // The rules, in the batch's order, against the stored neighbours of each reading.
-    let window = TimeDelta::milliseconds(policy.duplicate_window_ms.max(0));
-    let found = load_neighbours(conn, &candidates, window)?;
-    for (candidate, stored) in candidates.iter_mut().zip(found) {
-        candidate.stored = stored;
-    }
-    let judgements = judge(&candidates, policy);
-    for d in &mut done {
-        if let Some((_, j, _)) = d.judged {
-            d.outcome = Outcome::from_decision(&judgements[j].decision);
         }
     }
 
@@ -425,6 +451,24 @@ fn write_batch(
                 .get_results(c))?;
         entry_ids.extend(ids.into_iter().filter_map(|(id, ev)| Some((ev?, id))));
     }
+
+    // Refused readings remember what refused them; enough that agree supersede it.
+    let refusals: Vec<Refusal<'_>> = done
+        .iter()
+        .filter_map(|d| {
+            let (_, j, _) = d.judged?;
+            let refused_by = judgements[j].refused_by()?;
+            let item = &items[d.index];
+            Some(Refusal {
+                vehicle_id: &d.vehicle?.vehicle_id,
+                entry_id: *entry_ids.get(item.event_id)?,
+                refused_by,
+                event_id: item.event_id,
+                smartcar_vehicle_id: item.smartcar_vehicle_id,
+            })
+        })
+        .collect();
+    settle(conn, &refusals, policy, at)?;
 
     // The sync logs.
     for d in &mut done {

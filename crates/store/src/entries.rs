@@ -41,6 +41,8 @@ pub struct MeterEntry {
     pub void_reason: Option<String>,
     /// When it was written (UTC).
     pub created_at: NaiveDateTime,
+    /// For a refused reading, the active entry that refused it (self-healing counts these).
+    pub refused_by: Option<i64>,
 }
 
 impl MeterEntry {

@@ -13,6 +13,7 @@ mod outcome;
 pub mod schema;
 mod signals;
 mod statistics;
+mod supersession;
 mod sync_logs;
 #[cfg(feature = "testing")]
 pub mod testing;

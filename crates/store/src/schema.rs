@@ -58,6 +58,7 @@ diesel::table! {
         void -> Bool,
         void_reason -> Nullable<Text>,
         created_at -> Timestamp,
+        refused_by -> Nullable<BigInt>,
     }
 }
 

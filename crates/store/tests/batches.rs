@@ -294,10 +294,18 @@ fn snapshot(store: &Store, deliveries: &[Delivery]) -> Vec<String> {
         for log in store.sync_logs_for_event(id).unwrap() {
             let mut data: serde_json::Value = serde_json::from_str(&log.data).unwrap();
             // Entry ids as the event that made the entry.
-            for key in ["meterEntryId", "voidEntryId"] {
+            for key in ["meterEntryId", "voidEntryId", "supersededEntryId"] {
                 if let Some(entry) = data.get(key).and_then(serde_json::Value::as_i64) {
                     data[key] = serde_json::json!(entry_event.get(&entry));
                 }
+            }
+            if let Some(revived) = data.get("revivedEntryIds").and_then(|v| v.as_array()) {
+                let events: Vec<_> = revived
+                    .iter()
+                    .filter_map(serde_json::Value::as_i64)
+                    .map(|entry| entry_event.get(&entry).cloned())
+                    .collect();
+                data["revivedEntryIds"] = serde_json::json!(events);
             }
             out.push(format!(
                 "sync {} {:?} {:?} {:?} {} {} {}",

@@ -434,3 +434,54 @@ fn owner_fixable_conditions() {
         );
     }
 }
+
+#[test]
+fn one_bad_first_reading_does_not_block_the_vehicle() {
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        let t = now_ms() - 10 * HOUR;
+        // The car's first reading is a glitch: 0 km.
+        let glitch = state("g-0", "sc-1", 0.0, t, "LIVE");
+        assert_eq!(
+            app.post_signed(glitch.as_bytes()).json()["outcome"],
+            "created"
+        );
+        // Its true odometer, three times: each refused because of the glitch...
+        let outcomes: Vec<Value> = (1..=3)
+            .map(|i| {
+                let body = state(
+                    &format!("r-{i}"),
+                    "sc-1",
+                    48_200.0 + 15.0 * i as f64,
+                    t + i * HOUR,
+                    "LIVE",
+                );
+                app.post_signed(body.as_bytes()).json()["outcome"].clone()
+            })
+            .collect();
+        assert_eq!(outcomes, ["implausible_jump"; 3]);
+        // ...until they outvote it: the glitch is void, they are the vehicle's entries.
+        let all = entries(&app, "car-1");
+        let glitch = all
+            .iter()
+            .find(|e| e.value_m == 0)
+            .expect("glitch entry kept");
+        assert!(glitch.void);
+        assert!(glitch
+            .void_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("superseded")));
+        let active: Vec<i64> = all.iter().filter(|e| !e.void).map(|e| e.value_m).collect();
+        assert_eq!(active, [48_215_000, 48_230_000, 48_245_000]);
+        let logs = app.store.sync_logs_for_event("r-3").expect("logs");
+        assert!(logs.iter().any(|l| l.outcome == "superseded"));
+        // The next true reading is accepted at once.
+        let next = state("r-4", "sc-1", 48_260.0, t + 4 * HOUR, "LIVE");
+        assert_eq!(
+            app.post_signed(next.as_bytes()).json()["outcome"],
+            "created"
+        );
+    }
+}

@@ -9,3 +9,8 @@ ALTER TABLE vehicle_signals ADD COLUMN test BOOLEAN NOT NULL DEFAULT FALSE;
 -- as needing reconnection until a successful state arrives or they are resolved.
 ALTER TABLE vehicle_errors ADD COLUMN needs_owner BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE smartcar_vehicles ADD COLUMN needs_reconnection BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- Self-healing: a refused reading remembers the active entry that refused it, so that enough of
+-- them agreeing can supersede that entry. Only refused readings are in the index.
+ALTER TABLE meter_entries ADD COLUMN refused_by BIGINT;
+CREATE INDEX meter_entries_refused_by_idx ON meter_entries (refused_by) WHERE refused_by IS NOT NULL;
