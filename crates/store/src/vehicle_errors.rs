@@ -59,6 +59,16 @@ pub struct VehicleErrorRow {
 }
 
 impl VehicleErrorRow {
+    /// Whether only the vehicle's owner can clear it: reconnect the account, grant a permission
+    /// (`CONNECTED_SERVICES_ACCOUNT`, `PERMISSION`, or a `REAUTHENTICATE` resolution). Waiting
+    /// does not help these, unlike `VEHICLE_STATE` ones such as `ASLEEP`.
+    pub fn needs_owner(&self) -> bool {
+        matches!(
+            self.error_type.as_str(),
+            "CONNECTED_SERVICES_ACCOUNT" | "PERMISSION"
+        ) || self.resolution_type.as_deref() == Some("REAUTHENTICATE")
+    }
+
     /// `TYPE:CODE`, or the description when neither is known.
     pub fn label(&self) -> String {
         match (self.error_type.is_empty(), self.code.is_empty()) {
@@ -78,6 +88,18 @@ impl Store {
     pub fn open_errors(&self, smartcar_vehicle_id: &str) -> Result<Vec<VehicleErrorRow>> {
         let mut conn = self.conn()?;
         open_errors_in(&mut conn, smartcar_vehicle_id)
+    }
+
+    /// The open error conditions of the whole fleet, oldest first, at most `limit`.
+    pub fn all_open_errors(&self, limit: i64) -> Result<Vec<VehicleErrorRow>> {
+        use vehicle_errors::dsl as e;
+        let mut conn = self.conn()?;
+        Ok(e::vehicle_errors
+            .filter(e::resolved_at.is_null())
+            .order(e::id.asc())
+            .limit(limit.max(0))
+            .select(VehicleErrorRow::as_select())
+            .load(&mut *conn)?)
     }
 
     /// The open error conditions of every Smartcar vehicle of an app vehicle.
