@@ -8,4 +8,5 @@ mod fleet;
 mod helpers;
 mod hostile;
 mod reliability;
+mod status_page;
 mod webhook;
