@@ -55,7 +55,7 @@ pub fn stacked_bars(id: &str, title: &str, description: &str, bars: &[Bar]) -> M
                 @let gy = y(top_value * fraction);
                 line x1=(num(left)) x2=(num(WIDTH - right)) y1=(num(gy)) y2=(num(gy))
                     stroke=(colour::RULE) stroke-width="1" {}
-                text x=(num(left - 6.0)) y=(num(gy + 4.0)) text-anchor="end" font-size="11"
+                text x=(num(left - 6.0)) y=(num(gy + 4.0)) text-anchor="end" font-size="13"
                     fill=(colour::MUTED) { (count_label(top_value * fraction)) }
             }
             @for (i, bar) in bars.iter().enumerate() {
@@ -71,7 +71,7 @@ pub fn stacked_bars(id: &str, title: &str, description: &str, bars: &[Bar]) -> M
                 }
                 @if !bar.label.is_empty() {
                     text x=(num(x + bar_w / 2.0)) y=(num(HEIGHT - 8.0)) text-anchor="middle"
-                        font-size="11" fill=(colour::MUTED) { (bar.label) }
+                        font-size="13" fill=(colour::MUTED) { (bar.label) }
                 }
             }
         }
@@ -138,11 +138,11 @@ pub fn odometer(
                 @let v = lo + (hi - lo) * fraction;
                 line x1=(num(left)) x2=(num(WIDTH - right)) y1=(num(y(v))) y2=(num(y(v)))
                     stroke=(colour::RULE) stroke-width="1" {}
-                text x=(num(left - 6.0)) y=(num(y(v) + 4.0)) text-anchor="end" font-size="11"
+                text x=(num(left - 6.0)) y=(num(y(v) + 4.0)) text-anchor="end" font-size="13"
                     fill=(colour::MUTED) { (format!("{v:.0} km")) }
             }
             @for (t, anchor) in [(from, "start"), (mid, "middle"), (to, "end")] {
-                text x=(num(x(t))) y=(num(HEIGHT - 8.0)) text-anchor=(anchor) font-size="11"
+                text x=(num(x(t))) y=(num(HEIGHT - 8.0)) text-anchor=(anchor) font-size="13"
                     fill=(colour::MUTED) { (t.format("%Y-%m-%d").to_string()) }
             }
             @if active.len() > 1 {

@@ -130,7 +130,7 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 fn row(e: &EventSummary, app_ids: &HashMap<String, Option<String>>) -> maud::Markup {
     html! {
         tr {
-            td { (second(e.received_at)) }
+            td.t { (second(e.received_at)) }
             td { (e.event_type) }
             td { (outcome_badge(&e.outcome)) }
             td {

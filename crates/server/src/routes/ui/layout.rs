@@ -76,6 +76,7 @@ body{{margin:0;font:15px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-ser
 header{{background:{HEADER};color:{ON_DARK};padding:.6rem 1.5rem;display:flex;gap:1.5rem;align-items:baseline}}\
 header a{{color:{ON_DARK};text-decoration:none;font-weight:600}}\
 header a.brand{{font-size:1.1rem;margin-right:1rem}}\
+header nav{{display:flex;gap:1.25rem}}\
 header a:hover,header a:focus{{text-decoration:underline}}\
 main{{max-width:1120px;margin:0 auto;padding:1rem 1.5rem 3rem}}\
 h1{{font-size:1.5rem;margin:.6rem 0 .4rem}}\
@@ -91,12 +92,15 @@ table{{border-collapse:collapse;width:100%;margin:.4rem 0;font-size:.92rem}}\
 th,td{{text-align:left;padding:.3rem .55rem;border-bottom:1px solid {RULE};vertical-align:top}}\
 th{{background:{PANEL};font-weight:600}}\
 td.num,th.num{{text-align:right;font-variant-numeric:tabular-nums}}\
+td.num,td.t{{white-space:nowrap}}\
 code{{font-size:.88em}}\
 .badge{{display:inline-block;border-radius:1em;padding:0 .55em;font-size:.8rem;font-weight:600;color:{ON_DARK};white-space:nowrap}}\
 .success{{background:{SUCCESS}}}.skipped{{background:{SKIPPED}}}.rejected{{background:{REJECTED}}}.failed{{background:{FAILED}}}\
 .warn{{color:{FAILED};font-weight:600}}\
 .rejected-text{{color:{REJECTED};font-weight:600}}\
-figure{{margin:.5rem 0 1rem}}\
+figure{{margin:.5rem 0 1rem;min-width:0}}\
+.split{{display:grid;grid-template-columns:minmax(0,5fr) minmax(0,3fr);gap:1.5rem;align-items:start}}\
+table.compact td,table.compact th{{padding:.15rem .5rem}}\
 svg.chart{{width:100%;height:auto;max-height:300px;display:block}}\
 .legend{{display:flex;flex-wrap:wrap;gap:1rem;margin:.3rem 0;font-size:.88rem}}\
 .swatch{{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.3em;vertical-align:-.05em}}\
@@ -108,7 +112,7 @@ button{{background:{HEADER};color:{ON_DARK};border-color:{HEADER};cursor:pointer
 nav.choices{{display:flex;flex-wrap:wrap;gap:.4rem .8rem;font-size:.9rem;margin:.3rem 0}}\
 nav.choices [aria-current]{{font-weight:700;color:{TEXT};text-decoration:none}}\
 :focus-visible{{outline:3px solid {LINK};outline-offset:2px}}\
-@media (max-width:640px){{main{{padding:.5rem .75rem}}table{{font-size:.82rem}}}}"
+@media (max-width:800px){{.split{{display:block}}main{{padding:.5rem .75rem}}table{{font-size:.82rem}}}}"
     )
 });
 
@@ -160,7 +164,6 @@ pub fn page(section: Section, title: &str, body: Markup) -> Markup {
                     a.brand href="/ui/" { "meterhook" }
                     nav aria-label="Pages" {
                         (link("/ui/", "Overview", Section::Overview))
-                        " "
                         (link("/ui/events", "Events", Section::Events))
                     }
                 }

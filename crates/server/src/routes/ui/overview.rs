@@ -66,8 +66,8 @@ pub async fn show(state: web::Data<AppState>) -> Result<HttpResponse, PageError>
         "Fleet status",
         html! {
             (delivering(&figures, now))
-            (deliveries(&figures.hourly, since))
             (backlog(&figures))
+            (deliveries(&figures.hourly, since))
             (attention(&figures, now))
             (fleet(&figures, now))
         },
@@ -141,31 +141,33 @@ fn deliveries(hourly: &[HourlyCount], since: NaiveDateTime) -> Markup {
         .collect();
     html! {
         h2 { "Deliveries in the last 24 hours" }
-        figure {
-            (chart::stacked_bars(
-                "deliveries",
-                "Deliveries per hour in the last 24 hours, by outcome group",
-                &format!("{total} deliveries since {}; each bar is one hour, stacked by success, skipped, rejected and failed.", minute(since)),
-                &bars,
-            ))
-            figcaption.legend {
-                @for status in statuses {
-                    span { span class=(format!("swatch {}", status_style(status).0)) {} (status.as_str()) }
+        div.split {
+            figure {
+                (chart::stacked_bars(
+                    "deliveries",
+                    "Deliveries per hour in the last 24 hours, by outcome group",
+                    &format!("{total} deliveries since {}; each bar is one hour, stacked by success, skipped, rejected and failed.", minute(since)),
+                    &bars,
+                ))
+                figcaption.legend {
+                    @for status in statuses {
+                        span { span class=(format!("swatch {}", status_style(status).0)) {} (status.as_str()) }
+                    }
                 }
             }
-        }
-        @if by_outcome.is_empty() {
-            p.muted { "No deliveries in this window." }
-        } @else {
-            table {
-                caption.muted { "By outcome, " (total) " in all" }
-                thead { tr { th scope="col" { "Outcome" } th scope="col" { "Group" } th.num scope="col" { "Deliveries" } } }
-                tbody {
-                    @for (outcome, count) in &by_outcome {
-                        tr {
-                            td { a href=(format!("/ui/events?outcome={outcome}")) { (outcome_badge(outcome)) } }
-                            td { (status_of(outcome).as_str()) }
-                            td.num { (count) }
+            @if by_outcome.is_empty() {
+                p.muted { "No deliveries in this window." }
+            } @else {
+                table.compact {
+                    caption.muted { "By outcome, " (total) " in all" }
+                    thead { tr { th scope="col" { "Outcome" } th scope="col" { "Group" } th.num scope="col" { "Deliveries" } } }
+                    tbody {
+                        @for (outcome, count) in &by_outcome {
+                            tr {
+                                td { a href=(format!("/ui/events?outcome={outcome}")) { (outcome_badge(outcome)) } }
+                                td { (status_of(outcome).as_str()) }
+                                td.num { (count) }
+                            }
                         }
                     }
                 }
@@ -262,7 +264,7 @@ fn attention(f: &Figures, now: NaiveDateTime) -> Markup {
                 tbody {
                     @for (id, reasons) in &rows {
                         tr {
-                            td { a href=(vehicle_href(id)) { (id) } }
+                            td.t { a href=(vehicle_href(id)) { (id) } }
                             td {
                                 @for reason in reasons {
                                     div { (reason_markup(reason, now)) }
@@ -321,7 +323,7 @@ fn fleet(f: &Figures, now: NaiveDateTime) -> Markup {
                     @for (id, registrations) in app_vehicles.iter().take(MAX_VEHICLES as usize) {
                         @let open = f.errors.iter().filter(|e| registrations.iter().any(|v| v.smartcar_vehicle_id == e.smartcar_vehicle_id)).count();
                         tr {
-                            td { a href=(vehicle_href(id)) { (id) } }
+                            td.t { a href=(vehicle_href(id)) { (id) } }
                             td {
                                 @for v in registrations {
                                     div { code { (v.smartcar_vehicle_id) }

@@ -211,7 +211,7 @@ fn void_list(entries: &[MeterEntry]) -> Markup {
                 tbody {
                     @for e in void {
                         tr {
-                            td { (second(e.entry_date)) }
+                            td.t { (second(e.entry_date)) }
                             td.num { (km(e.distance().km())) }
                             td { (e.void_reason.as_deref().unwrap_or("no reason given")) }
                             td { @if let Some(id) = &e.event_id { code { (id) } } }
@@ -240,7 +240,7 @@ fn signals(signals: &[SignalRow]) -> Markup {
                         tr {
                             td { code { (s.code) } }
                             td.num { (signal_value(s.value, s.unit.as_deref())) }
-                            td { (second(s.observed_at)) }
+                            td.t { (second(s.observed_at)) }
                         }
                     }
                 }
@@ -270,8 +270,8 @@ fn errors(errors: &[VehicleErrorRow]) -> Markup {
                                 @if e.needs_owner() { " " span.badge.failed { "owner must reconnect" } }
                                 @if let Some(d) = &e.description { div.muted { (d) } }
                             }
-                            td { (minute(e.first_seen_at)) }
-                            td { (minute(e.last_seen_at)) }
+                            td.t { (minute(e.first_seen_at)) }
+                            td.t { (minute(e.last_seen_at)) }
                             td {
                                 @if let Some(m) = &e.suggested_user_message { div { (m) } }
                                 @if let Some(r) = &e.resolution_type { div.muted { "Resolution: " (r) } }
