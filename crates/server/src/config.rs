@@ -92,6 +92,9 @@ pub struct Settings {
     pub spool_path: String,
     /// `METERHOOK_API_TOKEN`: turns the read API on, behind `Authorization: Bearer <token>`.
     pub api_token: Option<Secret>,
+    /// `METERHOOK_UI_PASSWORD`: turns the status pages under `/ui/` on, behind HTTP Basic
+    /// authentication with this password.
+    pub ui_password: Option<Secret>,
     /// `METERHOOK_RETENTION`: when set (at least 7 days), processed events older than this are
     /// pruned every hour.
     pub retention: Option<Duration>,
@@ -120,6 +123,7 @@ struct Raw {
     retry_backoff: Option<String>,
     spool_path: Option<String>,
     api_token: Option<Secret>,
+    ui_password: Option<Secret>,
     retention: Option<String>,
 }
 
@@ -291,6 +295,7 @@ impl Settings {
                 .trim()
                 .to_owned(),
             api_token: key("METERHOOK_API_TOKEN", raw.api_token)?,
+            ui_password: key("METERHOOK_UI_PASSWORD", raw.ui_password)?,
             retention,
         })
     }
@@ -327,6 +332,13 @@ impl Settings {
     /// Whether the API token is shorter than 16 bytes (warned about at start: it can be guessed).
     pub fn api_token_is_short(&self) -> bool {
         self.api_token
+            .as_ref()
+            .is_some_and(|t| t.expose().len() < 16)
+    }
+
+    /// Whether the status page's password is shorter than 16 bytes (warned about at start).
+    pub fn ui_password_is_short(&self) -> bool {
+        self.ui_password
             .as_ref()
             .is_some_and(|t| t.expose().len() < 16)
     }
@@ -508,9 +520,12 @@ mod tests {
         let mut s = Settings::default_settings();
         s.management_token = Some(Secret::new("tok-abcdefghijklmnop"));
         s.database_url = Secret::new("postgres://u:pw-xyz@h/db");
+        s.ui_password = Some(Secret::new("ui-pw-secret"));
         let shown = format!("{s:?}");
         assert!(
-            !shown.contains("tok-abcdefghijklmnop") && !shown.contains("pw-xyz"),
+            !shown.contains("tok-abcdefghijklmnop")
+                && !shown.contains("pw-xyz")
+                && !shown.contains("ui-pw-secret"),
             "{shown}"
         );
         assert!(shown.contains("[redacted]"));
@@ -547,6 +562,7 @@ mod tests {
             ("management_token", "tok-abcdefghijklmnop\n"),
             ("webhook_secret", " \tprevious-token "),
             ("api_token", "api-token-0123456789\r\n"),
+            ("ui_password", " ui-password-0123456789\n"),
         ])
         .expect("valid");
         let shown = |s: &Option<Secret>| s.as_ref().map(|t| t.expose().to_owned());
@@ -556,7 +572,11 @@ mod tests {
         );
         assert_eq!(shown(&s.webhook_secret).as_deref(), Some("previous-token"));
         assert_eq!(shown(&s.api_token).as_deref(), Some("api-token-0123456789"));
-        assert!(!s.token_is_short() && !s.api_token_is_short());
+        assert_eq!(
+            shown(&s.ui_password).as_deref(),
+            Some("ui-password-0123456789")
+        );
+        assert!(!s.token_is_short() && !s.api_token_is_short() && !s.ui_password_is_short());
     }
 
     #[test]
@@ -645,6 +665,7 @@ mod tests {
             ("management_token", "SMARTCAR_MANAGEMENT_TOKEN"),
             ("webhook_secret", "SMARTCAR_WEBHOOK_SECRET"),
             ("api_token", "METERHOOK_API_TOKEN"),
+            ("ui_password", "METERHOOK_UI_PASSWORD"),
         ] {
             check(key, "", &format!("{var}: is set but empty"));
             check(key, " \n\t", &format!("{var}: is set but empty"));

@@ -5,7 +5,8 @@
 //! | `BadRequest` | 400 | the body can never succeed (malformed, unsafe challenge); Smartcar's retries would fail too |
 //! | `Unauthorized` | 401 | missing or invalid `SC-Signature`; nothing is stored |
 //! | `BadToken` | 401 + `WWW-Authenticate: Bearer` | the read API without the right bearer token |
-//! | `NotFound` | 404 | the read API asked about a vehicle that is not registered |
+//! | `BadPassword` | 401 + `WWW-Authenticate: Basic` | the status pages without the right password (the browser asks for it) |
+//! | `NotFound` | 404 | the read API or a status page asked about a vehicle that is not registered |
 //! | `Timeout` | 408 | the body did not arrive within `client_timeout` (the head is bounded by actix) |
 //! | `PayloadTooLarge` | 413 | over `body_limit` (64 KiB; Smartcar sends at most 50 KB) |
 //! | `Unavailable` | 503 + `Retry-After` | the event could not be stored; Smartcar retries |
@@ -32,6 +33,9 @@ pub enum ApiError {
     /// 401 on the read API.
     #[error("missing or invalid bearer token")]
     BadToken,
+    /// 401 on the status pages.
+    #[error("missing or invalid password")]
+    BadPassword,
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -77,7 +81,9 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized | ApiError::BadToken => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::BadToken | ApiError::BadPassword => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -96,6 +102,12 @@ impl ResponseError for ApiError {
         }
         if matches!(self, ApiError::BadToken) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if matches!(self, ApiError::BadPassword) {
+            response.insert_header((
+                header::WWW_AUTHENTICATE,
+                r#"Basic realm="meterhook", charset="UTF-8""#,
+            ));
         }
         response.json(serde_json::json!({ "error": self.to_string() }))
     }

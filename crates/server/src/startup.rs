@@ -8,11 +8,11 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use log::{info, warn};
 use meterhook_store::Store;
 
-use crate::auth::ApiToken;
+use crate::auth::{ApiToken, UiPassword};
 use crate::config::{ConfigError, Settings};
 use crate::metrics::Metrics;
 use crate::routes::api;
-use crate::routes::{health, metrics, webhook};
+use crate::routes::{health, metrics, ui, webhook};
 use crate::state::{AppState, BodyLimits};
 
 /// Why the service could not start.
@@ -70,6 +70,9 @@ impl Application {
         if settings.api_token_is_short() {
             warn!("METERHOOK_API_TOKEN is shorter than 16 bytes; a short bearer token can be guessed, use a long random one");
         }
+        if settings.ui_password_is_short() {
+            warn!("METERHOOK_UI_PASSWORD is shorter than 16 bytes; a short password can be guessed, use a long random one");
+        }
         let policy = settings.policy();
         let retry = settings.retry();
         let client_timeout = settings.client_timeout;
@@ -124,10 +127,18 @@ impl Application {
                 .as_ref()
                 .filter(|t| !t.expose().is_empty())
                 .map(|t| ApiToken::new(t.expose())),
+            ui_password: settings
+                .ui_password
+                .as_ref()
+                .map(|p| UiPassword::new(p.expose())),
         };
         let api_on = app_state.api_token.is_some();
         if api_on {
             info!("read API on at /api/vehicles/{{vehicle_id}}/… (bearer token)");
+        }
+        let ui_on = app_state.ui_password.is_some();
+        if ui_on {
+            info!("status pages on at /ui/ (HTTP Basic authentication)");
         }
         let state = web::Data::new(app_state);
         let mut server = HttpServer::new(move || {
@@ -140,6 +151,9 @@ impl Application {
                 .configure(|cfg| {
                     if api_on {
                         api::configure(cfg);
+                    }
+                    if ui_on {
+                        ui::configure(cfg);
                     }
                 })
                 .default_service(web::to(|| async {

@@ -19,6 +19,8 @@ pub struct AppState {
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// The read API's token; the API is off without one.
     pub api_token: Option<crate::auth::ApiToken>,
+    /// The status pages' password; the pages are off without one.
+    pub ui_password: Option<crate::auth::UiPassword>,
     /// Where verified deliveries go to be made durable.
     pub ingest: Submitter,
 }

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text, Timestamp};
 use meterhook_domain::{judge, Candidate, Decision, Distance, Policy, Reading, Stored};
 
-use crate::db::DbConnection;
+use crate::db::{on_backend, DbConnection};
 use crate::schema::meter_entries;
 use crate::vehicles::lock_app_vehicle;
 use crate::{to_timestamp, Result, Store, StoreError};
@@ -66,6 +66,17 @@ pub(crate) struct NewMeterEntry<'a> {
     pub created_at: NaiveDateTime,
 }
 
+/// When an app vehicle's newest active reading was taken.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct LastReading {
+    /// The app's vehicle id.
+    #[diesel(sql_type = Text)]
+    pub vehicle_id: String,
+    /// The reading time (UTC); `None` when the vehicle has no active entry.
+    #[diesel(sql_type = diesel::sql_types::Nullable<Timestamp>)]
+    pub at: Option<NaiveDateTime>,
+}
+
 /// Why an entry could not be unvoided.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UnvoidRefusal {
@@ -123,6 +134,42 @@ impl Store {
             query = query.filter(m::void.eq(false));
         }
         Ok(query.load(&mut *conn)?)
+    }
+
+    /// An app vehicle's entries read at or after `since`, void ones too, newest reading first, at
+    /// most `limit` (a range read on the `(vehicle_id, entry_date)` index).
+    pub fn entries_since(
+        &self,
+        vehicle_id: &str,
+        since: NaiveDateTime,
+        limit: i64,
+    ) -> Result<Vec<MeterEntry>> {
+        use meter_entries::dsl as m;
+        let mut conn = self.conn()?;
+        Ok(m::meter_entries
+            .filter(m::vehicle_id.eq(vehicle_id))
+            .filter(m::entry_date.ge(since))
+            .order((m::entry_date.desc(), m::id.desc()))
+            .limit(limit.max(0))
+            .select(MeterEntry::as_select())
+            .load(&mut *conn)?)
+    }
+
+    /// When each app vehicle's newest active reading was taken, `None` for a vehicle without one;
+    /// for the app vehicles of registered Smartcar vehicles, by app vehicle id, at most `limit`.
+    /// One statement, one index seek per vehicle: it does not grow with the entries' number.
+    pub fn last_readings(&self, limit: i64) -> Result<Vec<LastReading>> {
+        let mut conn = self.conn()?;
+        // `void = FALSE` as a literal, so that the planners use the partial active-date index.
+        // The limit is a literal: the placeholders' syntax differs between the backends.
+        let query = diesel::sql_query(
+            "SELECT v.vehicle_id AS vehicle_id, (SELECT MAX(m.entry_date) FROM meter_entries m \
+               WHERE m.vehicle_id = v.vehicle_id AND m.void = FALSE) AS at \
+             FROM (SELECT DISTINCT vehicle_id FROM smartcar_vehicles) v \
+             ORDER BY v.vehicle_id LIMIT ",
+        )
+        .sql(limit.max(0).to_string());
+        Ok(on_backend!(&mut *conn, |c| query.load(c))?)
     }
 
     /// Voids an entry: it stays, marked, and leaves the rules and the latest value.

@@ -25,11 +25,11 @@ pub use db::{
     DbConnection, PoolOptions,
 };
 pub use deliveries::{Odometer, Origin, ProcessResult, Work, WorkItem, Written};
-pub use entries::{MeterEntry, UnvoidRefusal, SOURCE_SMARTCAR_WEBHOOK};
+pub use entries::{LastReading, MeterEntry, UnvoidRefusal, SOURCE_SMARTCAR_WEBHOOK};
 pub use events::{EventRecord, EventSummary, NewEvent, Recorded, Reprocess, MIN_RETENTION_DAYS};
 pub use outcome::{Outcome, SyncStatus};
 pub use signals::{NewSignal, SignalRow};
-pub use statistics::{Stats, TypeCount};
+pub use statistics::{Backlog, HourlyCount, Stats, TypeCount};
 pub use sync_logs::SyncLog;
 pub use vehicle_errors::{ErrorReport, VehicleErrorRow};
 pub use vehicles::Vehicle;

@@ -1,13 +1,55 @@
-//! Monitoring figures: the seed's stats over a window, the backlog gauges, the newest arrival.
+//! Monitoring figures: the seed's stats over a window, deliveries by hour, the backlog gauges,
+//! the newest arrival.
 
 use chrono::NaiveDateTime;
 use diesel::dsl::count_star;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamp};
 use serde::Serialize;
 
+use crate::db::DbConnection;
 use crate::outcome::{Outcome, SyncStatus};
 use crate::schema::{smartcar_sync_logs, smartcar_webhook_events};
 use crate::{Result, Store};
+
+/// Events not finished yet, and those that gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Backlog {
+    /// Unprocessed events never tried yet (their first processing was interrupted).
+    pub pending: i64,
+    /// Unprocessed events that failed at least once and wait for their next try.
+    pub retrying: i64,
+    /// Events whose processing failed every attempt.
+    pub dead: i64,
+}
+
+impl Backlog {
+    /// Every unprocessed event: pending and retrying.
+    pub fn unprocessed(&self) -> i64 {
+        self.pending + self.retrying
+    }
+}
+
+/// How many events of one outcome arrived in one hour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HourlyCount {
+    /// The start of the hour (UTC).
+    pub hour: NaiveDateTime,
+    /// The outcome's stored name.
+    pub outcome: String,
+    /// How many.
+    pub count: i64,
+}
+
+#[derive(QueryableByName)]
+struct HourRow {
+    #[diesel(sql_type = Text)]
+    hour: String,
+    #[diesel(sql_type = Text)]
+    outcome: String,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
 
 /// A count of events of one type in one processed state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -126,14 +168,23 @@ impl Store {
         })
     }
 
-    /// Unprocessed and dead events, for the backlog gauges.
-    pub fn backlog(&self) -> Result<(i64, i64)> {
+    /// Pending, retrying and dead events, for the backlog gauges and the status page.
+    pub fn backlog(&self) -> Result<Backlog> {
         use smartcar_webhook_events::dsl as e;
         let mut conn = self.conn()?;
-        let unprocessed = e::smartcar_webhook_events
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        // Unprocessed rows are few (events are inserted processed), and the partial pending index
+        // holds exactly them.
+        let unprocessed = || {
+            e::smartcar_webhook_events.filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
                 "processed = FALSE",
             ))
+        };
+        let retrying = unprocessed()
+            .filter(e::attempts.gt(0))
+            .count()
+            .get_result(&mut *conn)?;
+        let pending = unprocessed()
+            .filter(e::attempts.eq(0))
             .count()
             .get_result(&mut *conn)?;
         let dead = e::smartcar_webhook_events
@@ -143,7 +194,46 @@ impl Store {
             ))
             .count()
             .get_result(&mut *conn)?;
-        Ok((unprocessed, dead))
+        Ok(Backlog {
+            pending,
+            retrying,
+            dead,
+        })
+    }
+
+    /// Events received since `since`, counted by hour (UTC) and outcome, oldest hour first. One
+    /// grouped range read on the `received_at` index; at most one row per hour and outcome.
+    pub fn hourly_outcomes(&self, since: NaiveDateTime) -> Result<Vec<HourlyCount>> {
+        let mut conn = self.conn()?;
+        let conn: &mut DbConnection = &mut conn;
+        // The hour is text in the same form on both backends, so one parser reads it.
+        let rows: Vec<HourRow> = match conn {
+            DbConnection::Pg(c) => diesel::sql_query(
+                "SELECT to_char(date_trunc('hour', received_at), 'YYYY-MM-DD HH24:00:00') AS hour, \
+                   outcome, COUNT(*) AS n FROM smartcar_webhook_events \
+                 WHERE received_at >= $1 GROUP BY 1, 2 ORDER BY 1, 2",
+            )
+            .bind::<Timestamp, _>(since)
+            .load(c)?,
+            DbConnection::Sqlite(c) => diesel::sql_query(
+                "SELECT strftime('%Y-%m-%d %H:00:00', received_at) AS hour, \
+                   outcome, COUNT(*) AS n FROM smartcar_webhook_events \
+                 WHERE received_at >= ? GROUP BY 1, 2 ORDER BY 1, 2",
+            )
+            .bind::<Timestamp, _>(since)
+            .load(c)?,
+        };
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let hour = NaiveDateTime::parse_from_str(&r.hour, "%Y-%m-%d %H:%M:%S").ok()?;
+                Some(HourlyCount {
+                    hour,
+                    outcome: r.outcome,
+                    count: r.n,
+                })
+            })
+            .collect())
     }
 
     /// When the newest event arrived.

@@ -85,6 +85,18 @@ impl Store {
         open_errors_in(&mut conn, smartcar_vehicle_id)
     }
 
+    /// The open error conditions of the whole fleet, oldest first, at most `limit`.
+    pub fn all_open_errors(&self, limit: i64) -> Result<Vec<VehicleErrorRow>> {
+        use vehicle_errors::dsl as e;
+        let mut conn = self.conn()?;
+        Ok(e::vehicle_errors
+            .filter(e::resolved_at.is_null())
+            .order(e::id.asc())
+            .limit(limit.max(0))
+            .select(VehicleErrorRow::as_select())
+            .load(&mut *conn)?)
+    }
+
     /// The open error conditions of every Smartcar vehicle of an app vehicle.
     pub fn open_errors_for_vehicle(&self, vehicle_id: &str) -> Result<Vec<VehicleErrorRow>> {
         use vehicle_errors::dsl as e;

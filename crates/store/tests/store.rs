@@ -738,6 +738,130 @@ fn monitoring_figures() {
 }
 
 #[test]
+fn status_page_reads() {
+    each_backend(|store| {
+        // Deliveries by hour: received at chosen times, counted in their UTC hour.
+        let hour = |h: u32, m: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 30)
+                .and_then(|d| d.and_hms_opt(h, m, 7))
+                .unwrap()
+        };
+        for (id, at) in [
+            ("h1", hour(9, 0)),
+            ("h2", hour(9, 59)),
+            ("h3", hour(10, 30)),
+            ("h4", hour(8, 59)),
+        ] {
+            store
+                .record_event(&NewEvent::pending(id, "VEHICLE_STATE", None, "{}", at))
+                .unwrap();
+        }
+        let counts: Vec<_> = store
+            .hourly_outcomes(hour(9, 0) - TimeDelta::seconds(7))
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.hour, c.outcome, c.count))
+            .collect();
+        let at_hour = |h: u32| {
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 30)
+                .and_then(|d| d.and_hms_opt(h, 0, 0))
+                .unwrap()
+        };
+        assert_eq!(
+            counts,
+            [
+                (at_hour(9), "pending".to_owned(), 2),
+                (at_hour(10), "pending".to_owned(), 1)
+            ]
+        );
+
+        // The backlog: never tried, retrying after a failure, dead after the last attempt.
+        let retry_at = now() + TimeDelta::hours(1);
+        store
+            .record_processing_failure("h2", "boom", retry_at, 3)
+            .unwrap();
+        store
+            .record_processing_failure("h3", "boom", retry_at, 1)
+            .unwrap();
+        let backlog = store.backlog().unwrap();
+        assert_eq!((backlog.pending, backlog.retrying, backlog.dead), (2, 1, 1));
+        assert_eq!(backlog.unprocessed(), 3);
+
+        // The newest events of one outcome.
+        let ids = |events: Vec<meterhook_store::EventSummary>| {
+            events.into_iter().map(|e| e.event_id).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(store.recent_events_with(Some(Outcome::Pending), 2).unwrap()),
+            ["h4", "h2"]
+        );
+        assert_eq!(
+            ids(store.recent_events_with(Some(Outcome::Dead), 10).unwrap()),
+            ["h3"]
+        );
+        assert!(store
+            .recent_events_with(Some(Outcome::Created), 10)
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.recent_events_with(None, 10).unwrap().len(), 4);
+
+        // A vehicle's entries in a window, void ones too; each app vehicle's last active reading.
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        store.register_vehicle("sc-2", "car-1").unwrap();
+        store.register_vehicle("sc-3", "car-3").unwrap();
+        ingest(store, "r1", km(100.0, T0));
+        ingest(store, "r2", km(200.0, T0 + 2 * H));
+        assert_eq!(
+            ingest(store, "r3", km(50.0, T0 + 3 * H)),
+            Outcome::OutOfSequence
+        );
+        let since = meterhook_store::to_timestamp(Millis(T0 + H)).unwrap();
+        let window = store.entries_since("car-1", since, 10).unwrap();
+        let seen: Vec<_> = window.iter().map(|e| (e.value_m, e.void)).collect();
+        assert_eq!(seen, [(50_000, true), (200_000, false)]);
+        assert_eq!(store.entries_since("car-1", since, 1).unwrap().len(), 1);
+        let last: Vec<_> = store
+            .last_readings(10)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.vehicle_id, r.at))
+            .collect();
+        assert_eq!(
+            last,
+            [
+                (
+                    "car-1".to_owned(),
+                    meterhook_store::to_timestamp(Millis(T0 + 2 * H))
+                ),
+                ("car-3".to_owned(), None)
+            ]
+        );
+        assert_eq!(store.last_readings(1).unwrap().len(), 1);
+
+        // Open errors across the fleet.
+        record(store, "err-1");
+        let owner_only = ErrorReport {
+            needs_owner: true,
+            ..report("PERMISSION", "", false)
+        };
+        process_errors(store, "err-1", &[owner_only]);
+        let open = store.all_open_errors(10).unwrap();
+        assert_eq!(open.len(), 1);
+        assert!(open[0].needs_owner);
+        assert!(
+            store
+                .find_vehicle("sc-1")
+                .unwrap()
+                .unwrap()
+                .needs_reconnection
+        );
+        record(store, "err-2");
+        process_errors(store, "err-2", &[report("PERMISSION", "", true)]);
+        assert!(store.all_open_errors(10).unwrap().is_empty());
+    });
+}
+
+#[test]
 fn completing_an_event_twice_is_refused() {
     each_backend(|store| {
         record(store, "v1");

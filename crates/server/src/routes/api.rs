@@ -6,6 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::blocking;
 /// Re-exported for `state.rs` and `startup.rs`, which still name it by this path.
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -37,15 +38,6 @@ pub struct Page {
     limit: Option<i64>,
     offset: Option<i64>,
     include_void: Option<bool>,
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, meterhook_store::StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    web::block(f)
-        .await
-        .map_err(|_| ApiError::Internal("the query task stopped".into()))?
-        .map_err(ApiError::from_store)
 }
 
 async fn meter_entries(

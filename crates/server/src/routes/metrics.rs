@@ -9,7 +9,7 @@ use crate::state::AppState;
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let st = state.clone();
     let backlog = web::block(move || {
-        let (unprocessed, dead) = st.store.backlog()?;
+        let backlog = st.store.backlog()?;
         let spooled = match &st.spool {
             Some(spool) => spool.unprocessed_count()?,
             None => 0,
@@ -19,15 +19,15 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
             .newest_event_at()?
             .map(|t| (meterhook_store::now() - t).num_milliseconds() as f64 / 1000.0);
         let needing = st.store.vehicles_needing_reconnection()?;
-        Ok::<_, meterhook_store::StoreError>((unprocessed, dead, spooled, newest, needing))
+        Ok::<_, meterhook_store::StoreError>((backlog, spooled, newest, needing))
     })
     .await
     .map_err(|_| ApiError::Internal("the metrics task stopped".into()))?;
     match backlog {
-        Ok((unprocessed, dead, spooled, newest, needing)) => {
+        Ok((backlog, spooled, newest, needing)) => {
             state
                 .metrics
-                .set_backlog(unprocessed, dead, spooled, newest);
+                .set_backlog(backlog.unprocessed(), backlog.dead, spooled, newest);
             state.metrics.set_needing_reconnection(needing);
         }
         // The counters are still worth scraping while the database is away.

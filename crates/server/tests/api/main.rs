@@ -9,4 +9,5 @@ mod helpers;
 mod hostile;
 mod readings;
 mod reliability;
+mod status_page;
 mod webhook;

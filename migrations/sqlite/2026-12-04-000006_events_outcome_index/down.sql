@@ -1,0 +1,1 @@
+DROP INDEX smartcar_webhook_events_outcome_idx;
