@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use chrono::NaiveDateTime;
 use meterhook_domain::{ClockCorrection, Millis, DEFAULT_MAX_CLOCK_SKEW};
-use meterhook_smartcar::{parse_event, Event, EventId, EventType, OdometerError, ParseError};
+use meterhook_smartcar::{
+    parse_event, Event, EventId, EventType, OdometerError, OdometerReading, ParseError,
+};
 use meterhook_store::{
     to_millis, ErrorReport, EventRecord, NewSignal, Odometer, Origin, Outcome, Work, WorkItem,
 };
@@ -80,14 +82,16 @@ enum OdometerTask {
 }
 
 impl Delivery {
-    /// A verified, parsed delivery received at `received_at`. `body` is the raw body, which parsed,
-    /// so it is UTF-8.
+    /// A verified, parsed delivery received at `received_at`, classified: one delivery, or one
+    /// per vehicle of a v2 (legacy) body with vehicle data (each under its own id,
+    /// `<id>/<vehicleId>`, when there are several). `body` is the raw body, which parsed, so it
+    /// is UTF-8.
     pub fn received(
         event: &Event,
         body: &[u8],
         received_at: NaiveDateTime,
         intake: &Intake,
-    ) -> Delivery {
+    ) -> Vec<Delivery> {
         Delivery::classify(
             event,
             String::from_utf8_lossy(body).into_owned(),
@@ -142,13 +146,23 @@ impl Delivery {
     fn from_record(record: &EventRecord, origin: Source, intake: &Intake) -> Delivery {
         match parse_event(record.payload.as_bytes()) {
             Ok(event) => {
-                let mut d = Delivery::classify(
+                let mut all = Delivery::classify(
                     &event,
                     record.payload.clone(),
                     record.received_at,
                     origin,
                     intake,
                 );
+                // The stored row is one vehicle's delivery: the one of its id, else its vehicle.
+                let at = all
+                    .iter()
+                    .position(|d| d.event_id == record.event_id)
+                    .or_else(|| {
+                        all.iter()
+                            .position(|d| d.smartcar_vehicle_id == record.smartcar_vehicle_id)
+                    })
+                    .unwrap_or(0);
+                let mut d = all.swap_remove(at.min(all.len().saturating_sub(1)));
                 // The stored identity stays, whatever the parser makes of the body now.
                 d.event_id.clone_from(&record.event_id);
                 d
@@ -175,6 +189,64 @@ impl Delivery {
         received_at: NaiveDateTime,
         origin: Source,
         intake: &Intake,
+    ) -> Vec<Delivery> {
+        if event.vehicles.is_empty() {
+            return vec![Delivery::classify_one(
+                event,
+                payload,
+                received_at,
+                origin,
+                intake,
+            )];
+        }
+        // v2 scheduled or dynamic data: each vehicle's odometer is a reading of its own.
+        let received_ms = to_millis(received_at);
+        let test = event.is_test() && !intake.process_test_events;
+        let several = event.vehicles.len() > 1;
+        event
+            .vehicles
+            .iter()
+            .map(|vehicle| {
+                let odometer = match &vehicle.odometer {
+                    None => OdometerTask::Missing,
+                    Some(odometer) => {
+                        odometer_task(odometer.reading(received_ms, intake.max_clock_skew))
+                    }
+                };
+                let event_id = match (&vehicle.vehicle_id, several) {
+                    (Some(id), true) => format!("{}/{id}", event.id.value),
+                    _ => event.id.value.clone(),
+                };
+                Delivery {
+                    event_id,
+                    event_type: event.event_type.as_str().to_owned(),
+                    smartcar_vehicle_id: vehicle.vehicle_id.clone(),
+                    payload: payload.clone(),
+                    received_at,
+                    origin,
+                    work: match vehicle.vehicle_id {
+                        None => Task::Complete {
+                            outcome: Outcome::InvalidReading,
+                            error: Some("a v2 vehicle entry has no vehicleId".to_owned()),
+                            sync: None,
+                        },
+                        Some(_) => Task::State {
+                            signals: Vec::new(),
+                            odometer,
+                            test,
+                        },
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn classify_one(
+        event: &Event,
+        payload: String,
+        received_at: NaiveDateTime,
+        origin: Source,
+        intake: &Intake,
     ) -> Delivery {
         let received_ms = to_millis(received_at);
         let about_a_vehicle = matches!(
@@ -192,18 +264,9 @@ impl Delivery {
             },
             (EventType::VehicleState, _) => Task::State {
                 signals: signal_rows(event, received_ms, intake.max_clock_skew),
-                odometer: match event.odometer_reading_with(received_ms, intake.max_clock_skew) {
-                    None => OdometerTask::Missing,
-                    Some(Err(e @ OdometerError::SignalFailed { .. })) => {
-                        OdometerTask::Unavailable(e.to_string())
-                    }
-                    Some(Err(e)) => {
-                        OdometerTask::Unusable(format!("odometer signal unusable: {e}"))
-                    }
-                    Some(Ok(odometer)) => {
-                        OdometerTask::Reading(odometer.reading, odometer.correction)
-                    }
-                },
+                odometer: event
+                    .odometer_reading_with(received_ms, intake.max_clock_skew)
+                    .map_or(OdometerTask::Missing, odometer_task),
                 test,
             },
             // A test delivery's conditions are made up: they never open a vehicle error.
@@ -310,6 +373,15 @@ impl Delivery {
             &self.payload,
             self.received_at,
         )
+    }
+}
+
+/// What to do with an odometer reading, or with why there is none.
+fn odometer_task(reading: Result<OdometerReading, OdometerError>) -> OdometerTask {
+    match reading {
+        Err(e @ OdometerError::SignalFailed { .. }) => OdometerTask::Unavailable(e.to_string()),
+        Err(e) => OdometerTask::Unusable(format!("odometer signal unusable: {e}")),
+        Ok(odometer) => OdometerTask::Reading(odometer.reading, odometer.correction),
     }
 }
 

@@ -8,8 +8,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use log::{info, warn};
 use meterhook_ingest::{Delivery, Ingested};
 use meterhook_smartcar::{
-    is_safe_challenge, parse_event, ChallengeAnswer, Event, EventType, SignatureCheck,
-    SIGNATURE_HEADER,
+    is_safe_challenge, parse_event, parse_event_with, ChallengeAnswer, DeliveryHeaders, Event,
+    EventType, SignatureCheck, DATA_AGE_HEADER, SIGNATURE_HEADER, UNIT_SYSTEM_HEADER,
 };
 use meterhook_store::Outcome;
 use serde::Serialize;
@@ -19,11 +19,11 @@ use crate::state::{AppState, BodyLimits};
 
 /// What a delivery is answered with when it was stored.
 #[derive(Debug, Serialize)]
-struct Accepted<'a> {
+struct Accepted {
     status: &'static str,
     #[serde(rename = "eventId")]
-    event_id: &'a str,
-    outcome: &'a str,
+    event_id: String,
+    outcome: &'static str,
 }
 
 /// The webhook endpoint.
@@ -62,7 +62,7 @@ pub async fn receive(
         return Err(ApiError::Unauthorized);
     }
 
-    let (delivery, event_type) = match parse_event(&body) {
+    let (deliveries, event_type) = match parse_event_with(&body, &delivery_headers(&req)) {
         Ok(event) if event.event_type == EventType::Verify => {
             return answer_challenge(&state, &event)
         }
@@ -93,25 +93,63 @@ pub async fn receive(
             )));
         }
     };
-    let event_id = delivery.event_id().to_owned();
+    // One delivery, or one per vehicle of a v2 body: the answer waits for all of them, so a
+    // failure leaves Smartcar to deliver the whole body again (the stored ones are skipped).
     let started = std::time::Instant::now();
-    let outcome = state
-        .ingest
-        .submit(delivery)
-        .await
-        .map_err(ApiError::from_ingest)?;
-    let (status, outcome) = match outcome {
-        Ingested::Stored(outcome) => ("accepted", outcome.as_str()),
-        Ingested::AlreadyReceived => ("duplicate", "already_received"),
-        Ingested::Spooled => ("spooled", "spooled"),
-    };
+    let mut answers = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        let event_id = delivery.event_id().to_owned();
+        let outcome = state
+            .ingest
+            .submit(delivery)
+            .await
+            .map_err(ApiError::from_ingest)?;
+        let (status, outcome) = match outcome {
+            Ingested::Stored(outcome) => ("accepted", outcome.as_str()),
+            Ingested::AlreadyReceived => ("duplicate", "already_received"),
+            Ingested::Spooled => ("spooled", "spooled"),
+        };
+        state.metrics.event(&event_type, outcome);
+        answers.push(Accepted {
+            status,
+            event_id,
+            outcome,
+        });
+    }
     state.metrics.ingest_took(started.elapsed());
-    state.metrics.event(&event_type, outcome);
-    Ok(HttpResponse::Ok().json(Accepted {
-        status,
-        event_id: &event_id,
-        outcome,
-    }))
+    let mut answers = answers.into_iter();
+    let Some(first) = answers.next() else {
+        return Err(ApiError::BadRequest(
+            "the body names no vehicle to deliver to".into(),
+        ));
+    };
+    let vehicles: Vec<Accepted> = answers.collect();
+    if vehicles.is_empty() {
+        return Ok(HttpResponse::Ok().json(first));
+    }
+    // A v2 body of several vehicles: the first in the top level, every one under `vehicles`.
+    let mut all = vec![first];
+    all.extend(vehicles);
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "status": all[0].status,
+        "eventId": all[0].event_id,
+        "outcome": all[0].outcome,
+        "vehicles": all,
+    })))
+}
+
+/// The request headers a v2 body's readings depend on (`SC-Unit-System`, `SC-Data-Age`).
+fn delivery_headers(req: &HttpRequest) -> DeliveryHeaders {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    DeliveryHeaders {
+        unit_system: header(UNIT_SYSTEM_HEADER),
+        data_age: header(DATA_AGE_HEADER),
+    }
 }
 
 /// Reads the whole body within the size limit and the client timeout: actix bounds the time to

@@ -485,3 +485,77 @@ fn one_bad_first_reading_does_not_block_the_vehicle() {
         );
     }
 }
+
+#[test]
+fn legacy_v2_data_becomes_readings_one_per_vehicle() {
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("v2-a", "car-a")
+            .expect("register");
+        app.store
+            .register_vehicle("v2-b", "car-b")
+            .expect("register");
+        let odometer = |distance: f64, headers: Option<Value>| {
+            let mut entry =
+                json!({"path": "/odometer", "code": 200, "body": {"distance": distance}});
+            if let Some(h) = headers {
+                entry["headers"] = h;
+            }
+            entry
+        };
+        let body = json!({
+            "version": "2.0", "webhookId": "865ca68d-a9b6-4d74-856e-605db0209eca",
+            "eventName": "schedule", "mode": "live",
+            "payload": {"vehicles": [
+                {"vehicleId": "v2-a", "requestId": "r-1", "data": [
+                    odometer(1000.0, Some(json!({"sc-unit-system": "imperial", "sc-data-age": "2026-11-30T10:00:00.000Z"}))),
+                    {"path": "/battery", "code": 200, "body": {"percentRemaining": 0.5}}]},
+                {"vehicleId": "v2-b", "requestId": "r-2", "data": [odometer(2000.0, None)]}
+            ]}
+        })
+        .to_string();
+        // The second vehicle's unit system and data age come from the request's headers.
+        let signature = meterhook_smartcar::sign(TOKEN.as_bytes(), body.as_bytes());
+        let post = || {
+            let response = agent()
+                .post(app.webhook_url())
+                .content_type("application/json")
+                .header("SC-Signature", &signature)
+                .header("SC-Unit-System", "metric")
+                .header("SC-Data-Age", "2026-11-30T11:00:00.000Z")
+                .send(body.as_bytes())
+                .expect("request sent");
+            let status = response.status().as_u16();
+            let text = response.into_body().read_to_string().expect("body");
+            (status, serde_json::from_str::<Value>(&text).expect("json"))
+        };
+        let (status, answer) = post();
+        assert_eq!(status, 200, "{answer}");
+        let vehicles = answer["vehicles"]
+            .as_array()
+            .expect("one answer per vehicle");
+        assert_eq!(vehicles.len(), 2);
+        assert!(
+            vehicles.iter().all(|v| v["outcome"] == "created"),
+            "{answer}"
+        );
+
+        let a = entries(&app, "car-a");
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].value_m, 1_609_344, "1000 miles in metres");
+        assert_eq!(a[0].entry_date.to_string(), "2026-11-30 10:00:00");
+        let b = entries(&app, "car-b");
+        assert_eq!(b[0].value_m, 2_000_000);
+        assert_eq!(b[0].entry_date.to_string(), "2026-11-30 11:00:00");
+
+        // Delivered again: both already received, nothing new.
+        let (status, again) = post();
+        assert_eq!(status, 200);
+        assert!(again["vehicles"]
+            .as_array()
+            .expect("vehicles")
+            .iter()
+            .all(|v| v["outcome"] == "already_received"));
+        assert_eq!(app.event_count(), 2);
+    }
+}
