@@ -293,6 +293,43 @@ impl Settings {
         })
     }
 
+    /// Every setting's value as shown to an operator, by variable name, in the order of
+    /// [`SETTINGS`]: secrets as `[redacted]`, the database URL without its password.
+    pub fn shown(&self) -> Vec<(&'static str, String)> {
+        let secret = |s: &Option<Secret>| match s {
+            Some(s) => format!("{s} ({} bytes)", s.expose().len()),
+            None => "not set".to_owned(),
+        };
+        let database_url = meterhook_store::DatabaseUrl::parse(self.database_url.expose())
+            .map_or_else(|_| "[invalid]".to_owned(), |u| u.redacted());
+        let span = |d: Duration| humantime::format_duration(d).to_string();
+        vec![
+            ("SMARTCAR_MANAGEMENT_TOKEN", secret(&self.management_token)),
+            ("SMARTCAR_WEBHOOK_SECRET", secret(&self.webhook_secret)),
+            ("DATABASE_URL", database_url),
+            ("METERHOOK_LISTEN", self.listen.clone()),
+            ("METERHOOK_WORKERS", self.workers.to_string()),
+            ("METERHOOK_WRITERS", self.writers.to_string()),
+            ("METERHOOK_POOL_SIZE", self.pool_size.to_string()),
+            ("METERHOOK_DUPLICATE_WINDOW", span(self.duplicate_window)),
+            ("METERHOOK_MAX_SPEED_KMH", self.max_speed_kmh.to_string()),
+            (
+                "METERHOOK_JUMP_TOLERANCE_KM",
+                self.jump_tolerance.km().to_string(),
+            ),
+            ("METERHOOK_BODY_LIMIT", self.body_limit.to_string()),
+            ("METERHOOK_CLIENT_TIMEOUT", span(self.client_timeout)),
+            ("METERHOOK_MAX_ATTEMPTS", self.max_attempts.to_string()),
+            ("METERHOOK_RETRY_BACKOFF", span(self.retry_backoff)),
+            ("METERHOOK_SPOOL_PATH", self.spool_path.clone()),
+            ("METERHOOK_API_TOKEN", secret(&self.api_token)),
+            (
+                "METERHOOK_RETENTION",
+                self.retention.map_or_else(|| "off".to_owned(), span),
+            ),
+        ]
+    }
+
     /// Whether the management token is shorter than 16 bytes (warned about at start).
     pub fn token_is_short(&self) -> bool {
         self.management_token
@@ -345,7 +382,14 @@ impl Settings {
 /// environment; they fill in only what the environment does not set, so `.env.local` wins over
 /// `.env` and the real environment wins over both. Safe to call more than once.
 pub fn load_env_files() -> Result<(), ConfigError> {
-    for file in [".env.local", ".env"] {
+    // Which variables the process was given, before the files add theirs: `doctor` tells them
+    // apart.
+    INHERITED.get_or_init(|| {
+        std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect()
+    });
+    for file in ENV_FILES {
         match dotenvy::from_path(Path::new(file)) {
             Ok(()) => {}
             Err(e) if e.not_found() => {}
@@ -353,6 +397,103 @@ pub fn load_env_files() -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// The environment files, the first winning.
+const ENV_FILES: [&str; 2] = [".env.local", ".env"];
+
+/// The variables the process was started with (see [`load_env_files`]).
+static INHERITED: std::sync::OnceLock<std::collections::HashSet<String>> =
+    std::sync::OnceLock::new();
+
+/// Every setting: its key in `meterhook.toml` and the environment variable that sets it.
+pub const SETTINGS: [(&str, &str); 17] = [
+    ("management_token", "SMARTCAR_MANAGEMENT_TOKEN"),
+    ("webhook_secret", "SMARTCAR_WEBHOOK_SECRET"),
+    ("database_url", "DATABASE_URL"),
+    ("listen", "METERHOOK_LISTEN"),
+    ("workers", "METERHOOK_WORKERS"),
+    ("writers", "METERHOOK_WRITERS"),
+    ("pool_size", "METERHOOK_POOL_SIZE"),
+    ("duplicate_window", "METERHOOK_DUPLICATE_WINDOW"),
+    ("max_speed_kmh", "METERHOOK_MAX_SPEED_KMH"),
+    ("jump_tolerance_km", "METERHOOK_JUMP_TOLERANCE_KM"),
+    ("body_limit", "METERHOOK_BODY_LIMIT"),
+    ("client_timeout", "METERHOOK_CLIENT_TIMEOUT"),
+    ("max_attempts", "METERHOOK_MAX_ATTEMPTS"),
+    ("retry_backoff", "METERHOOK_RETRY_BACKOFF"),
+    ("spool_path", "METERHOOK_SPOOL_PATH"),
+    ("api_token", "METERHOOK_API_TOKEN"),
+    ("retention", "METERHOOK_RETENTION"),
+];
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Nothing set it.
+    Default,
+    /// The configuration file.
+    File(PathBuf),
+    /// A line in `.env.local` or `.env`.
+    EnvFile(&'static str),
+    /// The process's environment.
+    Environment,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(path) => write!(f, "file {}", path.display()),
+            Origin::EnvFile(name) => f.write_str(name),
+            Origin::Environment => f.write_str("environment"),
+        }
+    }
+}
+
+/// Where each setting of [`SETTINGS`] came from, by variable name, following the precedence of
+/// [`Settings::load`]: environment, `.env.local`, `.env`, file, default. Call after
+/// [`load_env_files`].
+pub fn origins(config_path: Option<&Path>) -> Vec<(&'static str, Origin)> {
+    let inherited = INHERITED.get();
+    let env_files: Vec<(&'static str, std::collections::HashSet<String>)> = ENV_FILES
+        .iter()
+        .map(|&file| {
+            let names = dotenvy::from_path_iter(Path::new(file))
+                .map(|lines| lines.filter_map(Result::ok).map(|(k, _)| k).collect())
+                .unwrap_or_default();
+            (file, names)
+        })
+        .collect();
+    let file = config_path.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE), Path::to_path_buf);
+    let in_file = config::Config::builder()
+        .add_source(config::File::from(file.as_path()).required(false))
+        .build()
+        .ok();
+    SETTINGS
+        .iter()
+        .map(|&(key, var)| {
+            // Every setting can also be given as METERHOOK_<KEY>; the plain name wins.
+            let prefixed = format!("METERHOOK_{}", key.to_ascii_uppercase());
+            let names = [var, prefixed.as_str()];
+            let origin = if inherited.is_some_and(|set| names.iter().any(|n| set.contains(*n))) {
+                Origin::Environment
+            } else if let Some((name, _)) = env_files
+                .iter()
+                .find(|(_, set)| names.iter().any(|n| set.contains(*n)))
+            {
+                Origin::EnvFile(name)
+            } else if in_file
+                .as_ref()
+                .is_some_and(|c| c.get::<config::Value>(key).is_ok())
+            {
+                Origin::File(file.clone())
+            } else {
+                Origin::Default
+            };
+            (var, origin)
+        })
+        .collect()
 }
 
 /// Events younger than this are never pruned: Smartcar redelivers, and dedup needs their ids.
@@ -452,6 +593,31 @@ mod tests {
         );
         assert_eq!(s.retention, None);
         assert!(s.signing_keys().is_err());
+    }
+
+    /// docs/CONFIGURATION.md's example file claims every key, and its values are valid.
+    #[test]
+    fn the_documented_example_file_has_every_key() {
+        let doc = include_str!("../../../docs/CONFIGURATION.md");
+        let example = doc
+            .split("## Example `meterhook.toml`")
+            .nth(1)
+            .and_then(|rest| rest.split("```toml").nth(1))
+            .and_then(|rest| rest.split("```").next())
+            .expect("the example in docs/CONFIGURATION.md");
+        for (key, _) in SETTINGS {
+            let written = example.lines().any(|line| {
+                let line = line.trim_start_matches(['#', ' ']);
+                line.starts_with(&format!("{key} ")) || line.starts_with(&format!("{key}="))
+            });
+            assert!(written, "{key} is missing from the example");
+        }
+        let raw: Raw = config::Config::builder()
+            .add_source(config::File::from_str(example, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("the example parses");
+        Settings::parse(raw).expect("the example is valid");
     }
 
     #[test]

@@ -3,14 +3,15 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use meterhook::cli::{self, Cli, Command};
+use meterhook::cli::{self, Cli, CliError, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before the logger, so that RUST_LOG in .env.local / .env takes effect.
     if let Err(e) = meterhook::config::load_env_files() {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
+        let e = CliError::config(e);
+        eprintln!("error: {}", e.line());
+        return ExitCode::from(e.code);
     }
     // The service logs at info; the operator's commands only warn, so their output stays clean.
     let default_level = match cli.command {
@@ -22,8 +23,8 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", e.0);
-            ExitCode::FAILURE
+            eprintln!("error: {}", e.line());
+            ExitCode::from(e.code)
         }
     }
 }

@@ -47,6 +47,8 @@ impl Application {
     /// With PostgreSQL and a spool, an unreachable database does not stop the start: events are
     /// spooled until it answers, and migrations run then.
     pub fn build(settings: &Settings) -> Result<Application, StartError> {
+        // Before the database: a start without a token must not leave a new database behind.
+        settings.signing_keys()?;
         let url = settings.database_url.expose();
         let store = match Store::open(url, &settings.pool_options()) {
             Ok(store) => store,
@@ -109,6 +111,12 @@ impl Application {
                 source,
             })?;
         let app_state = AppState {
+            pipeline: meterhook_ingest::Pipeline::new(
+                store.clone(),
+                None,
+                settings.policy(),
+                settings.retry(),
+            ),
             store,
             spool,
             keys,

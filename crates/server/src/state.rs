@@ -21,6 +21,9 @@ pub struct AppState {
     pub api_token: Option<crate::auth::ApiToken>,
     /// Where verified deliveries go to be made durable.
     pub ingest: Submitter,
+    /// The pipeline on the database alone, for the API's registrations (which process the
+    /// events that waited for a vehicle).
+    pub pipeline: meterhook_ingest::Pipeline,
 }
 
 /// How large a request body may be and how long it may take to arrive.

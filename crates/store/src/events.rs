@@ -196,7 +196,9 @@ impl Store {
         let mut conn = self.conn()?;
         Ok(e::smartcar_webhook_events
             // A literal, so that the planners use the partial pending index.
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("processed = FALSE"))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "processed = FALSE",
+            ))
             .filter(
                 e::next_attempt_at.le(now).or(e::next_attempt_at
                     .is_null()
@@ -236,7 +238,9 @@ impl Store {
         use smartcar_webhook_events::dsl as e;
         let mut conn = self.conn()?;
         Ok(e::smartcar_webhook_events
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("processed = FALSE"))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "processed = FALSE",
+            ))
             .count()
             .get_result(&mut *conn)?)
     }
@@ -296,6 +300,16 @@ impl Store {
     /// unprocessed or `dead` ones, and never any younger than [`MIN_RETENTION_DAYS`] (Smartcar
     /// redelivers; deduplication needs the ids). Returns how many were deleted.
     pub fn prune_events(&self, before: NaiveDateTime, batch: i64) -> Result<u64> {
+        self.prune_events_with(before, batch, |_| {})
+    }
+
+    /// [`Store::prune_events`], calling `progress` with the rows deleted so far after each batch.
+    pub fn prune_events_with(
+        &self,
+        before: NaiveDateTime,
+        batch: i64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64> {
         use smartcar_webhook_events::dsl as e;
         let before = before.min(now() - chrono::TimeDelta::days(MIN_RETENTION_DAYS));
         let mut conn = self.conn()?;
@@ -315,6 +329,7 @@ impl Store {
             let n = diesel::delete(e::smartcar_webhook_events.filter(e::id.eq_any(&ids)))
                 .execute(&mut *conn)?;
             deleted += n as u64;
+            progress(deleted);
         }
     }
 }

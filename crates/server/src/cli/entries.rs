@@ -81,10 +81,10 @@ pub fn run(store: &Store, settings: &Settings, cmd: EntriesCommand) -> Result<()
                     entry.distance().km()
                 ),
                 Err(UnvoidRefusal::NotVoid) => {
-                    return Err(CliError(format!("entry {entry_id} is not void")))
+                    return Err(CliError::new(format!("entry {entry_id} is not void")))
                 }
                 Err(UnvoidRefusal::Rules(decision)) => {
-                    return Err(CliError(format!(
+                    return Err(CliError::new(format!(
                         "entry {entry_id} stays void: the rules refuse it now ({}: {decision})",
                         decision.outcome()
                     )))

@@ -39,12 +39,12 @@ pub fn run(store: &Store, settings: &Settings, cmd: EventsCommand) -> Result<(),
             let which = match (&event_id, outcome) {
                 (Some(id), _) => Reprocess::Event(id),
                 (None, Some(outcome)) => Reprocess::Outcome(outcome),
-                (None, None) => return Err(CliError("name an event id or --outcome".into())),
+                (None, None) => return Err(CliError::new("name an event id or --outcome")),
             };
             let done = pipeline(store, settings)?.reprocess(which)?;
             if done.is_empty() {
                 if let Some(id) = &event_id {
-                    return Err(CliError(match store.find_event(id)? {
+                    return Err(CliError::new(match store.find_event(id)? {
                         None => format!("no event {id}"),
                         Some(e) => format!(
                             "event {id} has outcome {} and is not processed again",

@@ -2,10 +2,14 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod auth;
+mod backup;
 mod cli;
 mod config;
+mod doctor;
 mod fleet;
 mod helpers;
 mod hostile;
+mod openapi;
+mod registrations;
 mod reliability;
 mod webhook;

@@ -456,12 +456,15 @@ fn prune_keeps_young_unprocessed_and_dead_events() {
 fn prune_command_refuses_windows_under_seven_days() {
     let dir = tempfile::tempdir().expect("tmp");
     let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    assert!(meterhook(&dir, &[("DATABASE_URL", &db)], &["migrate"])
+        .status
+        .success());
     let out = meterhook(
         &dir,
         &[("DATABASE_URL", &db)],
         &["prune", "--older-than", "3d"],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("at least 7d"), "{}", stderr(&out));
     let out = meterhook(
         &dir,
@@ -475,7 +478,7 @@ fn prune_command_refuses_windows_under_seven_days() {
         &[("DATABASE_URL", &db), ("METERHOOK_RETENTION", "1d")],
         &["vehicles", "list"],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(78));
     assert!(stderr(&out).contains("METERHOOK_RETENTION"));
 }
 
