@@ -5,6 +5,7 @@ mod auth;
 mod backup;
 mod cli;
 mod config;
+mod deploy;
 mod doctor;
 mod fleet;
 mod helpers;
