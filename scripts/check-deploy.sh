@@ -17,19 +17,22 @@ missing() {
 }
 
 if command -v systemd-analyze >/dev/null; then
-  # verify wants the ExecStart binary to exist: point a copy of the unit at a stand-in.
+  # verify wants the ExecStart binary to exist: point copies of the units at a stand-in.
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   printf '#!/bin/sh\n' >"$tmp/meterhook" && chmod +x "$tmp/meterhook"
-  sed "s|^ExecStart=/usr/local/bin/meterhook|ExecStart=$tmp/meterhook|" deploy/meterhook.service \
-    >"$tmp/meterhook.service"
-  out=$(systemd-analyze verify "$tmp/meterhook.service" 2>&1 || true)
-  # Only complaints about this unit count (the host's own units may have theirs).
-  if grep -F "meterhook.service" <<<"$out"; then
-    echo "check-deploy: systemd-analyze verify found problems in deploy/meterhook.service" >&2
+  units=()
+  for unit in deploy/*.service deploy/*.timer; do
+    sed "s|/usr/local/bin/meterhook|$tmp/meterhook|" "$unit" >"$tmp/$(basename "$unit")"
+    units+=("$tmp/$(basename "$unit")")
+  done
+  out=$(systemd-analyze verify "${units[@]}" 2>&1 || true)
+  # Only complaints about these units count (the host's own units may have theirs).
+  if grep -E "meterhook(-prune)?\.(service|timer)" <<<"$out"; then
+    echo "check-deploy: systemd-analyze verify found problems in deploy/" >&2
     status=1
   else
-    echo "check-deploy: deploy/meterhook.service ok (systemd-analyze verify)"
+    echo "check-deploy: deploy/*.service, deploy/*.timer ok (systemd-analyze verify)"
   fi
 else
   missing systemd-analyze

@@ -87,6 +87,12 @@ pub struct Settings {
     /// `METERHOOK_RETENTION`: when set (at least 7 days), processed events older than this are
     /// pruned every hour.
     pub retention: Option<Duration>,
+    /// `METERHOOK_SIGNAL_RETENTION`: `meterhook prune` deletes signal values stored longer ago
+    /// than this (default 90 days; `off` keeps them).
+    pub signal_retention: Option<Duration>,
+    /// `METERHOOK_SYNC_LOG_RETENTION`: `meterhook prune` deletes sync logs written longer ago
+    /// than this (default 400 days; `off` keeps them).
+    pub sync_log_retention: Option<Duration>,
 }
 
 /// What the sources hold, before parsing: every value as the text it was written as.
@@ -110,6 +116,8 @@ struct Raw {
     spool_path: Option<String>,
     api_token: Option<Secret>,
     retention: Option<String>,
+    signal_retention: Option<String>,
+    sync_log_retention: Option<String>,
 }
 
 /// A setting that stops the start, with the setting's name in the message.
@@ -240,6 +248,16 @@ impl Settings {
             }
         };
         Ok(Settings {
+            signal_retention: retention_or_off(
+                "METERHOOK_SIGNAL_RETENTION",
+                raw.signal_retention.as_deref(),
+                DEFAULT_SIGNAL_RETENTION,
+            )?,
+            sync_log_retention: retention_or_off(
+                "METERHOOK_SYNC_LOG_RETENTION",
+                raw.sync_log_retention.as_deref(),
+                DEFAULT_SYNC_LOG_RETENTION,
+            )?,
             management_token: key("SMARTCAR_MANAGEMENT_TOKEN", raw.management_token)?,
             webhook_secret: key("SMARTCAR_WEBHOOK_SECRET", raw.webhook_secret)?,
             database_url,
@@ -327,6 +345,15 @@ impl Settings {
                 "METERHOOK_RETENTION",
                 self.retention.map_or_else(|| "off".to_owned(), span),
             ),
+            (
+                "METERHOOK_SIGNAL_RETENTION",
+                self.signal_retention.map_or_else(|| "off".to_owned(), span),
+            ),
+            (
+                "METERHOOK_SYNC_LOG_RETENTION",
+                self.sync_log_retention
+                    .map_or_else(|| "off".to_owned(), span),
+            ),
         ]
     }
 
@@ -407,7 +434,7 @@ static INHERITED: std::sync::OnceLock<std::collections::HashSet<String>> =
     std::sync::OnceLock::new();
 
 /// Every setting: its key in `meterhook.toml` and the environment variable that sets it.
-pub const SETTINGS: [(&str, &str); 17] = [
+pub const SETTINGS: [(&str, &str); 19] = [
     ("management_token", "SMARTCAR_MANAGEMENT_TOKEN"),
     ("webhook_secret", "SMARTCAR_WEBHOOK_SECRET"),
     ("database_url", "DATABASE_URL"),
@@ -425,6 +452,8 @@ pub const SETTINGS: [(&str, &str); 17] = [
     ("spool_path", "METERHOOK_SPOOL_PATH"),
     ("api_token", "METERHOOK_API_TOKEN"),
     ("retention", "METERHOOK_RETENTION"),
+    ("signal_retention", "METERHOOK_SIGNAL_RETENTION"),
+    ("sync_log_retention", "METERHOOK_SYNC_LOG_RETENTION"),
 ];
 
 /// Where a setting's value came from.
@@ -496,6 +525,14 @@ pub fn origins(config_path: Option<&Path>) -> Vec<(&'static str, Origin)> {
         .collect()
 }
 
+/// The default `METERHOOK_SIGNAL_RETENTION`: a quarter of signal history (battery, tires,
+/// location) is plenty to judge trends; the latest values are what the API serves.
+pub const DEFAULT_SIGNAL_RETENTION: &str = "90d";
+
+/// The default `METERHOOK_SYNC_LOG_RETENTION`: a year of the audit trail, and a month more so that
+/// a yearly review still finds the whole year.
+pub const DEFAULT_SYNC_LOG_RETENTION: &str = "400d";
+
 /// Events younger than this are never pruned: Smartcar redelivers, and dedup needs their ids.
 pub const MIN_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -529,6 +566,20 @@ fn date_span(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
             name,
             &format!("{value:?} is too long: dates that far from now cannot be represented"),
         )
+    }
+}
+
+/// A retention window: `default` when unset or empty, none when `off`, else a span that dates can
+/// be moved by.
+fn retention_or_off(
+    name: &'static str,
+    value: Option<&str>,
+    default: &str,
+) -> Result<Option<Duration>, ConfigError> {
+    match value.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) if text.eq_ignore_ascii_case("off") => Ok(None),
+        Some(text) => date_span(name, text).map(Some),
+        None => date_span(name, default).map(Some),
     }
 }
 
@@ -592,6 +643,14 @@ mod tests {
             }
         );
         assert_eq!(s.retention, None);
+        assert_eq!(
+            s.signal_retention,
+            Some(Duration::from_secs(90 * 24 * 3600))
+        );
+        assert_eq!(
+            s.sync_log_retention,
+            Some(Duration::from_secs(400 * 24 * 3600))
+        );
         assert!(s.signing_keys().is_err());
     }
 
@@ -656,6 +715,13 @@ mod tests {
             from_pairs(&[("retention", " ")]).expect("valid").retention,
             None
         );
+        let s = from_pairs(&[("signal_retention", "OFF"), ("sync_log_retention", "30d")])
+            .expect("valid");
+        assert_eq!(s.signal_retention, None);
+        assert_eq!(
+            s.sync_log_retention,
+            Some(Duration::from_secs(30 * 24 * 3600))
+        );
     }
 
     #[test]
@@ -717,6 +783,16 @@ mod tests {
             "retention",
             "1d",
             "METERHOOK_RETENTION: must be at least 7d",
+        );
+        check(
+            "signal_retention",
+            "1000000y",
+            "METERHOOK_SIGNAL_RETENTION: \"1000000y\" is too long",
+        );
+        check(
+            "sync_log_retention",
+            "soon",
+            "METERHOOK_SYNC_LOG_RETENTION: invalid duration",
         );
         check(
             "pool_size",

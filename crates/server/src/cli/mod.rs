@@ -11,12 +11,13 @@ use meterhook_store::{Outcome, Store};
 
 use crate::config::Settings;
 use crate::startup::{Application, StartError};
-use crate::views::rfc3339;
 
 mod backup;
 mod doctor;
 mod entries;
 mod events;
+mod progress;
+mod prune;
 #[cfg(feature = "http-client")]
 mod send_test_event;
 mod signals;
@@ -26,6 +27,7 @@ mod vehicles;
 pub use doctor::DoctorArgs;
 pub use entries::{EntriesCommand, ExportFormat};
 pub use events::EventsCommand;
+pub use prune::PruneArgs;
 #[cfg(feature = "http-client")]
 pub use send_test_event::{SendTestEvent, UnitArg};
 pub use signals::SignalsCommand;
@@ -71,16 +73,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Delete processed events older than a window (never younger than 7 days, never
-    /// unprocessed or dead ones).
-    Prune {
-        /// The window, e.g. 30d (at least 7d).
-        #[arg(long, value_parser = window)]
-        older_than: Duration,
-        /// Rows deleted per transaction (1 to 100000).
-        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-        batch: u32,
-    },
+    /// Delete what is older than its retention window: processed events, signal values, sync
+    /// logs.
+    Prune(PruneArgs),
     /// Take a consistent copy of the SQLite database while the service runs (PostgreSQL: use
     /// pg_dump).
     Backup {
@@ -202,20 +197,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Signals(cmd) => signals::run(&open_store(&settings)?, cmd),
         Command::Events(cmd) => events::run(&open_store(&settings)?, &settings, cmd),
         Command::Stats { since, json } => stats::run(&open_store(&settings)?, since, json),
-        Command::Prune { older_than, batch } => {
-            if older_than < crate::config::MIN_RETENTION {
-                return Err(CliError::usage(
-                    "--older-than must be at least 7d: Smartcar may redeliver for days, and deduplication needs the ids",
-                ));
-            }
-            let before = ago(older_than, "--older-than")?;
-            let deleted = open_store(&settings)?.prune_events(before, i64::from(batch))?;
-            println!(
-                "pruned {deleted} processed events received before {}",
-                rfc3339(before)
-            );
-            Ok(())
-        }
+        Command::Prune(args) => prune::run(&open_store(&settings)?, &settings, &args),
         Command::Backup { path } => backup::run(&open_store(&settings)?, &path),
         #[cfg(feature = "http-client")]
         Command::SendTestEvent(args) => send_test_event::run(&settings, &args),

@@ -86,3 +86,16 @@ fn the_licence_files_match_the_declared_licence() {
     assert!(repo_file("LICENSE-APACHE")
         .contains("Apache License\n                        Version 2.0, January 2004"));
 }
+
+#[test]
+fn the_prune_timer_runs_the_prune_command_daily() {
+    let service = parse_unit(&repo_file("deploy/meterhook-prune.service"));
+    assert_eq!(
+        service["Service"]["ExecStart"],
+        ["/usr/local/bin/meterhook prune"]
+    );
+    assert_eq!(service["Service"]["Type"], ["oneshot"]);
+    let timer = parse_unit(&repo_file("deploy/meterhook-prune.timer"));
+    assert_eq!(timer["Timer"]["OnCalendar"], ["daily"]);
+    assert_eq!(timer["Install"]["WantedBy"], ["timers.target"]);
+}
