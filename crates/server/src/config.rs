@@ -82,7 +82,8 @@ pub struct Settings {
     /// `METERHOOK_SPOOL_PATH`: local SQLite file that takes events while PostgreSQL is
     /// unreachable (PostgreSQL only; empty turns the spool off).
     pub spool_path: String,
-    /// `METERHOOK_API_TOKEN`: turns the read API on, behind `Authorization: Bearer <token>`.
+    /// `METERHOOK_API_TOKEN`: turns the app API (reads and registrations) on, behind
+    /// `Authorization: Bearer <token>`.
     pub api_token: Option<Secret>,
     /// `METERHOOK_RETENTION`: when set (at least 7 days), processed events older than this are
     /// pruned every hour.

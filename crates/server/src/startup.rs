@@ -134,7 +134,7 @@ impl Application {
         };
         let api_on = app_state.api_token.is_some();
         if api_on {
-            info!("read API on at /api/vehicles/{{vehicle_id}}/… (bearer token)");
+            info!("API on at /api/vehicles/{{vehicle_id}}/… and /api/smartcar-vehicles (bearer token)");
         }
         let state = web::Data::new(app_state);
         let mut server = HttpServer::new(move || {

@@ -149,10 +149,10 @@ fn check_tokens(settings: &Settings, report: &mut Report) {
         check_secret("SMARTCAR_WEBHOOK_SECRET", secret, report);
     }
     match &settings.api_token {
-        None => report.ok("read API off (METERHOOK_API_TOKEN not set)"),
+        None => report.ok("the app API is off (METERHOOK_API_TOKEN not set)"),
         Some(token) => {
             if check_secret("METERHOOK_API_TOKEN", token, report) {
-                report.ok("METERHOOK_API_TOKEN: read API on");
+                report.ok("METERHOOK_API_TOKEN: the app API is on");
             }
         }
     }

@@ -27,12 +27,22 @@ pub struct SendTestEvent {
     #[arg(
         long,
         required_unless_present = "verify",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = finite
     )]
     pub odometer: Option<f64>,
     /// Odometer unit.
     #[arg(long, value_enum, default_value_t = UnitArg::Km)]
     pub unit: UnitArg,
+}
+
+/// A number that JSON can carry: NaN and infinities would be sent as `null`.
+fn finite(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err("must be a finite number".into()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Units `send-test-event` can send.

@@ -301,6 +301,20 @@ fn flag_values_are_validated() {
         ),
         (
             &[
+                "send-test-event",
+                "--url",
+                "http://127.0.0.1:1/",
+                "--vehicle",
+                "v",
+                "--odometer",
+                "NaN",
+            ][..],
+            "--odometer",
+        ),
+        (&["backup"][..], "<PATH>"),
+        (&["completions", "powershell7"][..], "powershell7"),
+        (
+            &[
                 "signals",
                 "history",
                 "--vehicle-id",
@@ -425,6 +439,17 @@ fn read_commands_report_pending_migrations_and_change_nothing() {
             meterhook_store::pending_migrations(&mut conn).expect("pending"),
             migrations
         );
+        let out = meterhook(dir.path(), &[("DATABASE_URL", db.url())], &["doctor"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stdout(&out).contains("schema is out of date")
+                && stdout(&out).contains("fix: run `meterhook migrate`"),
+            "{}",
+            stdout(&out)
+        );
+        assert!(conn
+            .batch_execute("SELECT 1 FROM __diesel_schema_migrations")
+            .is_err());
         // migrate applies them; then the same command works.
         assert!(
             meterhook(dir.path(), &[("DATABASE_URL", db.url())], &["migrate"])
