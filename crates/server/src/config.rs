@@ -177,7 +177,8 @@ impl Settings {
         Settings::parse(raw)
     }
 
-    /// Settings from defaults alone (tests build on these).
+    /// Settings from the defaults alone, as if nothing were configured: a base to adjust in code
+    /// when meterhook is embedded.
     pub fn default_settings() -> Settings {
         #[allow(clippy::expect_used)] // the defaults are constants checked by a test
         Settings::parse(Raw::default()).expect("the defaults are valid")

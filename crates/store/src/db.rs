@@ -445,7 +445,9 @@ pub fn pending_migrations(conn: &mut DbConnection) -> Result<Vec<String>, StoreE
         .collect())
 }
 
-/// Reverts every applied migration (for tests); returns how many were reverted.
+/// Reverts every applied migration; returns how many were reverted. Test support (the `testing`
+/// feature): it drops every table.
+#[cfg(feature = "testing")]
 pub fn revert_all_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let reverted = match conn {
         DbConnection::Pg(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS),

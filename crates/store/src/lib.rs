@@ -20,9 +20,11 @@ pub mod testing;
 mod vehicle_errors;
 mod vehicles;
 
+#[cfg(feature = "testing")]
+pub use db::revert_all_migrations;
 pub use db::{
-    connect, migration_names, one_line, open_connection, pending_migrations, revert_all_migrations,
-    run_migrations, Backend, Create, DatabaseUrl, DbConnection, PoolOptions,
+    connect, migration_names, one_line, open_connection, pending_migrations, run_migrations,
+    Backend, Create, DatabaseUrl, DbConnection, PoolOptions,
 };
 pub use deliveries::{Odometer, Origin, ProcessResult, Work, WorkItem, Written};
 pub use entries::{EntryCursor, MeterEntry, UnvoidRefusal, SOURCE_SMARTCAR_WEBHOOK};
