@@ -322,7 +322,18 @@ impl Settings {
         };
         let database_url = meterhook_store::DatabaseUrl::parse(self.database_url.expose())
             .map_or_else(|_| "[invalid]".to_owned(), |u| u.redacted());
-        let span = |d: Duration| humantime::format_duration(d).to_string();
+        // In the largest whole unit, as written in settings: humantime would print 90d as
+        // "2months 29days 2h 52m 48s" (its months are 30.44 days).
+        let span = |d: Duration| {
+            let secs = d.as_secs();
+            match (d.subsec_nanos(), secs) {
+                (0, 0) => "0s".to_owned(),
+                (0, s) if s % 86_400 == 0 => format!("{}d", s / 86_400),
+                (0, s) if s % 3_600 == 0 => format!("{}h", s / 3_600),
+                (0, s) if s % 60 == 0 => format!("{}m", s / 60),
+                _ => humantime::format_duration(d).to_string(),
+            }
+        };
         vec![
             ("SMARTCAR_MANAGEMENT_TOKEN", secret(&self.management_token)),
             ("SMARTCAR_WEBHOOK_SECRET", secret(&self.webhook_secret)),

@@ -57,6 +57,8 @@ fn a_good_set_up_passes_with_each_settings_source_named() {
         ("METERHOOK_DUPLICATE_WINDOW", "2h", "file meterhook.toml"),
         ("METERHOOK_LISTEN", "127.0.0.1:3000", "default"),
         ("METERHOOK_API_TOKEN", "not set", "default"),
+        ("METERHOOK_SIGNAL_RETENTION", "90d", "default"),
+        ("METERHOOK_RETRY_BACKOFF", "5s", "default"),
     ] {
         let line = setting_line(&printed, var);
         assert!(
