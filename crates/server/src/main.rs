@@ -7,11 +7,14 @@ use meterhook::cli::{self, Cli, CliError, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Before the logger, so that RUST_LOG in .env.local / .env takes effect.
+    // Before the logger, so that RUST_LOG in .env.local / .env takes effect. doctor reports a
+    // broken file among its findings (loading the settings reads the files again).
     if let Err(e) = meterhook::config::load_env_files() {
-        let e = CliError::config(e);
-        eprintln!("error: {}", e.line());
-        return ExitCode::from(e.code);
+        if !matches!(cli.command, Some(Command::Doctor(_))) {
+            let e = CliError::config(e);
+            eprintln!("error: {}", e.line());
+            return ExitCode::from(e.code);
+        }
     }
     // The service logs at info; the operator's commands only warn, so their output stays clean.
     let default_level = match cli.command {

@@ -161,6 +161,28 @@ fn an_unreachable_postgres_and_an_unwritable_spool_are_problems() {
 }
 
 #[test]
+fn a_broken_env_file_is_a_problem_not_an_abort() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join(".env.local"), "NOT A LINE\n").expect("write");
+    let out = meterhook(dir.path(), &[], &["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("PROBLEM  configuration: .env.local"),
+        "{printed}"
+    );
+    assert!(printed.contains("fix: correct that setting"), "{printed}");
+    // Every other command stops at once on it: a configuration error.
+    let out = meterhook(dir.path(), &[], &["vehicles", "list"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        stderr(&out).starts_with("error: configuration: .env.local"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn a_bad_setting_is_a_problem_naming_it() {
     let dir = tempfile::tempdir().expect("tmp");
     let out = meterhook(
