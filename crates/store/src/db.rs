@@ -76,6 +76,19 @@ impl DatabaseUrl {
     ///
     /// Anything else is refused, and the refusal never repeats the value: SQLite would take any
     /// string as a file name, libpq's `host=db password=…` included.
+    ///
+    /// ```
+    /// use meterhook_store::{Backend, DatabaseUrl};
+    ///
+    /// let url = DatabaseUrl::parse("postgres://meter:s3cret@db.internal/meterhook")?;
+    /// assert_eq!(url.backend(), Backend::Postgres);
+    /// assert_eq!(url.redacted(), "postgres://meter:[redacted]@db.internal/meterhook");
+    /// assert_eq!(DatabaseUrl::parse("data/meterhook.db")?.sqlite_path(), Some("data/meterhook.db"));
+    ///
+    /// let refused = DatabaseUrl::parse("host=db password=s3cret").unwrap_err().to_string();
+    /// assert!(!refused.contains("s3cret"));
+    /// # Ok::<(), meterhook_store::StoreError>(())
+    /// ```
     pub fn parse(url: &str) -> Result<Self, StoreError> {
         let url = url.trim();
         if url.is_empty() {
