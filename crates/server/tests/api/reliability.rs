@@ -96,6 +96,14 @@ fn failed_processing_is_retried_then_dead_then_reprocessed() {
         let out = meterhook(&dir, &env, &["events", "reprocess", "--outcome", "dead"]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains("r1: created"), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("reprocessed 1 event: 1 created"),
+            "{}",
+            stdout(&out)
+        );
+        assert_eq!(stderr(&out), "", "progress drawn without a terminal");
+        let out = meterhook(&dir, &env, &["events", "reprocess"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert_eq!(
             app.store
                 .list_entries("car-1", false)
