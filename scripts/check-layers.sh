@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fails when a crate gains a dependency its layer must not have (STYLE.md: dependencies only
+# Fails when a crate gains a dependency its layer must not have (docs/ARCHITECTURE.md: dependencies only
 # point down), or when a library crate reads the environment. Lemmy keeps its layers the same way.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -75,6 +75,8 @@ else
 fi
 cd "$tmp" # no meterhook.toml / .env from elsewhere
 
+# Only serve and migrate create a database; vehicles add needs one.
+"$bin" migrate >/dev/null
 vehicles=""
 for i in $(seq 1 "$nvehicles"); do
   "$bin" vehicles add "crash-sc-$i" --vehicle-id "crash-car-$i" >/dev/null

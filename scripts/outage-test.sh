@@ -76,6 +76,8 @@ harness_start outage-test
 harness_create_db outage
 cd "$tmp" # no meterhook.toml / .env from elsewhere
 
+# Only serve and migrate create a database; vehicles add needs one.
+"$bin" migrate >/dev/null
 vehicles=""
 for i in $(seq 1 "$nvehicles"); do
   "$bin" vehicles add "outage-sc-$i" --vehicle-id "outage-car-$i" >/dev/null

@@ -90,7 +90,8 @@ pub struct Settings {
     /// `METERHOOK_SPOOL_PATH`: local SQLite file that takes events while PostgreSQL is
     /// unreachable (PostgreSQL only; empty turns the spool off).
     pub spool_path: String,
-    /// `METERHOOK_API_TOKEN`: turns the read API on, behind `Authorization: Bearer <token>`.
+    /// `METERHOOK_API_TOKEN`: turns the app API (reads and registrations) on, behind
+    /// `Authorization: Bearer <token>`.
     pub api_token: Option<Secret>,
     /// `METERHOOK_UI_PASSWORD`: turns the status pages under `/ui/` on, behind HTTP Basic
     /// authentication with this password.
@@ -98,6 +99,12 @@ pub struct Settings {
     /// `METERHOOK_RETENTION`: when set (at least 7 days), processed events older than this are
     /// pruned every hour.
     pub retention: Option<Duration>,
+    /// `METERHOOK_SIGNAL_RETENTION`: `meterhook prune` deletes signal values stored longer ago
+    /// than this (default 90 days; `off` keeps them).
+    pub signal_retention: Option<Duration>,
+    /// `METERHOOK_SYNC_LOG_RETENTION`: `meterhook prune` deletes sync logs written longer ago
+    /// than this (default 400 days; `off` keeps them).
+    pub sync_log_retention: Option<Duration>,
 }
 
 /// What the sources hold, before parsing: every value as the text it was written as.
@@ -125,6 +132,8 @@ struct Raw {
     api_token: Option<Secret>,
     ui_password: Option<Secret>,
     retention: Option<String>,
+    signal_retention: Option<String>,
+    sync_log_retention: Option<String>,
 }
 
 /// A setting that stops the start, with the setting's name in the message.
@@ -183,7 +192,8 @@ impl Settings {
         Settings::parse(raw)
     }
 
-    /// Settings from defaults alone (tests build on these).
+    /// Settings from the defaults alone, as if nothing were configured: a base to adjust in code
+    /// when meterhook is embedded.
     pub fn default_settings() -> Settings {
         #[allow(clippy::expect_used)] // the defaults are constants checked by a test
         Settings::parse(Raw::default()).expect("the defaults are valid")
@@ -255,6 +265,16 @@ impl Settings {
             }
         };
         Ok(Settings {
+            signal_retention: retention_or_off(
+                "METERHOOK_SIGNAL_RETENTION",
+                raw.signal_retention.as_deref(),
+                DEFAULT_SIGNAL_RETENTION,
+            )?,
+            sync_log_retention: retention_or_off(
+                "METERHOOK_SYNC_LOG_RETENTION",
+                raw.sync_log_retention.as_deref(),
+                DEFAULT_SYNC_LOG_RETENTION,
+            )?,
             management_token: key("SMARTCAR_MANAGEMENT_TOKEN", raw.management_token)?,
             webhook_secret: key("SMARTCAR_WEBHOOK_SECRET", raw.webhook_secret)?,
             database_url,
@@ -320,6 +340,63 @@ impl Settings {
             name: "SMARTCAR_MANAGEMENT_TOKEN",
             reason: e.to_string(),
         })
+    }
+
+    /// Every setting's value as shown to an operator, by variable name, in the order of
+    /// [`SETTINGS`]: secrets as `[redacted]`, the database URL without its password.
+    pub fn shown(&self) -> Vec<(&'static str, String)> {
+        let secret = |s: &Option<Secret>| match s {
+            Some(s) => format!("{s} ({} bytes)", s.expose().len()),
+            None => "not set".to_owned(),
+        };
+        let database_url = meterhook_store::DatabaseUrl::parse(self.database_url.expose())
+            .map_or_else(|_| "[invalid]".to_owned(), |u| u.redacted());
+        // In the largest whole unit, as written in settings: humantime would print 90d as
+        // "2months 29days 2h 52m 48s" (its months are 30.44 days).
+        let span = |d: Duration| {
+            let secs = d.as_secs();
+            match (d.subsec_nanos(), secs) {
+                (0, 0) => "0s".to_owned(),
+                (0, s) if s % 86_400 == 0 => format!("{}d", s / 86_400),
+                (0, s) if s % 3_600 == 0 => format!("{}h", s / 3_600),
+                (0, s) if s % 60 == 0 => format!("{}m", s / 60),
+                _ => humantime::format_duration(d).to_string(),
+            }
+        };
+        vec![
+            ("SMARTCAR_MANAGEMENT_TOKEN", secret(&self.management_token)),
+            ("SMARTCAR_WEBHOOK_SECRET", secret(&self.webhook_secret)),
+            ("DATABASE_URL", database_url),
+            ("METERHOOK_LISTEN", self.listen.clone()),
+            ("METERHOOK_WORKERS", self.workers.to_string()),
+            ("METERHOOK_WRITERS", self.writers.to_string()),
+            ("METERHOOK_POOL_SIZE", self.pool_size.to_string()),
+            ("METERHOOK_DUPLICATE_WINDOW", span(self.duplicate_window)),
+            ("METERHOOK_MAX_SPEED_KMH", self.max_speed_kmh.to_string()),
+            (
+                "METERHOOK_JUMP_TOLERANCE_KM",
+                self.jump_tolerance.km().to_string(),
+            ),
+            ("METERHOOK_BODY_LIMIT", self.body_limit.to_string()),
+            ("METERHOOK_CLIENT_TIMEOUT", span(self.client_timeout)),
+            ("METERHOOK_MAX_ATTEMPTS", self.max_attempts.to_string()),
+            ("METERHOOK_RETRY_BACKOFF", span(self.retry_backoff)),
+            ("METERHOOK_SPOOL_PATH", self.spool_path.clone()),
+            ("METERHOOK_API_TOKEN", secret(&self.api_token)),
+            (
+                "METERHOOK_RETENTION",
+                self.retention.map_or_else(|| "off".to_owned(), span),
+            ),
+            (
+                "METERHOOK_SIGNAL_RETENTION",
+                self.signal_retention.map_or_else(|| "off".to_owned(), span),
+            ),
+            (
+                "METERHOOK_SYNC_LOG_RETENTION",
+                self.sync_log_retention
+                    .map_or_else(|| "off".to_owned(), span),
+            ),
+        ]
     }
 
     /// Whether the management token is shorter than 16 bytes (warned about at start).
@@ -390,7 +467,14 @@ impl Settings {
 /// environment; they fill in only what the environment does not set, so `.env.local` wins over
 /// `.env` and the real environment wins over both. Safe to call more than once.
 pub fn load_env_files() -> Result<(), ConfigError> {
-    for file in [".env.local", ".env"] {
+    // Which variables the process was given, before the files add theirs: `doctor` tells them
+    // apart.
+    INHERITED.get_or_init(|| {
+        std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .collect()
+    });
+    for file in ENV_FILES {
         match dotenvy::from_path(Path::new(file)) {
             Ok(()) => {}
             Err(e) if e.not_found() => {}
@@ -399,6 +483,113 @@ pub fn load_env_files() -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+/// The environment files, the first winning.
+const ENV_FILES: [&str; 2] = [".env.local", ".env"];
+
+/// The variables the process was started with (see [`load_env_files`]).
+static INHERITED: std::sync::OnceLock<std::collections::HashSet<String>> =
+    std::sync::OnceLock::new();
+
+/// Every setting: its key in `meterhook.toml` and the environment variable that sets it.
+pub const SETTINGS: [(&str, &str); 19] = [
+    ("management_token", "SMARTCAR_MANAGEMENT_TOKEN"),
+    ("webhook_secret", "SMARTCAR_WEBHOOK_SECRET"),
+    ("database_url", "DATABASE_URL"),
+    ("listen", "METERHOOK_LISTEN"),
+    ("workers", "METERHOOK_WORKERS"),
+    ("writers", "METERHOOK_WRITERS"),
+    ("pool_size", "METERHOOK_POOL_SIZE"),
+    ("duplicate_window", "METERHOOK_DUPLICATE_WINDOW"),
+    ("max_speed_kmh", "METERHOOK_MAX_SPEED_KMH"),
+    ("jump_tolerance_km", "METERHOOK_JUMP_TOLERANCE_KM"),
+    ("body_limit", "METERHOOK_BODY_LIMIT"),
+    ("client_timeout", "METERHOOK_CLIENT_TIMEOUT"),
+    ("max_attempts", "METERHOOK_MAX_ATTEMPTS"),
+    ("retry_backoff", "METERHOOK_RETRY_BACKOFF"),
+    ("spool_path", "METERHOOK_SPOOL_PATH"),
+    ("api_token", "METERHOOK_API_TOKEN"),
+    ("retention", "METERHOOK_RETENTION"),
+    ("signal_retention", "METERHOOK_SIGNAL_RETENTION"),
+    ("sync_log_retention", "METERHOOK_SYNC_LOG_RETENTION"),
+];
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Nothing set it.
+    Default,
+    /// The configuration file.
+    File(PathBuf),
+    /// A line in `.env.local` or `.env`.
+    EnvFile(&'static str),
+    /// The process's environment.
+    Environment,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Default => f.write_str("default"),
+            Origin::File(path) => write!(f, "file {}", path.display()),
+            Origin::EnvFile(name) => f.write_str(name),
+            Origin::Environment => f.write_str("environment"),
+        }
+    }
+}
+
+/// Where each setting of [`SETTINGS`] came from, by variable name, following the precedence of
+/// [`Settings::load`]: environment, `.env.local`, `.env`, file, default. Call after
+/// [`load_env_files`].
+pub fn origins(config_path: Option<&Path>) -> Vec<(&'static str, Origin)> {
+    let inherited = INHERITED.get();
+    let env_files: Vec<(&'static str, std::collections::HashSet<String>)> = ENV_FILES
+        .iter()
+        .map(|&file| {
+            let names = dotenvy::from_path_iter(Path::new(file))
+                .map(|lines| lines.filter_map(Result::ok).map(|(k, _)| k).collect())
+                .unwrap_or_default();
+            (file, names)
+        })
+        .collect();
+    let file = config_path.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE), Path::to_path_buf);
+    let in_file = config::Config::builder()
+        .add_source(config::File::from(file.as_path()).required(false))
+        .build()
+        .ok();
+    SETTINGS
+        .iter()
+        .map(|&(key, var)| {
+            // Every setting can also be given as METERHOOK_<KEY>; the plain name wins.
+            let prefixed = format!("METERHOOK_{}", key.to_ascii_uppercase());
+            let names = [var, prefixed.as_str()];
+            let origin = if inherited.is_some_and(|set| names.iter().any(|n| set.contains(*n))) {
+                Origin::Environment
+            } else if let Some((name, _)) = env_files
+                .iter()
+                .find(|(_, set)| names.iter().any(|n| set.contains(*n)))
+            {
+                Origin::EnvFile(name)
+            } else if in_file
+                .as_ref()
+                .is_some_and(|c| c.get::<config::Value>(key).is_ok())
+            {
+                Origin::File(file.clone())
+            } else {
+                Origin::Default
+            };
+            (var, origin)
+        })
+        .collect()
+}
+
+/// The default `METERHOOK_SIGNAL_RETENTION`: a quarter of signal history (battery, tires,
+/// location) is plenty to judge trends; the latest values are what the API serves.
+pub const DEFAULT_SIGNAL_RETENTION: &str = "90d";
+
+/// The default `METERHOOK_SYNC_LOG_RETENTION`: a year of the audit trail, and a month more so that
+/// a yearly review still finds the whole year.
+pub const DEFAULT_SYNC_LOG_RETENTION: &str = "400d";
 
 /// Events younger than this are never pruned: Smartcar redelivers, and dedup needs their ids.
 pub const MIN_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -449,6 +640,20 @@ fn date_span(name: &'static str, value: &str) -> Result<Duration, ConfigError> {
             name,
             &format!("{value:?} is too long: dates that far from now cannot be represented"),
         )
+    }
+}
+
+/// A retention window: `default` when unset or empty, none when `off`, else a span that dates can
+/// be moved by.
+fn retention_or_off(
+    name: &'static str,
+    value: Option<&str>,
+    default: &str,
+) -> Result<Option<Duration>, ConfigError> {
+    match value.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(text) if text.eq_ignore_ascii_case("off") => Ok(None),
+        Some(text) => date_span(name, text).map(Some),
+        None => date_span(name, default).map(Some),
     }
 }
 
@@ -512,7 +717,40 @@ mod tests {
             }
         );
         assert_eq!(s.retention, None);
+        assert_eq!(
+            s.signal_retention,
+            Some(Duration::from_secs(90 * 24 * 3600))
+        );
+        assert_eq!(
+            s.sync_log_retention,
+            Some(Duration::from_secs(400 * 24 * 3600))
+        );
         assert!(s.signing_keys().is_err());
+    }
+
+    /// docs/CONFIGURATION.md's example file claims every key, and its values are valid.
+    #[test]
+    fn the_documented_example_file_has_every_key() {
+        let doc = include_str!("../../../docs/CONFIGURATION.md");
+        let example = doc
+            .split("## Example `meterhook.toml`")
+            .nth(1)
+            .and_then(|rest| rest.split("```toml").nth(1))
+            .and_then(|rest| rest.split("```").next())
+            .expect("the example in docs/CONFIGURATION.md");
+        for (key, _) in SETTINGS {
+            let written = example.lines().any(|line| {
+                let line = line.trim_start_matches(['#', ' ']);
+                line.starts_with(&format!("{key} ")) || line.starts_with(&format!("{key}="))
+            });
+            assert!(written, "{key} is missing from the example");
+        }
+        let raw: Raw = config::Config::builder()
+            .add_source(config::File::from_str(example, config::FileFormat::Toml))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("the example parses");
+        Settings::parse(raw).expect("the example is valid");
     }
 
     #[test]
@@ -553,6 +791,13 @@ mod tests {
         assert_eq!(
             from_pairs(&[("retention", " ")]).expect("valid").retention,
             None
+        );
+        let s = from_pairs(&[("signal_retention", "OFF"), ("sync_log_retention", "30d")])
+            .expect("valid");
+        assert_eq!(s.signal_retention, None);
+        assert_eq!(
+            s.sync_log_retention,
+            Some(Duration::from_secs(30 * 24 * 3600))
         );
     }
 
@@ -620,6 +865,16 @@ mod tests {
             "retention",
             "1d",
             "METERHOOK_RETENTION: must be at least 7d",
+        );
+        check(
+            "signal_retention",
+            "1000000y",
+            "METERHOOK_SIGNAL_RETENTION: \"1000000y\" is too long",
+        );
+        check(
+            "sync_log_retention",
+            "soon",
+            "METERHOOK_SYNC_LOG_RETENTION: invalid duration",
         );
         check(
             "pool_size",

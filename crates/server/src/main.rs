@@ -3,14 +3,18 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use meterhook::cli::{self, Cli, Command};
+use meterhook::cli::{self, Cli, CliError, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Before the logger, so that RUST_LOG in .env.local / .env takes effect.
+    // Before the logger, so that RUST_LOG in .env.local / .env takes effect. doctor reports a
+    // broken file among its findings (loading the settings reads the files again).
     if let Err(e) = meterhook::config::load_env_files() {
-        eprintln!("error: {e}");
-        return ExitCode::FAILURE;
+        if !matches!(cli.command, Some(Command::Doctor(_))) {
+            let e = CliError::config(e);
+            eprintln!("error: {}", e.line());
+            return ExitCode::from(e.code);
+        }
     }
     // The service logs at info; the operator's commands only warn, so their output stays clean.
     let default_level = match cli.command {
@@ -22,8 +26,8 @@ fn main() -> ExitCode {
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", e.0);
-            ExitCode::FAILURE
+            eprintln!("error: {}", e.line());
+            ExitCode::from(e.code)
         }
     }
 }

@@ -47,6 +47,8 @@ impl Application {
     /// With PostgreSQL and a spool, an unreachable database does not stop the start: events are
     /// spooled until it answers, and migrations run then.
     pub fn build(settings: &Settings) -> Result<Application, StartError> {
+        // Before the database: a start without a token must not leave a new database behind.
+        settings.signing_keys()?;
         let url = settings.database_url.expose();
         let store = match Store::open(url, &settings.pool_options()) {
             Ok(store) => store,
@@ -113,6 +115,7 @@ impl Application {
                 source,
             })?;
         let app_state = AppState {
+            pipeline: ingest.pipeline().clone(),
             store,
             spool,
             keys,
@@ -134,7 +137,7 @@ impl Application {
         };
         let api_on = app_state.api_token.is_some();
         if api_on {
-            info!("read API on at /api/vehicles/{{vehicle_id}}/… (bearer token)");
+            info!("API on at /api/vehicles/{{vehicle_id}}/… and /api/smartcar-vehicles (bearer token)");
         }
         let ui_on = app_state.ui_password.is_some();
         if ui_on {

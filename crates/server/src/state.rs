@@ -23,6 +23,9 @@ pub struct AppState {
     pub ui_password: Option<crate::auth::UiPassword>,
     /// Where verified deliveries go to be made durable.
     pub ingest: Submitter,
+    /// The ingest pipeline, for the API's registrations (which process the events that waited
+    /// for a vehicle).
+    pub pipeline: meterhook_ingest::Pipeline,
 }
 
 /// How large a request body may be and how long it may take to arrive.

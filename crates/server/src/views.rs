@@ -182,3 +182,33 @@ pub fn event(e: &EventSummary) -> Event<'_> {
         attempts: e.attempts,
     }
 }
+
+/// What one table's pruning deleted.
+#[derive(Debug, Serialize)]
+pub struct Pruned {
+    /// Rows deleted.
+    pub deleted: u64,
+    /// The cut-off: rows before it were deleted.
+    pub before: String,
+}
+
+impl Pruned {
+    /// `deleted` rows before `before`.
+    pub fn new(deleted: u64, before: NaiveDateTime) -> Pruned {
+        Pruned {
+            deleted,
+            before: rfc3339(before),
+        }
+    }
+}
+
+/// What `meterhook prune` deleted, per table; `None` where the table was kept.
+#[derive(Debug, Default, Serialize)]
+pub struct PruneSummary {
+    /// Processed events.
+    pub events: Option<Pruned>,
+    /// Signal values.
+    pub signal_values: Option<Pruned>,
+    /// Sync logs.
+    pub sync_logs: Option<Pruned>,
+}

@@ -99,6 +99,20 @@ impl SigningKeys {
     /// case). The comparison is ring's constant-time one on the decoded 32 bytes. An empty (or
     /// whitespace-only) header carries no signature, so it is [`SignatureCheck::Missing`], exactly
     /// like no header: some senders write the header with no value on unsigned requests.
+    ///
+    /// ```
+    /// use meterhook_smartcar::{SignatureCheck, SigningKeys};
+    ///
+    /// // The current token first, then the previous one while rotating.
+    /// let keys = SigningKeys::new(["new-token", "old-token"])?;
+    /// let body = br#"{"eventId":"e-1","eventType":"VEHICLE_STATE"}"#;
+    /// let by_old = SigningKeys::new(["old-token"])?.sign(body);
+    /// assert_eq!(keys.verify(Some(by_old.as_bytes()), body), SignatureCheck::Valid);
+    /// assert_eq!(keys.verify(Some(by_old.as_bytes()), b"{}"), SignatureCheck::Invalid);
+    /// assert_eq!(keys.verify(Some(b"  "), body), SignatureCheck::Missing);
+    /// assert_eq!(keys.verify(None, body), SignatureCheck::Missing);
+    /// # Ok::<(), meterhook_smartcar::KeyError>(())
+    /// ```
     pub fn verify(&self, header: Option<&[u8]>, body: &[u8]) -> SignatureCheck {
         let Some(header) = header.map(<[u8]>::trim_ascii).filter(|h| !h.is_empty()) else {
             return SignatureCheck::Missing;

@@ -76,6 +76,19 @@ impl DatabaseUrl {
     ///
     /// Anything else is refused, and the refusal never repeats the value: SQLite would take any
     /// string as a file name, libpq's `host=db password=…` included.
+    ///
+    /// ```
+    /// use meterhook_store::{Backend, DatabaseUrl};
+    ///
+    /// let url = DatabaseUrl::parse("postgres://meter:s3cret@db.internal/meterhook")?;
+    /// assert_eq!(url.backend(), Backend::Postgres);
+    /// assert_eq!(url.redacted(), "postgres://meter:[redacted]@db.internal/meterhook");
+    /// assert_eq!(DatabaseUrl::parse("data/meterhook.db")?.sqlite_path(), Some("data/meterhook.db"));
+    ///
+    /// let refused = DatabaseUrl::parse("host=db password=s3cret").unwrap_err().to_string();
+    /// assert!(!refused.contains("s3cret"));
+    /// # Ok::<(), meterhook_store::StoreError>(())
+    /// ```
     pub fn parse(url: &str) -> Result<Self, StoreError> {
         let url = url.trim();
         if url.is_empty() {
@@ -220,17 +233,31 @@ impl Default for PoolOptions {
     }
 }
 
+/// Whether opening a SQLite database may create its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// Create a missing file (0600): for the service and `migrate`.
+    IfMissing,
+    /// The file must exist: a mistyped path is an error, not a new empty database.
+    Never,
+}
+
 /// Makes connections for r2d2, choosing the backend from the URL and setting SQLite up.
 #[derive(Debug)]
 pub struct Manager {
     url: DatabaseUrl,
     busy_timeout: Duration,
+    create: Create,
 }
 
 impl Manager {
     /// A manager for `url`.
-    pub fn new(url: DatabaseUrl, busy_timeout: Duration) -> Self {
-        Manager { url, busy_timeout }
+    pub fn new(url: DatabaseUrl, busy_timeout: Duration, create: Create) -> Self {
+        Manager {
+            url,
+            busy_timeout,
+            create,
+        }
     }
 }
 
@@ -239,7 +266,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = StoreError;
 
     fn connect(&self) -> Result<DbConnection, StoreError> {
-        connect(&self.url, self.busy_timeout)
+        open_connection(&self.url, self.busy_timeout, self.create)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
@@ -251,14 +278,28 @@ impl r2d2::ManageConnection for Manager {
     }
 }
 
-/// Opens one connection to `url`; for SQLite sets the durability and locking pragmas.
+/// Opens one connection to `url` (creating a missing SQLite file); for SQLite sets the durability
+/// and locking pragmas.
 pub fn connect(url: &DatabaseUrl, busy_timeout: Duration) -> Result<DbConnection, StoreError> {
+    open_connection(url, busy_timeout, Create::IfMissing)
+}
+
+/// Opens one connection to `url`, creating a missing SQLite file only when `create` says so.
+pub fn open_connection(
+    url: &DatabaseUrl,
+    busy_timeout: Duration,
+    create: Create,
+) -> Result<DbConnection, StoreError> {
     match url.backend {
         Backend::Postgres => {
             let mut conn = PgConnection::establish(&url.target)
-                // libpq's message names host and port, never the password.
+                // libpq's message names host and port, never the password; it spans several
+                // lines, which would break one-line logs and errors.
                 .map_err(|e| {
-                    StoreError::Unavailable(format!("cannot connect to PostgreSQL: {e}"))
+                    StoreError::Unavailable(format!(
+                        "cannot connect to PostgreSQL: {}",
+                        one_line(&e.to_string())
+                    ))
                 })?;
             // Diesel prepares its statements once per connection. After five runs PostgreSQL may
             // switch one to a generic plan made while the tables were small, and keep it as they
@@ -268,6 +309,12 @@ pub fn connect(url: &DatabaseUrl, busy_timeout: Duration) -> Result<DbConnection
             Ok(DbConnection::Pg(conn))
         }
         Backend::Sqlite => {
+            if create == Create::Never && !sqlite_file_exists(&url.target) {
+                return Err(StoreError::Missing(format!(
+                    "no SQLite database at {}",
+                    url.target
+                )));
+            }
             create_private(&url.target).map_err(|e| {
                 StoreError::Unavailable(format!(
                     "cannot create SQLite database {}: {e}",
@@ -293,6 +340,22 @@ pub fn connect(url: &DatabaseUrl, busy_timeout: Duration) -> Result<DbConnection
             Ok(DbConnection::Sqlite(conn))
         }
     }
+}
+
+/// Whether the SQLite database `path` names is there (in-memory and URI databases count as there:
+/// SQLite resolves them).
+fn sqlite_file_exists(path: &str) -> bool {
+    path == ":memory:" || path.starts_with("file:") || std::path::Path::new(path).is_file()
+}
+
+/// A message on one line: the lines of a multi-line one (libpq's) trimmed and joined.
+pub fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Creates a missing SQLite file readable and writable by its owner only: it holds locations and
@@ -344,7 +407,60 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     Ok(ran)
 }
 
-/// Reverts every applied migration (for tests); returns how many were reverted.
+/// The embedded migrations not yet applied to the connection's database, by name, in order.
+///
+/// Reads only: unlike Diesel's harness, it does not create the migrations table when it is
+/// missing (a database without one has every migration pending).
+pub fn pending_migrations(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+    use diesel::migration::MigrationSource;
+    use diesel::sql_types::Text;
+    use diesel::RunQueryDsl;
+
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        version: String,
+    }
+    let (table_query, backend) = match conn {
+        DbConnection::Pg(_) => (
+            "SELECT tablename AS version FROM pg_tables \
+             WHERE schemaname = current_schema() AND tablename = '__diesel_schema_migrations'",
+            Backend::Postgres,
+        ),
+        DbConnection::Sqlite(_) => (
+            "SELECT name AS version FROM sqlite_master \
+             WHERE type = 'table' AND name = '__diesel_schema_migrations'",
+            Backend::Sqlite,
+        ),
+    };
+    let has_table = on_backend!(conn, |c| diesel::sql_query(table_query).load::<Row>(c))?;
+    let applied: Vec<String> = if has_table.is_empty() {
+        Vec::new()
+    } else {
+        on_backend!(conn, |c| diesel::sql_query(
+            "SELECT version FROM __diesel_schema_migrations"
+        )
+        .load::<Row>(c))?
+        .into_iter()
+        .map(|r| r.version)
+        .collect()
+    };
+    let source = match backend {
+        Backend::Sqlite => SQLITE_MIGRATIONS,
+        Backend::Postgres => POSTGRES_MIGRATIONS,
+    };
+    let embedded = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&source)
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    Ok(embedded
+        .iter()
+        .filter(|m| !applied.contains(&m.name().version().to_string()))
+        .map(|m| m.name().to_string())
+        .collect())
+}
+
+/// Reverts every applied migration; returns how many were reverted. Test support (the `testing`
+/// feature): it drops every table.
+#[cfg(feature = "testing")]
 pub fn revert_all_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let reverted = match conn {
         DbConnection::Pg(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS),

@@ -45,7 +45,24 @@ pub struct MeterEntry {
     pub refused_by: Option<i64>,
 }
 
+/// Where a page of entries continues: after the entry with this reading time and id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryCursor {
+    /// The last entry's reading time.
+    pub entry_date: NaiveDateTime,
+    /// The last entry's id.
+    pub id: i64,
+}
+
 impl MeterEntry {
+    /// The cursor that continues a page after this entry.
+    pub fn cursor(&self) -> EntryCursor {
+        EntryCursor {
+            entry_date: self.entry_date,
+            id: self.id,
+        }
+    }
+
     /// The value as a distance.
     pub fn distance(&self) -> Distance {
         Distance::from_metres(self.value_m).unwrap_or(Distance::ZERO)
@@ -113,13 +130,15 @@ impl Store {
             .optional()?)
     }
 
-    /// A page of an app vehicle's entries, newest reading first.
+    /// A page of an app vehicle's entries, newest reading first (by reading time, then id),
+    /// continuing after `after` (the last entry of the previous page). Keyset paging: entries
+    /// that arrive meanwhile never shift a page.
     pub fn entries_page(
         &self,
         vehicle_id: &str,
         include_void: bool,
         limit: i64,
-        offset: i64,
+        after: Option<EntryCursor>,
     ) -> Result<Vec<MeterEntry>> {
         use meter_entries::dsl as m;
         let mut conn = self.conn()?;
@@ -127,11 +146,17 @@ impl Store {
             .filter(m::vehicle_id.eq(vehicle_id))
             .order((m::entry_date.desc(), m::id.desc()))
             .limit(limit.max(0))
-            .offset(offset.max(0))
             .select(MeterEntry::as_select())
             .into_boxed();
         if !include_void {
             query = query.filter(m::void.eq(false));
+        }
+        if let Some(c) = after {
+            query = query.filter(
+                m::entry_date
+                    .lt(c.entry_date)
+                    .or(m::entry_date.eq(c.entry_date).and(m::id.lt(c.id))),
+            );
         }
         Ok(query.load(&mut *conn)?)
     }

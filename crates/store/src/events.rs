@@ -316,6 +316,16 @@ impl Store {
     /// unprocessed or `dead` ones, and never any younger than [`MIN_RETENTION_DAYS`] (Smartcar
     /// redelivers; deduplication needs the ids). Returns how many were deleted.
     pub fn prune_events(&self, before: NaiveDateTime, batch: i64) -> Result<u64> {
+        self.prune_events_with(before, batch, |_| {})
+    }
+
+    /// [`Store::prune_events`], calling `progress` with the rows deleted so far after each batch.
+    pub fn prune_events_with(
+        &self,
+        before: NaiveDateTime,
+        batch: i64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64> {
         use smartcar_webhook_events::dsl as e;
         let before = before.min(now() - chrono::TimeDelta::days(MIN_RETENTION_DAYS));
         let mut conn = self.conn()?;
@@ -335,6 +345,7 @@ impl Store {
             let n = diesel::delete(e::smartcar_webhook_events.filter(e::id.eq_any(&ids)))
                 .execute(&mut *conn)?;
             deleted += n as u64;
+            progress(deleted);
         }
     }
 }

@@ -5,6 +5,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::Connection;
 use meterhook_domain::Millis;
 
+mod backup;
 mod db;
 mod deliveries;
 mod entries;
@@ -20,12 +21,14 @@ pub mod testing;
 mod vehicle_errors;
 mod vehicles;
 
+#[cfg(feature = "testing")]
+pub use db::revert_all_migrations;
 pub use db::{
-    connect, migration_names, revert_all_migrations, run_migrations, Backend, DatabaseUrl,
-    DbConnection, PoolOptions,
+    connect, migration_names, one_line, open_connection, pending_migrations, run_migrations,
+    Backend, Create, DatabaseUrl, DbConnection, PoolOptions,
 };
 pub use deliveries::{Odometer, Origin, ProcessResult, Work, WorkItem, Written};
-pub use entries::{LastReading, MeterEntry, UnvoidRefusal, SOURCE_SMARTCAR_WEBHOOK};
+pub use entries::{EntryCursor, LastReading, MeterEntry, UnvoidRefusal, SOURCE_SMARTCAR_WEBHOOK};
 pub use events::{EventRecord, EventSummary, NewEvent, Recorded, Reprocess, MIN_RETENTION_DAYS};
 pub use outcome::{Outcome, SyncStatus};
 pub use signals::{NewSignal, SignalRow};
@@ -49,6 +52,12 @@ pub enum StoreError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// The database asked to open without creating it does not exist.
+    #[error("database not found: {0}")]
+    Missing(String),
+    /// The database exists but lacks migrations that this version needs.
+    #[error("the database schema is out of date: {} migration(s) pending, from {}", .0.len(), .0.first().map_or("?", String::as_str))]
+    Outdated(Vec<String>),
     /// The thing asked for does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -140,10 +149,29 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing, migrated database, creating and changing nothing: a missing SQLite file
+    /// is [`StoreError::Missing`], pending migrations are [`StoreError::Outdated`]. For the
+    /// commands that only use a database, so that a mistyped path never becomes a new one.
+    pub fn open_existing(url: &str, options: &PoolOptions) -> Result<Store> {
+        let store = Store::build(url, options, Create::Never)?;
+        // One connection of its own first: the pool would retry a missing file or a refused
+        // connection until its timeout, and then report only that it timed out.
+        let mut conn = open_connection(&store.url, options.busy_timeout, Create::Never)?;
+        let pending = pending_migrations(&mut conn)?;
+        if !pending.is_empty() {
+            return Err(StoreError::Outdated(pending));
+        }
+        Ok(store)
+    }
+
     /// Builds the pool without connecting; the first use connects (and fails if it cannot).
     pub fn open_lazy(url: &str, options: &PoolOptions) -> Result<Store> {
+        Store::build(url, options, Create::IfMissing)
+    }
+
+    fn build(url: &str, options: &PoolOptions, create: Create) -> Result<Store> {
         let url = DatabaseUrl::parse(url)?;
-        let manager = db::Manager::new(url.clone(), options.busy_timeout);
+        let manager = db::Manager::new(url.clone(), options.busy_timeout, create);
         let pool = r2d2::Pool::builder()
             .max_size(options.max_size.max(1))
             .min_idle(Some(0))
@@ -159,6 +187,12 @@ impl Store {
     pub fn migrate(&self) -> Result<usize> {
         let mut conn = self.conn()?;
         run_migrations(&mut conn)
+    }
+
+    /// The embedded migrations this database lacks, by name; reads only.
+    pub fn pending_migrations(&self) -> Result<Vec<String>> {
+        let mut conn = self.conn()?;
+        pending_migrations(&mut conn)
     }
 
     /// The backend in use.

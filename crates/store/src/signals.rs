@@ -97,4 +97,34 @@ impl Store {
             .select(SignalRow::as_select())
             .load(&mut *conn)?)
     }
+
+    /// Deletes signal values stored before `before`, `batch` rows per transaction, calling
+    /// `progress` with the rows deleted so far after each batch; returns how many. A value that
+    /// old goes even when it is still a vehicle's latest for its code.
+    pub fn prune_signals(
+        &self,
+        before: NaiveDateTime,
+        batch: i64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<u64> {
+        use vehicle_signals::dsl as s;
+        let mut conn = self.conn()?;
+        let mut deleted = 0u64;
+        loop {
+            // Oldest first by id, which follows the time of writing: each batch finds its rows
+            // at the start of the primary key.
+            let ids: Vec<i64> = s::vehicle_signals
+                .filter(s::created_at.lt(before))
+                .order(s::id.asc())
+                .limit(batch.max(1))
+                .select(s::id)
+                .load(&mut *conn)?;
+            if ids.is_empty() {
+                return Ok(deleted);
+            }
+            deleted += diesel::delete(s::vehicle_signals.filter(s::id.eq_any(&ids)))
+                .execute(&mut *conn)? as u64;
+            progress(deleted);
+        }
+    }
 }

@@ -45,6 +45,35 @@ pub(crate) struct NewSyncLog<'a> {
     pub created_at: NaiveDateTime,
 }
 
+impl crate::Store {
+    /// Deletes sync logs written before `before`, `batch` rows per transaction, calling
+    /// `progress` with the rows deleted so far after each batch; returns how many.
+    pub fn prune_sync_logs(
+        &self,
+        before: NaiveDateTime,
+        batch: i64,
+        mut progress: impl FnMut(u64),
+    ) -> crate::Result<u64> {
+        use smartcar_sync_logs::dsl as s;
+        let mut conn = self.conn()?;
+        let mut deleted = 0u64;
+        loop {
+            let ids: Vec<i64> = s::smartcar_sync_logs
+                .filter(s::created_at.lt(before))
+                .order(s::id.asc())
+                .limit(batch.max(1))
+                .select(s::id)
+                .load(&mut *conn)?;
+            if ids.is_empty() {
+                return Ok(deleted);
+            }
+            deleted += diesel::delete(s::smartcar_sync_logs.filter(s::id.eq_any(&ids)))
+                .execute(&mut *conn)? as u64;
+            progress(deleted);
+        }
+    }
+}
+
 #[cfg(feature = "testing")]
 impl crate::Store {
     /// The sync logs of one event, oldest first.

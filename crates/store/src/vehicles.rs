@@ -104,6 +104,19 @@ impl Store {
             .load(&mut *conn)?)
     }
 
+    /// A page of registered vehicles in registration order, after the one with row id `after`:
+    /// registrations made meanwhile are appended, never shift a page.
+    pub fn vehicles_page(&self, after: Option<i64>, limit: i64) -> Result<Vec<Vehicle>> {
+        use smartcar_vehicles::dsl as v;
+        let mut conn = self.conn()?;
+        Ok(v::smartcar_vehicles
+            .filter(v::id.gt(after.unwrap_or(i64::MIN)))
+            .order(v::id.asc())
+            .limit(limit.max(0))
+            .select(Vehicle::as_select())
+            .load(&mut *conn)?)
+    }
+
     /// The vehicle with this Smartcar id.
     pub fn find_vehicle(&self, smartcar_vehicle_id: &str) -> Result<Option<Vehicle>> {
         let mut conn = self.conn()?;

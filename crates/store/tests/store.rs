@@ -665,13 +665,28 @@ fn refused_readings_are_kept_void_and_can_be_unvoided() {
 
         // Pages, newest first.
         ingest(store, "e4", km(950.0, T0 + 2 * H));
-        let page = store.entries_page("car-1", false, 1, 0).unwrap();
+        let page = store.entries_page("car-1", false, 1, None).unwrap();
         assert_eq!(page[0].value_m, 950_000);
+        let next = store
+            .entries_page("car-1", false, 1, Some(page[0].cursor()))
+            .unwrap();
+        assert_eq!(next[0].value_m, 900_000);
+        assert!(store
+            .entries_page("car-1", false, 1, Some(next[0].cursor()))
+            .unwrap()
+            .is_empty());
         assert_eq!(
-            store.entries_page("car-1", false, 1, 1).unwrap()[0].value_m,
-            900_000
+            store.entries_page("car-1", true, 10, None).unwrap().len(),
+            3
         );
-        assert_eq!(store.entries_page("car-1", true, 10, 0).unwrap().len(), 3);
+        // A newer reading that arrives meanwhile does not shift the next page.
+        ingest(store, "e5", km(990.0, T0 + 3 * H));
+        assert_eq!(
+            store
+                .entries_page("car-1", false, 1, Some(page[0].cursor()))
+                .unwrap(),
+            next
+        );
     });
 }
 

@@ -81,10 +81,10 @@ pub fn run(store: &Store, settings: &Settings, cmd: EntriesCommand) -> Result<()
                     entry.distance().km()
                 ),
                 Err(UnvoidRefusal::NotVoid) => {
-                    return Err(CliError(format!("entry {entry_id} is not void")))
+                    return Err(CliError::new(format!("entry {entry_id} is not void")))
                 }
                 Err(UnvoidRefusal::Rules(decision)) => {
-                    return Err(CliError(format!(
+                    return Err(CliError::new(format!(
                         "entry {entry_id} stays void: the rules refuse it now ({}: {decision})",
                         decision.outcome()
                     )))
@@ -93,9 +93,14 @@ pub fn run(store: &Store, settings: &Settings, cmd: EntriesCommand) -> Result<()
         }
         EntriesCommand::Export { vehicle_id, format } => {
             let entries = store.list_entries(&vehicle_id, true)?;
+            let bar = super::progress::bar("entries", entries.len() as u64);
             match format {
                 ExportFormat::Json => {
-                    let rows: Vec<_> = entries.iter().map(views::entry).collect();
+                    let rows: Vec<_> = entries
+                        .iter()
+                        .inspect(|_| bar.inc(1))
+                        .map(views::entry)
+                        .collect();
                     println!("{}", serde_json::to_string(&rows)?);
                 }
                 ExportFormat::Csv => {
@@ -125,10 +130,13 @@ pub fn run(store: &Store, settings: &Settings, cmd: EntriesCommand) -> Result<()
                             e.notes.clone().unwrap_or_default(),
                             rfc3339(e.created_at),
                         ])?;
+                        bar.inc(1);
                     }
                     out.flush()?;
                 }
             }
+            bar.finish_and_clear();
+            eprintln!("exported {} entries of vehicle {vehicle_id}", entries.len());
         }
     }
     Ok(())

@@ -39,12 +39,16 @@ pub fn run(store: &Store, settings: &Settings, cmd: EventsCommand) -> Result<(),
             let which = match (&event_id, outcome) {
                 (Some(id), _) => Reprocess::Event(id),
                 (None, Some(outcome)) => Reprocess::Outcome(outcome),
-                (None, None) => return Err(CliError("name an event id or --outcome".into())),
+                (None, None) => return Err(CliError::usage("name an event id or --outcome")),
             };
-            let done = pipeline(store, settings)?.reprocess(which)?;
+            // The pipeline reports no progress while it works: a spinner says it is working.
+            let spinner = super::progress::spinner("reprocessing events");
+            let done = pipeline(store, settings)?.reprocess(which);
+            spinner.finish_and_clear();
+            let done = done?;
             if done.is_empty() {
                 if let Some(id) = &event_id {
-                    return Err(CliError(match store.find_event(id)? {
+                    return Err(CliError::new(match store.find_event(id)? {
                         None => format!("no event {id}"),
                         Some(e) => format!(
                             "event {id} has outcome {} and is not processed again",
@@ -56,10 +60,20 @@ pub fn run(store: &Store, settings: &Settings, cmd: EventsCommand) -> Result<(),
             for (id, outcome) in &done {
                 println!("{id}: {outcome}");
             }
+            let mut by_outcome = std::collections::BTreeMap::<String, usize>::new();
+            for (_, outcome) in &done {
+                *by_outcome.entry(outcome.to_string()).or_default() += 1;
+            }
+            let counts: Vec<String> = by_outcome
+                .iter()
+                .map(|(outcome, n)| format!("{n} {outcome}"))
+                .collect();
             println!(
-                "reprocessed {} event{}",
+                "reprocessed {} event{}{}{}",
                 done.len(),
-                if done.len() == 1 { "" } else { "s" }
+                if done.len() == 1 { "" } else { "s" },
+                if counts.is_empty() { "" } else { ": " },
+                counts.join(", ")
             );
         }
         EventsCommand::List { limit, json } => {

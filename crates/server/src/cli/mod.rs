@@ -10,18 +10,25 @@ use clap::{Parser, Subcommand};
 use meterhook_store::{Outcome, Store};
 
 use crate::config::Settings;
-use crate::startup::Application;
-use crate::views::rfc3339;
+use crate::startup::{Application, StartError};
 
+mod backup;
+mod doctor;
 mod entries;
 mod events;
+mod progress;
+mod prune;
+#[cfg(feature = "http-client")]
 mod send_test_event;
 mod signals;
 mod stats;
 mod vehicles;
 
+pub use doctor::DoctorArgs;
 pub use entries::{EntriesCommand, ExportFormat};
 pub use events::EventsCommand;
+pub use prune::PruneArgs;
+#[cfg(feature = "http-client")]
 pub use send_test_event::{ModeArg, SendTestEvent, UnitArg};
 pub use signals::SignalsCommand;
 pub use vehicles::VehiclesCommand;
@@ -66,38 +73,117 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Delete processed events older than a window (never younger than 7 days, never
-    /// unprocessed or dead ones).
-    Prune {
-        /// The window, e.g. 30d (at least 7d).
-        #[arg(long, value_parser = window)]
-        older_than: Duration,
-        /// Rows deleted per transaction (1 to 100000).
-        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
-        batch: u32,
+    /// Delete what is older than its retention window: processed events, signal values, sync
+    /// logs.
+    Prune(PruneArgs),
+    /// Take a consistent copy of the SQLite database while the service runs (PostgreSQL: use
+    /// pg_dump).
+    Backup {
+        /// Where to write the copy; must not exist.
+        path: PathBuf,
+    },
+    /// Check the set-up: settings and where each came from, the database, the spool, the token,
+    /// and with --url the public webhook URL.
+    Doctor(DoctorArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// Sign and post a test event (or run the verification handshake) against a running meterhook.
+    #[cfg(feature = "http-client")]
     SendTestEvent(SendTestEvent),
 }
 
-/// A command's failure: one line for the user.
+/// A command's failure: one line for the user, and the process's exit code.
 #[derive(Debug)]
-pub struct CliError(pub String);
+pub struct CliError {
+    /// What went wrong, for the user.
+    pub message: String,
+    /// The exit code: [`CliError::USAGE`], [`CliError::CONFIG`] or 1.
+    pub code: u8,
+}
+
+impl CliError {
+    /// Exit code of a usage error (a flag's value, as clap's own).
+    pub const USAGE: u8 = 2;
+    /// Exit code of a configuration error (sysexits' `EX_CONFIG`): restarting will not help, so
+    /// the systemd unit does not restart on it.
+    pub const CONFIG: u8 = 78;
+
+    /// A failure (exit code 1).
+    pub fn new(message: impl Into<String>) -> CliError {
+        CliError {
+            message: message.into(),
+            code: 1,
+        }
+    }
+
+    /// A usage error (exit code 2).
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError {
+            message: message.into(),
+            code: CliError::USAGE,
+        }
+    }
+
+    /// A configuration error (exit code 78).
+    pub fn config(e: impl std::fmt::Display) -> CliError {
+        CliError {
+            message: e.to_string(),
+            code: CliError::CONFIG,
+        }
+    }
+
+    /// Why a database could not be opened, with what to do about it.
+    pub fn open(e: meterhook_store::StoreError) -> CliError {
+        use meterhook_store::StoreError;
+        match e {
+            StoreError::Missing(_) => CliError::config(format!(
+                "{e}; check DATABASE_URL, or create it with `meterhook migrate`"
+            )),
+            StoreError::InvalidUrl(_) => CliError::config(e),
+            StoreError::Outdated(_) => CliError::new(format!("{e}; run `meterhook migrate`")),
+            e => CliError::new(e.to_string()),
+        }
+    }
+
+    /// Why the service did not start: settings are configuration errors.
+    pub fn start(e: StartError) -> CliError {
+        match e {
+            StartError::Config(e) => CliError::config(e),
+            e => CliError::new(e.to_string()),
+        }
+    }
+
+    /// The message on one line (libpq's span several), as printed.
+    pub fn line(&self) -> String {
+        meterhook_store::one_line(&self.message)
+    }
+}
 
 impl<E: std::fmt::Display> From<E> for CliError {
     fn from(e: E) -> Self {
-        CliError(e.to_string())
+        CliError::new(e.to_string())
     }
 }
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     let command = cli.command.unwrap_or(Command::Serve);
-    let settings = Settings::load(cli.config.as_deref())?;
+    // These two run whatever the settings hold: completions need none, and doctor reports a bad
+    // setting as one of its findings.
+    let command = match command {
+        Command::Completions { shell } => return completions(shell),
+        Command::Doctor(args) => return doctor::run(cli.config.as_deref(), &args),
+        command => command,
+    };
+    let settings = Settings::load(cli.config.as_deref()).map_err(CliError::config)?;
     match command {
         Command::Serve => serve(&settings),
         Command::Migrate => {
-            let store = open_store(&settings)?;
+            let store = Store::open(settings.database_url.expose(), &settings.pool_options())
+                .map_err(CliError::open)?;
             // open() has already applied them; report the state.
             println!(
                 "migrations applied ({} database {})",
@@ -111,36 +197,37 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Signals(cmd) => signals::run(&open_store(&settings)?, cmd),
         Command::Events(cmd) => events::run(&open_store(&settings)?, &settings, cmd),
         Command::Stats { since, json } => stats::run(&open_store(&settings)?, since, json),
-        Command::Prune { older_than, batch } => {
-            if older_than < crate::config::MIN_RETENTION {
-                return Err(CliError(
-                    "--older-than must be at least 7d: Smartcar may redeliver for days, and deduplication needs the ids".into(),
-                ));
-            }
-            let before = ago(older_than, "--older-than")?;
-            let deleted = open_store(&settings)?.prune_events(before, i64::from(batch))?;
-            println!(
-                "pruned {deleted} processed events received before {}",
-                rfc3339(before)
-            );
-            Ok(())
-        }
+        Command::Prune(args) => prune::run(&open_store(&settings)?, &settings, &args),
+        Command::Backup { path } => backup::run(&open_store(&settings)?, &path),
+        #[cfg(feature = "http-client")]
         Command::SendTestEvent(args) => send_test_event::run(&settings, &args),
+        Command::Completions { .. } | Command::Doctor(_) => Ok(()),
     }
 }
 
 fn serve(settings: &Settings) -> Result<(), CliError> {
-    let app = Application::build(settings)?;
+    let app = Application::build(settings).map_err(CliError::start)?;
     actix_web::rt::System::new()
         .block_on(app.run_until_stopped())
-        .map_err(|e| CliError(format!("server stopped: {e}")))
+        .map_err(|e| CliError::new(format!("server stopped: {e}")))
 }
 
+/// Prints the completion script for `shell`.
+fn completions(shell: clap_complete::Shell) -> Result<(), CliError> {
+    use clap::CommandFactory;
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "meterhook",
+        &mut std::io::stdout(),
+    );
+    Ok(())
+}
+
+/// The existing, migrated database: only `serve` and `migrate` create or migrate one.
 fn open_store(settings: &Settings) -> Result<Store, CliError> {
-    Ok(Store::open(
-        settings.database_url.expose(),
-        &settings.pool_options(),
-    )?)
+    Store::open_existing(settings.database_url.expose(), &settings.pool_options())
+        .map_err(CliError::open)
 }
 
 /// The ingest pipeline on `store`, without writers (the CLI commits on its own thread), and
@@ -176,5 +263,5 @@ fn ago(window: Duration, flag: &str) -> Result<NaiveDateTime, CliError> {
     chrono::TimeDelta::from_std(window)
         .ok()
         .and_then(|d| meterhook_store::now().checked_sub_signed(d))
-        .ok_or_else(|| CliError(format!("{flag} reaches back further than dates go")))
+        .ok_or_else(|| CliError::new(format!("{flag} reaches back further than dates go")))
 }

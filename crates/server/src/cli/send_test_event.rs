@@ -6,6 +6,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
+use meterhook_smartcar::SigningKeys;
+
 use super::CliError;
 use crate::config::Settings;
 
@@ -25,7 +27,8 @@ pub struct SendTestEvent {
     #[arg(
         long,
         required_unless_present = "verify",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = finite
     )]
     pub odometer: Option<f64>,
     /// Odometer unit.
@@ -47,6 +50,15 @@ pub enum ModeArg {
     Test,
 }
 
+/// A number that JSON can carry: NaN and infinities would be sent as `null`.
+fn finite(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err("must be a finite number".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Units `send-test-event` can send.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum UnitArg {
@@ -56,56 +68,86 @@ pub enum UnitArg {
     Miles,
 }
 
-/// Runs `meterhook send-test-event`.
-pub fn run(settings: &Settings, args: &SendTestEvent) -> Result<(), CliError> {
-    let keys = settings.signing_keys()?;
-    let now_ms = chrono::Utc::now().timestamp_millis();
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+/// The answer to a VERIFY round trip.
+pub(super) struct Handshake {
+    /// The random challenge sent.
+    pub challenge: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// The body answered.
+    pub answer: String,
+    /// Whether the answer is 200 with the challenge's HMAC under the management token.
+    pub matches: bool,
+}
+
+/// The client both commands use: answers of every status are returned, not errors.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(20)))
         .build()
-        .into();
+        .into()
+}
+
+/// Posts a VERIFY event with a random challenge to `url` and checks the answer against `keys`,
+/// as Smartcar does when a webhook is registered.
+pub(super) fn handshake(keys: &SigningKeys, url: &str) -> Result<Handshake, CliError> {
+    let challenge = random_token(16);
+    let body = json!({
+        "eventId": random_uuid(),
+        "eventType": "VERIFY",
+        "data": { "challenge": challenge },
+        "meta": {
+            "version": "4.0",
+            "webhookId": "meterhook-send-test-event",
+            "deliveryId": random_uuid(),
+            "deliveredAt": chrono::Utc::now().timestamp_millis(),
+        },
+    })
+    .to_string();
+    let (status, answer) = post(&agent(), url, &body, None)?;
+    let expected = keys.answer_challenge(&challenge);
+    let got = serde_json::from_str::<serde_json::Value>(&answer)
+        .ok()
+        .and_then(|v| {
+            v.get("challenge")
+                .and_then(|c| c.as_str())
+                .map(str::to_owned)
+        });
+    Ok(Handshake {
+        matches: status == 200 && got.as_deref() == Some(expected.as_str()),
+        challenge,
+        status,
+        answer,
+    })
+}
+
+/// Runs `meterhook send-test-event`.
+pub fn run(settings: &Settings, args: &SendTestEvent) -> Result<(), CliError> {
+    let keys = settings.signing_keys().map_err(CliError::config)?;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let agent = agent();
     if args.verify {
-        let challenge = random_token(16);
-        let body = json!({
-            "eventId": random_uuid(),
-            "eventType": "VERIFY",
-            "data": { "challenge": challenge },
-            "meta": {
-                "version": "4.0",
-                "webhookId": "meterhook-send-test-event",
-                "deliveryId": random_uuid(),
-                "deliveredAt": now_ms,
-            },
-        })
-        .to_string();
-        let (status, answer) = post(&agent, &args.url, &body, None)?;
+        let h = handshake(&keys, &args.url)?;
         println!(
-            "POST {} (VERIFY, challenge {challenge}) -> {status}",
-            args.url
+            "POST {} (VERIFY, challenge {}) -> {}",
+            args.url, h.challenge, h.status
         );
-        println!("{answer}");
-        let expected = keys.answer_challenge(&challenge);
-        let got = serde_json::from_str::<serde_json::Value>(&answer)
-            .ok()
-            .and_then(|v| {
-                v.get("challenge")
-                    .and_then(|c| c.as_str())
-                    .map(str::to_owned)
-            });
-        return if status == 200 && got.as_deref() == Some(expected.as_str()) {
+        println!("{}", h.answer);
+        return if h.matches {
             println!("verification handshake OK: the answer matches the management token");
             Ok(())
         } else {
-            Err(CliError(format!(
-                "verification handshake failed: HTTP {status}, the answer does not match this management token"
+            Err(CliError::new(format!(
+                "verification handshake failed: HTTP {}, the answer does not match this management token",
+                h.status
             )))
         };
     }
 
     let (Some(vehicle), Some(odometer)) = (args.vehicle.as_deref(), args.odometer) else {
-        return Err(CliError(
-            "--vehicle and --odometer are required without --verify".into(),
+        return Err(CliError::new(
+            "--vehicle and --odometer are required without --verify",
         ));
     };
     let unit = match args.unit {
@@ -156,7 +198,7 @@ pub fn run(settings: &Settings, args: &SendTestEvent) -> Result<(), CliError> {
     if (200..300).contains(&status) {
         Ok(())
     } else {
-        Err(CliError(format!("the webhook answered HTTP {status}")))
+        Err(CliError::new(format!("the webhook answered HTTP {status}")))
     }
 }
 
@@ -172,7 +214,7 @@ fn post(
     }
     let mut response = request
         .send(body)
-        .map_err(|e| CliError(format!("cannot reach {url}: {e}")))?;
+        .map_err(|e| CliError::new(format!("cannot reach {url}: {e}")))?;
     let status = response.status().as_u16();
     let text = response
         .body_mut()

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use clap::Subcommand;
-use meterhook_store::{Outcome, Reprocess, Store};
+use meterhook_store::Store;
 
 use super::{pipeline, CliError};
 use crate::config::Settings;
@@ -53,24 +53,22 @@ pub fn run(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<(
             smartcar_vehicle_id,
             vehicle_id,
         } => {
-            let v = store.register_vehicle(&smartcar_vehicle_id, &vehicle_id)?;
+            let r = crate::registration::register(
+                &pipeline(store, settings)?,
+                &smartcar_vehicle_id,
+                &vehicle_id,
+            )?;
             println!(
                 "registered Smartcar vehicle {} for vehicle {} (active)",
-                v.smartcar_vehicle_id, v.vehicle_id
+                r.vehicle.smartcar_vehicle_id, r.vehicle.vehicle_id
             );
-            // Events that arrived before the registration are processed now.
-            let waiting = pipeline(store, settings)?
-                .reprocess(Reprocess::UnknownVehicle(&smartcar_vehicle_id))?;
-            if !waiting.is_empty() {
-                let created = waiting
-                    .iter()
-                    .filter(|(_, o)| *o == Outcome::Created)
-                    .count();
+            if r.processed > 0 {
                 println!(
-                    "processed {} event{} that waited for this vehicle ({created} meter entr{} created)",
-                    waiting.len(),
-                    if waiting.len() == 1 { "" } else { "s" },
-                    if created == 1 { "y" } else { "ies" }
+                    "processed {} event{} that waited for this vehicle ({} meter entr{} created)",
+                    r.processed,
+                    if r.processed == 1 { "" } else { "s" },
+                    r.entries_created,
+                    if r.entries_created == 1 { "y" } else { "ies" }
                 );
             }
         }
@@ -91,13 +89,13 @@ pub fn run(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<(
             json,
         } => {
             let Some(vehicle) = store.find_vehicle(&smartcar_vehicle_id)? else {
-                return Err(CliError(format!(
+                return Err(CliError::new(format!(
                     "no vehicle with Smartcar id {smartcar_vehicle_id}"
                 )));
             };
             let errors = store.open_errors(&smartcar_vehicle_id)?;
             let signals = store.latest_signals(&vehicle.vehicle_id)?;
-            let latest_entry = store.entries_page(&vehicle.vehicle_id, false, 1, 0)?;
+            let latest_entry = store.entries_page(&vehicle.vehicle_id, false, 1, None)?;
             if json {
                 let detail =
                     views::vehicle_detail(&vehicle, &errors, &signals, latest_entry.first());

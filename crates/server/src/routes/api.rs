@@ -1,18 +1,28 @@
-//! The read API for the app, under `/api/vehicles/{vehicle_id}/…`: off unless
-//! `METERHOOK_API_TOKEN` is set, then behind `Authorization: Bearer <token>` (see `crate::auth`).
-//! Described in `docs/openapi.yaml`.
+//! The API for the app, off unless `METERHOOK_API_TOKEN` is set, then behind
+//! `Authorization: Bearer <token>` (see `crate::auth`); one token for reads and writes. Described
+//! in `docs/openapi.yaml`.
+//!
+//! - `/api/vehicles/{vehicle_id}/…`: what is stored about one of the app's vehicles;
+//! - `/api/smartcar-vehicles…`: which Smartcar vehicle feeds which app vehicle, so that the app
+//!   registers a car when its user connects it.
+//!
+//! Listings page with a cursor (`after=`, answered as `next_after`), never offsets: rows that
+//! arrive meanwhile do not shift a page. The token is checked before anything else, so that an
+//! unauthenticated caller learns nothing, not even that its query is malformed.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::DateTime;
+use meterhook_store::EntryCursor;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::blocking;
-/// Re-exported for `state.rs` and `startup.rs`, which still name it by this path.
 use crate::error::ApiError;
+use crate::registration::{self, RegistrationError};
 use crate::state::AppState;
 use crate::views;
 
-/// Largest page of entries.
+/// Largest page.
 const MAX_LIMIT: i64 = 1_000;
 
 /// Registers the routes.
@@ -22,6 +32,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route("/meter-entries", web::get().to(meter_entries))
             .route("/signals/latest", web::get().to(latest_signals))
             .route("/health", web::get().to(health)),
+    )
+    .route("/api/smartcar-vehicles", web::get().to(list_vehicles))
+    .route(
+        "/api/smartcar-vehicles/{smartcar_vehicle_id}",
+        web::put().to(register_vehicle),
+    )
+    .route(
+        "/api/smartcar-vehicles/{smartcar_vehicle_id}/deactivate",
+        web::post().to(deactivate_vehicle),
+    )
+    .route(
+        "/api/smartcar-vehicles/{smartcar_vehicle_id}/activate",
+        web::post().to(activate_vehicle),
     );
 }
 
@@ -32,12 +55,48 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     }
 }
 
+/// The query, parsed after the token check; unknown parameters (`offset`) are refused.
+fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+    web::Query::<T>::from_query(req.query_string())
+        .map(web::Query::into_inner)
+        .map_err(|e| ApiError::BadRequest(format!("bad query: {e}")))
+}
+
+/// `limit`, checked: 1 to [`MAX_LIMIT`], `default` when absent.
+fn page_limit(limit: Option<i64>, default: i64) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if (1..=MAX_LIMIT).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(ApiError::BadRequest(format!(
+            "limit must be 1 to {MAX_LIMIT}"
+        )))
+    }
+}
+
 /// Paging of `meter-entries`.
 #[derive(Debug, Deserialize)]
-pub struct Page {
+#[serde(deny_unknown_fields)]
+struct EntriesQuery {
     limit: Option<i64>,
-    offset: Option<i64>,
+    after: Option<String>,
     include_void: Option<bool>,
+}
+
+/// An entry cursor as text: `<reading time in µs since the epoch>_<id>`; opaque to clients.
+fn entry_cursor_text(c: EntryCursor) -> String {
+    format!("{}_{}", c.entry_date.and_utc().timestamp_micros(), c.id)
+}
+
+fn parse_entry_cursor(text: &str) -> Result<EntryCursor, ApiError> {
+    let bad = || ApiError::BadRequest("after is not a cursor this API gave (next_after)".into());
+    let (micros, id) = text.split_once('_').ok_or_else(bad)?;
+    let micros: i64 = micros.parse().map_err(|_| bad())?;
+    let id: i64 = id.parse().map_err(|_| bad())?;
+    let entry_date = DateTime::from_timestamp_micros(micros)
+        .ok_or_else(bad)?
+        .naive_utc();
+    Ok(EntryCursor { entry_date, id })
 }
 
 async fn meter_entries(
@@ -46,34 +105,26 @@ async fn meter_entries(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
-    // Parsed after the token check, so that an unauthenticated caller learns nothing.
-    let page = web::Query::<Page>::from_query(req.query_string())
-        .map_err(|e| ApiError::BadRequest(format!("bad query: {e}")))?;
+    let page: EntriesQuery = query(&req)?;
     let vehicle_id = path.into_inner();
-    let limit = page.limit.unwrap_or(100);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1 to {MAX_LIMIT}"
-        )));
-    }
-    let offset = page.offset.unwrap_or(0);
-    if offset < 0 {
-        return Err(ApiError::BadRequest("offset must not be negative".into()));
-    }
+    let limit = page_limit(page.limit, 100)?;
+    let after = page.after.as_deref().map(parse_entry_cursor).transpose()?;
     let include_void = page.include_void.unwrap_or(false);
     let store = state.store.clone();
     let id = vehicle_id.clone();
     // One more than asked tells whether there is a next page.
     let mut entries =
-        blocking(move || store.entries_page(&id, include_void, limit + 1, offset)).await?;
+        blocking(move || store.entries_page(&id, include_void, limit + 1, after)).await?;
     let more = entries.len() as i64 > limit;
     entries.truncate(limit as usize);
+    let next_after = more
+        .then(|| entries.last().map(|e| entry_cursor_text(e.cursor())))
+        .flatten();
     Ok(HttpResponse::Ok().json(json!({
         "vehicle_id": vehicle_id,
         "entries": entries.iter().map(views::entry).collect::<Vec<_>>(),
         "limit": limit,
-        "offset": offset,
-        "next_offset": more.then_some(offset + limit),
+        "next_after": next_after,
     })))
 }
 
@@ -106,7 +157,7 @@ async fn health(
         Ok((
             store.vehicles_for(&id)?,
             store.open_errors_for_vehicle(&id)?,
-            store.entries_page(&id, false, 1, 0)?,
+            store.entries_page(&id, false, 1, None)?,
         ))
     })
     .await?;
@@ -122,4 +173,114 @@ async fn health(
         "open_errors": errors.iter().map(views::vehicle_error).collect::<Vec<_>>(),
         "latest_entry": latest.first().map(views::entry),
     })))
+}
+
+/// Paging of `smartcar-vehicles`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VehiclesQuery {
+    limit: Option<i64>,
+    after: Option<String>,
+}
+
+async fn list_vehicles(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let page: VehiclesQuery = query(&req)?;
+    let limit = page_limit(page.limit, 100)?;
+    let after = page
+        .after
+        .as_deref()
+        .map(|text| {
+            text.parse::<i64>().map_err(|_| {
+                ApiError::BadRequest("after is not a cursor this API gave (next_after)".into())
+            })
+        })
+        .transpose()?;
+    let store = state.store.clone();
+    let mut vehicles = blocking(move || store.vehicles_page(after, limit + 1)).await?;
+    let more = vehicles.len() as i64 > limit;
+    vehicles.truncate(limit as usize);
+    let next_after = more
+        .then(|| vehicles.last().map(|v| v.id.to_string()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(json!({
+        "vehicles": vehicles.iter().map(views::vehicle).collect::<Vec<_>>(),
+        "limit": limit,
+        "next_after": next_after,
+    })))
+}
+
+/// The body of a registration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    vehicle_id: String,
+}
+
+async fn register_vehicle(
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let body: RegisterBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("bad body: {e}")))?;
+    let smartcar_vehicle_id = path.into_inner();
+    let pipeline = state.pipeline.clone();
+    let registered = web::block(move || {
+        registration::register(&pipeline, &smartcar_vehicle_id, &body.vehicle_id)
+    })
+    .await
+    .map_err(|_| ApiError::Internal("the registration task stopped".into()))?
+    .map_err(|e| match e {
+        RegistrationError::Store(meterhook_store::StoreError::Invalid(reason)) => {
+            ApiError::BadRequest(reason)
+        }
+        RegistrationError::Store(e) => ApiError::from_store(e),
+        RegistrationError::Ingest(e) => ApiError::from_ingest(e),
+    })?;
+    Ok(HttpResponse::Ok().json(json!({
+        "vehicle": views::vehicle(&registered.vehicle),
+        "processed_events": registered.processed,
+        "entries_created": registered.entries_created,
+    })))
+}
+
+async fn set_active(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+    active: bool,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let smartcar_vehicle_id = path.into_inner();
+    let store = state.store.clone();
+    let vehicle = web::block(move || store.set_vehicle_active(&smartcar_vehicle_id, active))
+        .await
+        .map_err(|_| ApiError::Internal("the query task stopped".into()))?
+        .map_err(|e| match e {
+            meterhook_store::StoreError::NotFound(reason) => ApiError::NotFound(reason),
+            e => ApiError::from_store(e),
+        })?;
+    Ok(HttpResponse::Ok().json(views::vehicle(&vehicle)))
+}
+
+async fn deactivate_vehicle(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    set_active(req, path, state, false).await
+}
+
+async fn activate_vehicle(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    set_active(req, path, state, true).await
 }

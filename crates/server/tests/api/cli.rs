@@ -227,7 +227,7 @@ fn bad_settings_stop_the_start_with_a_message_naming_them() {
     ];
     for (env, named) in cases {
         let out = meterhook(dir.path(), env, &["serve"]);
-        assert_eq!(out.status.code(), Some(1), "{env:?}");
+        assert_eq!(out.status.code(), Some(78), "{env:?}");
         let err = stderr(&out);
         assert!(
             err.starts_with("error: ") && err.contains(named),
@@ -242,7 +242,7 @@ fn bad_settings_stop_the_start_with_a_message_naming_them() {
     )
     .expect("write");
     let out = meterhook(dir.path(), &[], &["vehicles", "list"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(78));
     assert!(stderr(&out).contains("lisen"), "{}", stderr(&out));
     // A named --config file must exist.
     let out = meterhook(
@@ -250,7 +250,9 @@ fn bad_settings_stop_the_start_with_a_message_naming_them() {
         &[],
         &["--config", "missing.toml", "vehicles", "list"],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(78));
+    // None of these left a database behind.
+    assert!(!dir.path().join("meterhook.db").exists());
 }
 
 #[test]
@@ -262,13 +264,7 @@ fn configuration_sources_take_precedence_in_order() {
         format!("database_url = \"sqlite://{}\"\n", path("from-toml.db")),
     )
     .expect("write");
-    let list = |env: &[(&str, &str)]| {
-        meterhook(
-            dir.path(),
-            env,
-            &["vehicles", "add", "sc", "--vehicle-id", "v"],
-        )
-    };
+    let list = |env: &[(&str, &str)]| meterhook(dir.path(), env, &["migrate"]);
     assert!(list(&[]).status.success());
     assert!(dir.path().join("from-toml.db").exists());
     std::fs::write(
@@ -331,6 +327,20 @@ fn flag_values_are_validated() {
         ),
         (
             &[
+                "send-test-event",
+                "--url",
+                "http://127.0.0.1:1/",
+                "--vehicle",
+                "v",
+                "--odometer",
+                "NaN",
+            ][..],
+            "--odometer",
+        ),
+        (&["backup"][..], "<PATH>"),
+        (&["completions", "powershell7"][..], "powershell7"),
+        (
+            &[
                 "signals",
                 "history",
                 "--vehicle-id",
@@ -354,4 +364,175 @@ fn flag_values_are_validated() {
     // A possible value is listed for a bad outcome.
     let out = run(&["events", "reprocess", "--outcome", "bogus"]);
     assert!(stderr(&out).contains("dead"), "{}", stderr(&out));
+}
+
+/// Only `serve` and `migrate` create a database: every other command on a mistyped path fails
+/// with one line naming it, and leaves nothing behind. `serve` checks the token first.
+#[test]
+fn only_serve_and_migrate_create_a_database() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let typo = dir.path().join("typo.db");
+    let url = format!("sqlite://{}", typo.display());
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("SMARTCAR_MANAGEMENT_TOKEN", "t0k3n-long-enough-123"),
+    ];
+    let run = |args: &[&str]| meterhook(dir.path(), &env, args);
+    for args in [
+        &["vehicles", "list"][..],
+        &["vehicles", "add", "sc-1", "--vehicle-id", "car-1"][..],
+        &["entries", "list", "--vehicle-id", "car-1"][..],
+        &["events", "list"][..],
+        &["signals", "latest", "--vehicle-id", "car-1"][..],
+        &["stats"][..],
+        &["prune", "--older-than", "30d"][..],
+        &["backup", "copy.db"][..],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(78), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out),
+            format!(
+                "error: database not found: no SQLite database at {}; check DATABASE_URL, or \
+                 create it with `meterhook migrate`\n",
+                typo.display()
+            ),
+            "{args:?}"
+        );
+        assert!(!typo.exists(), "{args:?} created the database");
+    }
+    assert!(!dir.path().join("copy.db").exists());
+
+    // serve without a token stops before it opens the database.
+    let out = meterhook(
+        dir.path(),
+        &[
+            ("DATABASE_URL", url.as_str()),
+            ("METERHOOK_LISTEN", "127.0.0.1:0"),
+        ],
+        &["serve"],
+    );
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stderr(&out).contains("SMARTCAR_MANAGEMENT_TOKEN"));
+    assert!(!typo.exists(), "serve without a token created the database");
+
+    let out = run(&["migrate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(typo.exists());
+    assert_eq!(
+        json(&run(&["vehicles", "list", "--json"])),
+        serde_json::json!([])
+    );
+}
+
+/// A database without this version's migrations is not migrated by a read command: it is an
+/// error that says to run `meterhook migrate`, and nothing is created in it (both backends).
+#[test]
+fn read_commands_report_pending_migrations_and_change_nothing() {
+    use diesel::connection::SimpleConnection;
+    for db in meterhook_store::testing::TestDatabase::all() {
+        if let Some(path) = db.url().strip_prefix("sqlite://") {
+            std::fs::write(path, b"").expect("an empty database file");
+        }
+        let dir = tempfile::tempdir().expect("tmp");
+        let out = meterhook(
+            dir.path(),
+            &[("DATABASE_URL", db.url())],
+            &["vehicles", "list"],
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let err = stderr(&out);
+        let migrations = meterhook_store::migration_names(db.backend());
+        assert!(
+            err.starts_with(&format!(
+                "error: the database schema is out of date: {} migration(s) pending, from {}",
+                migrations.len(),
+                migrations[0]
+            )) && err.trim_end().ends_with("run `meterhook migrate`"),
+            "{}: {err}",
+            db.backend()
+        );
+        let url = meterhook_store::DatabaseUrl::parse(db.url()).expect("url");
+        let mut conn =
+            meterhook_store::connect(&url, std::time::Duration::from_secs(5)).expect("connect");
+        assert!(
+            conn.batch_execute("SELECT 1 FROM __diesel_schema_migrations")
+                .is_err(),
+            "{}: the migrations table was created",
+            db.backend()
+        );
+        assert_eq!(
+            meterhook_store::pending_migrations(&mut conn).expect("pending"),
+            migrations
+        );
+        let out = meterhook(dir.path(), &[("DATABASE_URL", db.url())], &["doctor"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stdout(&out).contains("schema is out of date")
+                && stdout(&out).contains("fix: run `meterhook migrate`"),
+            "{}",
+            stdout(&out)
+        );
+        assert!(conn
+            .batch_execute("SELECT 1 FROM __diesel_schema_migrations")
+            .is_err());
+        // migrate applies them; then the same command works.
+        assert!(
+            meterhook(dir.path(), &[("DATABASE_URL", db.url())], &["migrate"])
+                .status
+                .success()
+        );
+        let out = meterhook(
+            dir.path(),
+            &[("DATABASE_URL", db.url())],
+            &["vehicles", "list"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+}
+
+/// libpq's messages span lines; errors stay one line.
+#[test]
+fn a_multi_line_libpq_error_is_printed_on_one_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = meterhook(
+        dir.path(),
+        &[("DATABASE_URL", "postgres://meter@127.0.0.1:1/m")],
+        &["vehicles", "list"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: database unavailable: cannot connect to PostgreSQL: ")
+            && err.contains("127.0.0.1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn completions_for_bash_zsh_and_fish() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (shell, marker) in [
+        ("bash", "_meterhook()"),
+        ("zsh", "#compdef meterhook"),
+        ("fish", "complete -c meterhook"),
+    ] {
+        let out = meterhook(dir.path(), &[], &["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        assert!(script.contains(marker), "{shell}: {script}");
+        // Subcommands and their flags are in it.
+        assert!(
+            script.contains("doctor") && script.contains("older-than"),
+            "{shell}"
+        );
+    }
+    let out = meterhook(dir.path(), &[], &["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    // No settings are read, and no database is made, for completions.
+    assert!(std::fs::read_dir(dir.path())
+        .expect("list")
+        .next()
+        .is_none());
 }

@@ -438,18 +438,39 @@ fn the_read_api_behind_a_bearer_token() {
             .filter_map(|e| e["value_km"].as_f64())
             .collect();
         assert_eq!(values, [120.0, 110.0]);
-        assert_eq!(page["next_offset"], 2);
+        let cursor = page["next_after"].as_str().expect("a next page").to_owned();
+        // A newer reading arriving between the pages does not shift the next one.
+        app.post_signed(odometer_event("p-new", POLESTAR, 130.0, "km", T0 + 5 * H).as_bytes());
         let (_, _, body) = get(
-            &format!("{entries}?limit=2&offset=2"),
+            &format!("{entries}?limit=2&after={cursor}"),
             Some("api-token-0123456789"),
         );
         let page: serde_json::Value = serde_json::from_str(&body).expect("json");
-        assert_eq!(page["entries"].as_array().map(Vec::len), Some(1));
-        assert_eq!(page["next_offset"], serde_json::Value::Null);
-        assert_eq!(
-            get(&format!("{entries}?limit=0"), Some("api-token-0123456789")).0,
-            400
-        );
+        assert_eq!(page["entries"].as_array().map(Vec::len), Some(1), "{page}");
+        assert_eq!(page["entries"][0]["value_km"], 100.0);
+        assert_eq!(page["next_after"], serde_json::Value::Null);
+        // Every numeric and cursor value is checked: 400 with a JSON message, never a panic.
+        for query in [
+            "limit=0",
+            "limit=-1",
+            "limit=1001",
+            "limit=9223372036854775807",
+            "limit=99999999999999999999",
+            "after=abc",
+            "after=1_x",
+            "after=9223372036854775807_1",
+            "offset=2",
+            "include_void=yes",
+        ] {
+            let (status, _, body) =
+                get(&format!("{entries}?{query}"), Some("api-token-0123456789"));
+            assert_eq!(status, 400, "{query}: {body}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(&body)
+                    .is_ok_and(|v| v["error"].is_string()),
+                "{query}: {body}"
+            );
+        }
         assert_eq!(
             get(&format!("{entries}?limit=abc"), None).0,
             401,
@@ -483,7 +504,7 @@ fn the_read_api_behind_a_bearer_token() {
         assert_eq!(status, 200);
         let health: serde_json::Value = serde_json::from_str(&body).expect("json");
         assert_eq!(health["healthy"], true);
-        assert_eq!(health["latest_entry"]["value_km"], 120.0);
+        assert_eq!(health["latest_entry"]["value_km"], 130.0);
         assert_eq!(
             get("/api/vehicles/nobody/health", Some("api-token-0123456789")).0,
             404

@@ -221,7 +221,7 @@ impl TestApp {
     }
 }
 
-fn answer(mut response: ureq::http::Response<ureq::Body>) -> Answer {
+pub fn answer(mut response: ureq::http::Response<ureq::Body>) -> Answer {
     let status = response.status().as_u16();
     let headers = response
         .headers()

@@ -2,12 +2,17 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod auth;
+mod backup;
 mod cli;
 mod config;
+mod deploy;
+mod doctor;
 mod fleet;
 mod helpers;
 mod hostile;
+mod openapi;
 mod readings;
+mod registrations;
 mod reliability;
 mod status_page;
 mod webhook;

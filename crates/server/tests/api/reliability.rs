@@ -96,6 +96,14 @@ fn failed_processing_is_retried_then_dead_then_reprocessed() {
         let out = meterhook(&dir, &env, &["events", "reprocess", "--outcome", "dead"]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains("r1: created"), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("reprocessed 1 event: 1 created"),
+            "{}",
+            stdout(&out)
+        );
+        assert_eq!(stderr(&out), "", "progress drawn without a terminal");
+        let out = meterhook(&dir, &env, &["events", "reprocess"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert_eq!(
             app.store
                 .list_entries("car-1", false)
@@ -456,12 +464,15 @@ fn prune_keeps_young_unprocessed_and_dead_events() {
 fn prune_command_refuses_windows_under_seven_days() {
     let dir = tempfile::tempdir().expect("tmp");
     let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    assert!(meterhook(&dir, &[("DATABASE_URL", &db)], &["migrate"])
+        .status
+        .success());
     let out = meterhook(
         &dir,
         &[("DATABASE_URL", &db)],
         &["prune", "--older-than", "3d"],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("at least 7d"), "{}", stderr(&out));
     let out = meterhook(
         &dir,
@@ -475,7 +486,7 @@ fn prune_command_refuses_windows_under_seven_days() {
         &[("DATABASE_URL", &db), ("METERHOOK_RETENTION", "1d")],
         &["vehicles", "list"],
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(78));
     assert!(stderr(&out).contains("METERHOOK_RETENTION"));
 }
 
@@ -587,5 +598,73 @@ fn a_concurrent_mix_of_event_kinds_is_answered_and_stored_each_as_alone() {
         );
         assert_eq!(app.store.open_errors("sc-1").expect("errors").len(), 5);
         assert_eq!(app.store.unprocessed_count().expect("count"), 0);
+    }
+}
+
+/// Signal values and sync logs have their own windows; the summary is JSON on request, and no
+/// progress is drawn when stderr is not a terminal.
+#[test]
+fn prune_deletes_old_signal_values_and_sync_logs_by_their_own_windows() {
+    for db in TestDatabase::all() {
+        let app = spawn_app_on(db, PoolOptions::default());
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        for (id, km, at) in [
+            ("old", 10.0, 1_767_000_000_000),
+            ("new", 20.0, 1_767_003_600_000),
+        ] {
+            let answer = app.post_signed(odometer_event(id, "sc-1", km, "km", at).as_bytes());
+            assert_eq!(answer.status, 200, "{}", answer.body);
+        }
+        // Rows of "old" as if written years ago.
+        let url = meterhook_store::DatabaseUrl::parse(app.db.url()).expect("url");
+        let mut conn = meterhook_store::connect(&url, Duration::from_secs(5)).expect("connect");
+        conn.batch_execute(
+            "UPDATE vehicle_signals SET created_at = '2020-01-01 00:00:00' WHERE event_id = 'old'; \
+             UPDATE smartcar_sync_logs SET created_at = '2020-01-01 00:00:00' WHERE event_id = 'old';",
+        )
+        .expect("age the rows");
+        let dir = tempfile::tempdir().expect("tmp");
+        let env = [("DATABASE_URL", app.db.url())];
+
+        let out = meterhook(&dir, &env, &["prune", "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(stderr(&out), "", "progress drawn without a terminal");
+        let summary: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+        assert_eq!(summary["events"], serde_json::Value::Null, "{summary}");
+        assert_eq!(summary["signal_values"]["deleted"], 1, "{summary}");
+        assert_eq!(summary["sync_logs"]["deleted"], 1, "{summary}");
+        assert!(app
+            .store
+            .sync_logs_for_event("old")
+            .expect("logs")
+            .is_empty());
+        assert_eq!(app.store.sync_logs_for_event("new").expect("logs").len(), 1);
+        let latest = app.store.latest_signals("car-1").expect("signals");
+        assert_eq!(latest.len(), 1);
+        assert_eq!(latest[0].event_id, "new");
+
+        // Windows from the flags; each table kept when its setting is off.
+        let out = meterhook(
+            &dir,
+            &[
+                ("DATABASE_URL", app.db.url()),
+                ("METERHOOK_SIGNAL_RETENTION", "off"),
+                ("METERHOOK_SYNC_LOG_RETENTION", "off"),
+            ],
+            &["prune", "--older-than", "30d"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            stdout(&out).lines().skip(1).collect::<Vec<_>>(),
+            [
+                "signal values kept (METERHOOK_SIGNAL_RETENTION is off)",
+                "sync logs kept (METERHOOK_SYNC_LOG_RETENTION is off)"
+            ]
+        );
+        let out = meterhook(&dir, &env, &["prune", "--signals-older-than", "1000000y"]);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert_eq!(app.store.sync_logs_for_event("new").expect("logs").len(), 1);
     }
 }

@@ -163,7 +163,7 @@ fn seed(app: &TestApp) -> Vec<String> {
     assert_eq!(app.outcome("ev-err"), "vehicle_error_recorded");
     let entries = app
         .store
-        .entries_page("car-1", true, 100, 0)
+        .entries_page("car-1", true, 100, None)
         .expect("entries");
     let reasons: Vec<String> = entries
         .iter()

@@ -62,7 +62,7 @@ pub async fn show(
         Ok(Data {
             vehicles: store.vehicles_for(&id)?,
             entries: store.entries_since(&id, from, MAX_POINTS)?,
-            latest: store.entries_page(&id, false, 1, 0)?.pop(),
+            latest: store.entries_page(&id, false, 1, None)?.pop(),
             signals: store.latest_signals(&id)?,
             errors: store.open_errors_for_vehicle(&id)?,
         })

@@ -1,0 +1,95 @@
+//! `meterhook prune`: deletes what is older than its retention window, table by table.
+
+use std::time::Duration;
+
+use clap::Args;
+use meterhook_store::Store;
+
+use super::{ago, progress, window, CliError};
+use crate::config::{Settings, MIN_RETENTION};
+use crate::views::{self, Pruned};
+
+/// `meterhook prune …`
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Processed events received before this window, e.g. 30d (at least 7d; default
+    /// METERHOOK_RETENTION, and without it events are kept).
+    #[arg(long, value_parser = window)]
+    pub older_than: Option<Duration>,
+    /// Signal values stored before this window (default METERHOOK_SIGNAL_RETENTION, 90d).
+    #[arg(long, value_parser = window)]
+    pub signals_older_than: Option<Duration>,
+    /// Sync logs written before this window (default METERHOOK_SYNC_LOG_RETENTION, 400d).
+    #[arg(long, value_parser = window)]
+    pub sync_logs_older_than: Option<Duration>,
+    /// Rows deleted per transaction (1 to 100000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch: u32,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `meterhook prune`.
+pub fn run(store: &Store, settings: &Settings, args: &PruneArgs) -> Result<(), CliError> {
+    let events = args.older_than.or(settings.retention);
+    if events.is_some_and(|w| w < MIN_RETENTION) {
+        return Err(CliError::usage(
+            "--older-than must be at least 7d: Smartcar may redeliver for days, and deduplication needs the ids",
+        ));
+    }
+    let signals = args.signals_older_than.or(settings.signal_retention);
+    let sync_logs = args.sync_logs_older_than.or(settings.sync_log_retention);
+    let batch = i64::from(args.batch);
+
+    let mut summary = views::PruneSummary::default();
+    if let Some(w) = events {
+        let before = ago(w, "--older-than")?;
+        let bar = progress::counter("processed events");
+        let deleted = store.prune_events_with(before, batch, |n| bar.set_position(n))?;
+        bar.finish_and_clear();
+        summary.events = Some(Pruned::new(deleted, before));
+    }
+    if let Some(w) = signals {
+        let before = ago(w, "--signals-older-than")?;
+        let bar = progress::counter("signal values");
+        let deleted = store.prune_signals(before, batch, |n| bar.set_position(n))?;
+        bar.finish_and_clear();
+        summary.signal_values = Some(Pruned::new(deleted, before));
+    }
+    if let Some(w) = sync_logs {
+        let before = ago(w, "--sync-logs-older-than")?;
+        let bar = progress::counter("sync logs");
+        let deleted = store.prune_sync_logs(before, batch, |n| bar.set_position(n))?;
+        bar.finish_and_clear();
+        summary.sync_logs = Some(Pruned::new(deleted, before));
+    }
+
+    if args.json {
+        println!("{}", serde_json::to_string(&summary)?);
+        return Ok(());
+    }
+    let line = |p: &Option<Pruned>, what: &str, verb: &str, kept: &str| match p {
+        Some(p) => println!("pruned {} {what} {verb} before {}", p.deleted, p.before),
+        None => println!("{what} kept ({kept})"),
+    };
+    line(
+        &summary.events,
+        "processed events",
+        "received",
+        "no --older-than, and METERHOOK_RETENTION is not set",
+    );
+    line(
+        &summary.signal_values,
+        "signal values",
+        "stored",
+        "METERHOOK_SIGNAL_RETENTION is off",
+    );
+    line(
+        &summary.sync_logs,
+        "sync logs",
+        "written",
+        "METERHOOK_SYNC_LOG_RETENTION is off",
+    );
+    Ok(())
+}

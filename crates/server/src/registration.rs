@@ -1,0 +1,49 @@
+//! Registering a Smartcar vehicle for an app vehicle, the one way the CLI (`vehicles add`) and
+//! the API (`PUT /api/smartcar-vehicles/{id}`) both do it: the mapping, then the events that
+//! waited for it.
+
+use meterhook_ingest::{IngestError, Pipeline};
+use meterhook_store::{Outcome, Reprocess, StoreError, Vehicle};
+
+/// A registration, with the events that had waited for the vehicle and were processed now.
+#[derive(Debug)]
+pub struct Registration {
+    /// The vehicle as registered (active).
+    pub vehicle: Vehicle,
+    /// Events that had waited with the outcome `unknown_vehicle`, processed now.
+    pub processed: usize,
+    /// How many of them made a meter entry.
+    pub entries_created: usize,
+}
+
+/// Why a registration failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    /// The mapping could not be stored (or the ids are empty).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The mapping is stored, but the waiting events could not be processed; they wait on.
+    #[error("registered, but the events that waited could not be processed: {0}")]
+    Ingest(#[from] IngestError),
+}
+
+/// Registers (or re-points and re-activates) `smartcar_vehicle_id` for `vehicle_id`, then
+/// processes the events that waited for it.
+pub fn register(
+    pipeline: &Pipeline,
+    smartcar_vehicle_id: &str,
+    vehicle_id: &str,
+) -> Result<Registration, RegistrationError> {
+    let vehicle = pipeline
+        .store()
+        .register_vehicle(smartcar_vehicle_id, vehicle_id)?;
+    let waiting = pipeline.reprocess(Reprocess::UnknownVehicle(smartcar_vehicle_id))?;
+    Ok(Registration {
+        vehicle,
+        processed: waiting.len(),
+        entries_created: waiting
+            .iter()
+            .filter(|(_, o)| *o == Outcome::Created)
+            .count(),
+    })
+}

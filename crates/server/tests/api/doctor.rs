@@ -1,0 +1,203 @@
+//! `meterhook doctor`, run for real against real servers.
+
+use meterhook::Secret;
+use meterhook_store::testing::TestDatabase;
+use meterhook_store::PoolOptions;
+
+use crate::helpers::*;
+
+const LONG_TOKEN: &str = "doctor-token-0123456789";
+
+/// The line of doctor's settings table for `var`.
+fn setting_line(out: &str, var: &str) -> String {
+    out.lines()
+        .find(|l| l.trim_start().starts_with(&format!("{var} ")))
+        .unwrap_or_else(|| panic!("no {var} line in {out}"))
+        .to_owned()
+}
+
+#[test]
+fn a_good_set_up_passes_with_each_settings_source_named() {
+    let app = spawn_app_with(TestDatabase::sqlite(), PoolOptions::default(), |s| {
+        s.management_token = Some(Secret::new(LONG_TOKEN));
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(
+        dir.path().join(".env.local"),
+        "METERHOOK_MAX_SPEED_KMH=250\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join(".env"),
+        "METERHOOK_WORKERS=3\nMETERHOOK_MAX_SPEED_KMH=1\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("meterhook.toml"),
+        "duplicate_window = \"2h\"\n",
+    )
+    .expect("write");
+    let env = [
+        ("DATABASE_URL", app.db.url()),
+        ("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN),
+    ];
+    let out = meterhook(dir.path(), &env, &["doctor", "--url", &app.webhook_url()]);
+    let printed = stdout(&out);
+    assert!(out.status.success(), "{printed}{}", stderr(&out));
+    assert!(!printed.contains(LONG_TOKEN), "the token was printed");
+    for (var, value, origin) in [
+        (
+            "SMARTCAR_MANAGEMENT_TOKEN",
+            "[redacted] (23 bytes)",
+            "environment",
+        ),
+        ("DATABASE_URL", app.db.url(), "environment"),
+        ("METERHOOK_MAX_SPEED_KMH", "250", ".env.local"),
+        ("METERHOOK_WORKERS", "3", ".env"),
+        ("METERHOOK_DUPLICATE_WINDOW", "2h", "file meterhook.toml"),
+        ("METERHOOK_LISTEN", "127.0.0.1:3000", "default"),
+        ("METERHOOK_API_TOKEN", "not set", "default"),
+        ("METERHOOK_SIGNAL_RETENTION", "90d", "default"),
+        ("METERHOOK_RETRY_BACKOFF", "5s", "default"),
+    ] {
+        let line = setting_line(&printed, var);
+        assert!(
+            line.contains(value) && line.trim_end().ends_with(origin),
+            "{var}: {line}"
+        );
+    }
+    assert!(
+        printed.contains("reachable, migrations current"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("VERIFY round trip answered with this management token"),
+        "{printed}"
+    );
+    assert!(printed.contains("no problems found"), "{printed}");
+    // An http URL is fine for a local check, but Smartcar needs https: a warning, not a problem.
+    assert!(
+        printed.contains("warning") && printed.contains("not https"),
+        "{printed}"
+    );
+}
+
+#[test]
+fn each_problem_is_listed_with_its_fix_and_nothing_is_created() {
+    // A server that runs with another token than the one doctor is given.
+    let app = spawn_app_with(TestDatabase::sqlite(), PoolOptions::default(), |s| {
+        s.management_token = Some(Secret::new(LONG_TOKEN));
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let typo = dir.path().join("typo.db");
+    let url = format!("sqlite://{}", typo.display());
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("SMARTCAR_MANAGEMENT_TOKEN", "half token"),
+    ];
+    let out = meterhook(dir.path(), &env, &["doctor", "--url", &app.webhook_url()]);
+    let printed = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    assert_eq!(stderr(&out), "error: doctor found 4 problems\n");
+    for problem in [
+        "SMARTCAR_MANAGEMENT_TOKEN contains whitespace",
+        "SMARTCAR_MANAGEMENT_TOKEN is only 10 bytes long",
+        &format!("no SQLite database at {}", typo.display()),
+        "VERIFY answered, but not with this management token's hash",
+    ] {
+        let at = printed
+            .find(problem)
+            .unwrap_or_else(|| panic!("{problem:?} not in {printed}"));
+        let next = printed[at..].lines().nth(1).unwrap_or_default();
+        assert!(next.trim_start().starts_with("fix: "), "{problem}: {next}");
+    }
+    assert!(
+        printed.contains("create it with `meterhook migrate`"),
+        "{printed}"
+    );
+    assert!(!typo.exists(), "doctor created the database");
+    assert!(!printed.contains("half token"), "{printed}");
+}
+
+#[test]
+fn an_unreachable_postgres_and_an_unwritable_spool_are_problems() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = [
+        ("DATABASE_URL", "postgres://meter:Secret-Pw9@127.0.0.1:1/m"),
+        ("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN),
+        ("METERHOOK_SPOOL_PATH", "/nonexistent/folder/spool.db"),
+    ];
+    let out = meterhook(dir.path(), &env, &["doctor"]);
+    let printed = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{printed}");
+    assert!(!printed.contains("Secret-Pw9"), "{printed}");
+    assert!(
+        printed
+            .contains("database postgres://meter:[redacted]@127.0.0.1:1/m: database unavailable"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("spool /nonexistent/folder/spool.db: not writable"),
+        "{printed}"
+    );
+    assert_eq!(printed.matches("fix: ").count(), 2, "{printed}");
+    // A spool folder that exists is writable: nothing is left in it.
+    let spool = dir.path().join("spool.db").display().to_string();
+    let env = [
+        ("DATABASE_URL", "postgres://meter@127.0.0.1:1/m"),
+        ("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN),
+        ("METERHOOK_SPOOL_PATH", spool.as_str()),
+    ];
+    let out = meterhook(dir.path(), &env, &["doctor"]);
+    assert!(
+        stdout(&out).contains("spool.db: writable"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(std::fs::read_dir(dir.path())
+        .expect("list")
+        .next()
+        .is_none());
+}
+
+#[test]
+fn a_broken_env_file_is_a_problem_not_an_abort() {
+    let dir = tempfile::tempdir().expect("tmp");
+    std::fs::write(dir.path().join(".env.local"), "NOT A LINE\n").expect("write");
+    let out = meterhook(dir.path(), &[], &["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("PROBLEM  configuration: .env.local"),
+        "{printed}"
+    );
+    assert!(printed.contains("fix: correct that setting"), "{printed}");
+    // Every other command stops at once on it: a configuration error.
+    let out = meterhook(dir.path(), &[], &["vehicles", "list"]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        stderr(&out).starts_with("error: configuration: .env.local"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_bad_setting_is_a_problem_naming_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = meterhook(
+        dir.path(),
+        &[
+            ("METERHOOK_WORKERS", "two"),
+            ("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN),
+        ],
+        &["doctor"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("PROBLEM  configuration: METERHOOK_WORKERS: invalid count"),
+        "{printed}"
+    );
+    assert!(printed.contains("fix: correct that setting"), "{printed}");
+}

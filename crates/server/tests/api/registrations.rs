@@ -1,0 +1,200 @@
+//! The app registers its vehicles through the API: `PUT`, deactivate, activate, list.
+
+use meterhook_store::testing::TestDatabase;
+use meterhook_store::PoolOptions;
+
+use crate::helpers::*;
+
+const API_TOKEN: &str = "api-token-0123456789";
+const T0: i64 = 1_767_000_000_000;
+
+/// A request with the API token (or `token`), answered as (status, JSON or null).
+fn call(app: &TestApp, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    call_with(app, method, path, body, Some(API_TOKEN))
+}
+
+fn call_with(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let url = format!("{}{path}", app.address);
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let agent = agent();
+    let mut response = match (method, body) {
+        ("GET", _) => {
+            let mut r = agent.get(&url);
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            r.call()
+        }
+        (m, body) => {
+            let mut r = match m {
+                "PUT" => agent.put(&url),
+                _ => agent.post(&url),
+            }
+            .content_type("application/json");
+            if let Some(a) = &auth {
+                r = r.header("Authorization", a);
+            }
+            r.send(body.unwrap_or(""))
+        }
+    }
+    .expect("sent");
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+fn api_app(db: TestDatabase) -> TestApp {
+    spawn_app_with(db, PoolOptions::default(), |s| {
+        s.api_token = Some(meterhook::Secret::new(API_TOKEN));
+    })
+}
+
+#[test]
+fn registering_through_the_api_processes_the_events_that_waited() {
+    for db in TestDatabase::all() {
+        let app = api_app(db);
+        // A reading for a car the app has not registered yet waits.
+        let answer = app.post_signed(odometer_event("w1", "sc-new", 42.0, "km", T0).as_bytes());
+        assert_eq!(answer.json()["outcome"], "unknown_vehicle");
+
+        let (status, body) = call(
+            &app,
+            "PUT",
+            "/api/smartcar-vehicles/sc-new",
+            Some(r#"{"vehicle_id":"car-new"}"#),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["vehicle"]["smartcar_vehicle_id"], "sc-new");
+        assert_eq!(body["vehicle"]["vehicle_id"], "car-new");
+        assert_eq!(body["vehicle"]["is_active"], true);
+        assert_eq!(body["processed_events"], 1);
+        assert_eq!(body["entries_created"], 1);
+        assert_eq!(app.outcome("w1"), "created");
+        assert_eq!(
+            app.store
+                .list_entries("car-new", false)
+                .expect("entries")
+                .len(),
+            1
+        );
+
+        // Again: idempotent, nothing waits any more.
+        let (status, body) = call(
+            &app,
+            "PUT",
+            "/api/smartcar-vehicles/sc-new",
+            Some(r#"{"vehicle_id":"car-new"}"#),
+        );
+        assert_eq!((status, body["processed_events"].as_i64()), (200, Some(0)));
+
+        let (status, body) = call(
+            &app,
+            "POST",
+            "/api/smartcar-vehicles/sc-new/deactivate",
+            None,
+        );
+        assert_eq!(
+            (status, &body["is_active"]),
+            (200, &serde_json::json!(false))
+        );
+        let answer =
+            app.post_signed(odometer_event("w2", "sc-new", 50.0, "km", T0 + 3_600_000).as_bytes());
+        assert_eq!(answer.json()["outcome"], "inactive_vehicle");
+        let (status, body) = call(&app, "POST", "/api/smartcar-vehicles/sc-new/activate", None);
+        assert_eq!(
+            (status, &body["is_active"]),
+            (200, &serde_json::json!(true))
+        );
+
+        // Refusals: unknown vehicle 404, bad bodies 400, no token 401; nothing registered.
+        let (status, body) = call(&app, "POST", "/api/smartcar-vehicles/nope/activate", None);
+        assert_eq!(status, 404, "{body}");
+        assert_eq!(body["error"], "no vehicle with Smartcar id nope");
+        for bad in [
+            "",
+            "{}",
+            r#"{"vehicle_id":" "}"#,
+            r#"{"vehicle_id":1}"#,
+            r#"{"vehicle_id":"a","x":1}"#,
+        ] {
+            let (status, body) = call(&app, "PUT", "/api/smartcar-vehicles/sc-bad", Some(bad));
+            assert_eq!(status, 400, "{bad}: {body}");
+            assert!(body["error"].is_string(), "{bad}: {body}");
+        }
+        let (status, _) = call_with(
+            &app,
+            "PUT",
+            "/api/smartcar-vehicles/sc-bad",
+            Some(r#"{"vehicle_id":"car-bad"}"#),
+            None,
+        );
+        assert_eq!(status, 401);
+        assert!(app.store.find_vehicle("sc-bad").expect("query").is_none());
+    }
+}
+
+#[test]
+fn the_vehicle_list_pages_with_a_cursor_that_new_registrations_do_not_shift() {
+    let app = api_app(TestDatabase::sqlite());
+    for i in 0..5 {
+        app.store
+            .register_vehicle(&format!("sc-{i}"), &format!("car-{i}"))
+            .expect("register");
+    }
+    let ids = |page: &serde_json::Value| -> Vec<String> {
+        page["vehicles"]
+            .as_array()
+            .expect("vehicles")
+            .iter()
+            .map(|v| v["smartcar_vehicle_id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let (status, first) = call(&app, "GET", "/api/smartcar-vehicles?limit=2", None);
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(ids(&first), ["sc-0", "sc-1"]);
+    let cursor = first["next_after"].as_str().expect("next page").to_owned();
+    app.store
+        .register_vehicle("sc-late", "car-late")
+        .expect("register");
+    let (_, second) = call(
+        &app,
+        "GET",
+        &format!("/api/smartcar-vehicles?limit=2&after={cursor}"),
+        None,
+    );
+    assert_eq!(ids(&second), ["sc-2", "sc-3"]);
+    let cursor = second["next_after"].as_str().expect("next page").to_owned();
+    let (_, third) = call(
+        &app,
+        "GET",
+        &format!("/api/smartcar-vehicles?limit=2&after={cursor}"),
+        None,
+    );
+    assert_eq!(ids(&third), ["sc-4", "sc-late"]);
+    assert_eq!(third["next_after"], serde_json::Value::Null);
+    for query in [
+        "limit=0",
+        "limit=-5",
+        "limit=1001",
+        "after=x",
+        "after=",
+        "offset=1",
+    ] {
+        let (status, body) = call(
+            &app,
+            "GET",
+            &format!("/api/smartcar-vehicles?{query}"),
+            None,
+        );
+        assert_eq!(status, 400, "{query}: {body}");
+    }
+}
