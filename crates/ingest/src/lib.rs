@@ -11,7 +11,7 @@ use meterhook_domain::Policy;
 use meterhook_store::{Outcome, Store, StoreError};
 
 pub use delivery::{Delivery, Intake};
-pub use passes::{drain_pass, prune_pass, retry_pass, Schedule};
+pub use passes::{drain_pass, prune_pass, retry_pass, Retention, Schedule};
 pub use pipeline::{Answers, Pipeline, RetryPolicy};
 pub use writer::Submitter;
 

@@ -24,8 +24,19 @@ pub struct Schedule {
     pub retry_every: Duration,
     /// Spool drain interval.
     pub drain_every: Duration,
-    /// Pruning: the retention window and the interval, when configured.
-    pub prune: Option<(Duration, Duration)>,
+    /// Pruning: what is kept how long, and how often the pass runs.
+    pub prune: Option<(Retention, Duration)>,
+}
+
+/// How long each kind of row is kept; `None` keeps it for good.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Processed events (never unprocessed or `dead` ones, never younger than seven days).
+    pub events: Option<Duration>,
+    /// Signal values.
+    pub signals: Option<Duration>,
+    /// Sync logs.
+    pub sync_logs: Option<Duration>,
 }
 
 /// The running background tasks.
@@ -54,11 +65,11 @@ impl Passes {
                 }
             }));
         }
-        if let Some((window, interval)) = schedule.prune {
+        if let Some((retention, interval)) = schedule.prune {
             tasks.push(every(interval, stopped, {
                 let pipeline = pipeline.clone();
                 move || {
-                    prune_pass(&pipeline, window);
+                    prune_pass(&pipeline, &retention);
                 }
             }));
         }
@@ -183,18 +194,34 @@ pub fn drain_pass(pipeline: &Pipeline, migrated: &AtomicBool) -> usize {
     moved
 }
 
-/// Deletes processed events older than the retention window.
-pub fn prune_pass(pipeline: &Pipeline, window: Duration) -> u64 {
-    let before = meterhook_store::now() - chrono::TimeDelta::from_std(window).unwrap_or_default();
-    match pipeline.store().prune_events(before, 500) {
-        Ok(0) => 0,
-        Ok(n) => {
-            info!("pruned {n} processed events received before {before}");
-            n
+/// Deletes what is older than its retention window; returns how many rows went.
+pub fn prune_pass(pipeline: &Pipeline, retention: &Retention) -> u64 {
+    let store = pipeline.store();
+    let cut = |window: Duration| {
+        // A window too long to represent keeps everything.
+        chrono::TimeDelta::from_std(window)
+            .ok()
+            .and_then(|w| meterhook_store::now().checked_sub_signed(w))
+    };
+    let mut pruned = 0;
+    let mut report = |what: &str, before, result: Result<u64, meterhook_store::StoreError>| {
+        match result {
+            Ok(0) => {}
+            Ok(n) => {
+                info!("pruned {n} {what} older than {before}");
+                pruned += n;
+            }
+            Err(e) => warn!("prune {what}: {e}"),
         }
-        Err(e) => {
-            warn!("prune: {e}");
-            0
-        }
+    };
+    if let Some(before) = retention.events.and_then(cut) {
+        report("processed events", before, store.prune_events(before, 500));
     }
+    if let Some(before) = retention.signals.and_then(cut) {
+        report("signal values", before, store.prune_signals(before, 500, |_| {}));
+    }
+    if let Some(before) = retention.sync_logs.and_then(cut) {
+        report("sync logs", before, store.prune_sync_logs(before, 500, |_| {}));
+    }
+    pruned
 }

@@ -88,9 +88,13 @@ impl Application {
         };
         let mut ingest_settings = meterhook_ingest::Settings::new(&store, policy, retry);
         ingest_settings.intake = settings.intake();
-        ingest_settings.schedule.prune = settings
-            .retention
-            .map(|window| (window, Duration::from_secs(3600)));
+        let retention = meterhook_ingest::Retention {
+            events: settings.retention,
+            signals: settings.signal_retention,
+            sync_logs: settings.sync_log_retention,
+        };
+        ingest_settings.schedule.prune = (retention != meterhook_ingest::Retention::default())
+            .then_some((retention, Duration::from_secs(3600)));
         if settings.writers > 0 {
             ingest_settings.writers = settings.writers;
         }
