@@ -5,6 +5,15 @@ The mix, in a fixed pseudo-random order: 90 % new odometer readings (rising per 
 5 % redeliveries (an earlier eventId again: answered 2xx, not processed again) and 5 %
 duplicates within the hour (a new eventId, the same value ten minutes later: skipped).
 Prints the expected counts as JSON on stderr.
+
+Scenarios (--scenario):
+- sparse (default): v4 readings half an hour apart per vehicle, 1-21 km on: plausible.
+- dense: v4 readings 100 ms apart per vehicle, 1-3 m on (plausible, many per second).
+- refused: v4 readings half an hour apart that jump 500-600 km: every one an implausible jump,
+  written as a void entry.
+- seed: the seed's payload shape (vehicleId, data.odometer {distance, unit}; no observation time,
+  so the time of receipt dates it), rising 1-21 km: run the server with METERHOOK_MAX_SPEED_KMH=0,
+  as readings then arrive many per vehicle per second.
 """
 import argparse, hashlib, hmac, json, random, sys, uuid
 
@@ -14,6 +23,7 @@ p.add_argument("--vehicles", type=int, default=100)
 p.add_argument("--token", required=True)
 p.add_argument("--out", required=True)
 p.add_argument("--prefix", default="bench", help="kept for the callers; ids are random UUIDs")
+p.add_argument("--scenario", choices=["sparse", "dense", "refused", "seed"], default="sparse")
 p.add_argument("--run", type=int, default=0,
                help="K-th file for the same database: its readings start after those of runs 0..K-1")
 a = p.parse_args()
@@ -39,11 +49,31 @@ with open(a.out, "w") as out:
             if roll < 0.10 and v in state:
                 ms += 600_000  # same value ten minutes later: a duplicate
                 expected["duplicate"] += 1
+            elif a.scenario == "dense":
+                km += 0.001 + rng.random() * 0.002
+                ms += 100  # a tenth of a second later: up to 108 km/h
+                expected["new"] += 1
+            elif a.scenario == "refused":
+                km += 500.0 + rng.random() * 100
+                ms += 1_800_000  # 1,000-1,200 km/h: an implausible jump every time
+                expected["new"] += 1
             else:
                 km += 1.0 + rng.random() * 20
                 ms += 1_800_000  # half an hour later: 2-42 km/h, plausible
                 expected["new"] += 1
             state[v] = (km, ms)
+            if a.scenario == "seed":
+                body = json.dumps({
+                    "eventId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    "eventType": "VEHICLE_STATE",
+                    "vehicleId": vid,
+                    "data": {"odometer": {"distance": round(km, 3), "unit": "kilometers"}},
+                }, separators=(",", ":"))
+                if len(sent_new) < 100_000:
+                    sent_new.append(body)
+                sig = hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+                out.write(f"{sig} {body}\n")
+                continue
             body = json.dumps({
                 # Random UUIDs, like Smartcar's v4 eventIds: each lands on its own leaf of the
                 # event_id index, as real traffic does (sequential ids would all append).
