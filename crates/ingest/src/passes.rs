@@ -204,24 +204,31 @@ pub fn prune_pass(pipeline: &Pipeline, retention: &Retention) -> u64 {
             .and_then(|w| meterhook_store::now().checked_sub_signed(w))
     };
     let mut pruned = 0;
-    let mut report = |what: &str, before, result: Result<u64, meterhook_store::StoreError>| {
-        match result {
+    let mut report =
+        |what: &str, before, result: Result<u64, meterhook_store::StoreError>| match result {
             Ok(0) => {}
             Ok(n) => {
                 info!("pruned {n} {what} older than {before}");
                 pruned += n;
             }
             Err(e) => warn!("prune {what}: {e}"),
-        }
-    };
+        };
     if let Some(before) = retention.events.and_then(cut) {
         report("processed events", before, store.prune_events(before, 500));
     }
     if let Some(before) = retention.signals.and_then(cut) {
-        report("signal values", before, store.prune_signals(before, 500, |_| {}));
+        report(
+            "signal values",
+            before,
+            store.prune_signals(before, 500, |_| {}),
+        );
     }
     if let Some(before) = retention.sync_logs.and_then(cut) {
-        report("sync logs", before, store.prune_sync_logs(before, 500, |_| {}));
+        report(
+            "sync logs",
+            before,
+            store.prune_sync_logs(before, 500, |_| {}),
+        );
     }
     pruned
 }

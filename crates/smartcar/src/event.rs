@@ -3,15 +3,14 @@
 use std::fmt;
 use std::time::Duration;
 
-use meterhook_domain::{
-    ClockCorrection, Distance, DistanceError, DistanceUnit, Millis, Reading, DEFAULT_MAX_CLOCK_SKEW,
-};
+use meterhook_domain::{Distance, DistanceUnit, Millis, Reading, DEFAULT_MAX_CLOCK_SKEW};
 use serde_json::{Map, Value};
 
 use crate::json;
 pub use crate::legacy::{
     DeliveryHeaders, V2Odometer, V2Vehicle, DATA_AGE_HEADER, UNIT_SYSTEM_HEADER,
 };
+pub use crate::odometer::{OdometerError, OdometerReading};
 pub use crate::signal::{
     normalize_unit, Location, Signal, SignalError, SignalKind, SignalValue, MAX_VALUES_PER_SIGNAL,
     ODOMETER_CODE,
@@ -351,42 +350,6 @@ impl VehicleErrorInfo {
     }
 }
 
-/// Why an odometer signal gave no reading.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OdometerError {
-    /// The car or Smartcar reported the signal as failed.
-    #[error("odometer signal failed ({})", describe(error_type, code))]
-    SignalFailed {
-        /// `status.error.type`.
-        error_type: Option<String>,
-        /// `status.error.code`.
-        code: Option<String>,
-    },
-    /// `body.value` is absent or not a number.
-    #[error("odometer signal has no numeric value")]
-    MissingValue,
-    /// `body.unit` is absent.
-    #[error("odometer signal has no unit")]
-    MissingUnit,
-    /// `body.unit` is not a distance unit.
-    #[error("odometer unit {0:?} is not a known distance unit")]
-    UnknownUnit(String),
-    /// A v2 `sc-unit-system` that is neither `metric` nor `imperial`.
-    #[error("unit system {0:?} is neither metric nor imperial")]
-    UnknownUnitSystem(String),
-    /// The value is not a valid distance.
-    #[error("odometer value rejected: {0}")]
-    Distance(#[from] DistanceError),
-}
-
-fn describe(error_type: &Option<String>, code: &Option<String>) -> String {
-    match (error_type, code) {
-        (Some(t), Some(c)) => format!("{t}: {c}"),
-        (Some(s), None) | (None, Some(s)) => s.clone(),
-        (None, None) => "no reason given".to_owned(),
-    }
-}
-
 impl Event {
     /// The first signal of `kind`.
     pub fn signal(&self, kind: SignalKind) -> Option<&Signal> {
@@ -454,15 +417,6 @@ impl Event {
     pub fn is_test(&self) -> bool {
         self.mode == Mode::Test
     }
-}
-
-/// An odometer reading and how its time was corrected, if it was.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OdometerReading {
-    /// The distance and the time it is dated with.
-    pub reading: Reading,
-    /// Set when the car's own observation time was not trusted; worth a line in the sync log.
-    pub correction: Option<ClockCorrection>,
 }
 
 /// One vehicle's odometer reading from [`Event::odometer_readings`].

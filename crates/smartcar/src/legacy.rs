@@ -10,8 +10,8 @@ use std::time::Duration;
 use meterhook_domain::{trusted_time, Distance, DistanceUnit, Millis};
 use serde_json::{Map, Value};
 
-use crate::event::{OdometerError, OdometerReading};
 use crate::json;
+use crate::odometer::{OdometerError, OdometerReading};
 use crate::signal::SignalError;
 use crate::time::parse_rfc3339_millis;
 

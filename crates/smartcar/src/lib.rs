@@ -3,6 +3,7 @@
 pub mod event;
 mod json;
 mod legacy;
+mod odometer;
 mod signal;
 pub mod signature;
 mod time;
