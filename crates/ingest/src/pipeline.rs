@@ -292,10 +292,20 @@ impl Pipeline {
     /// Resets the chosen events and processes them again through the pipeline; returns (event
     /// id, outcome) for each. Blocking.
     pub fn reprocess(&self, which: Reprocess<'_>) -> Result<Vec<(String, Outcome)>, IngestError> {
+        self.reprocess_with(which, |_, _| {})
+    }
+
+    /// [`Pipeline::reprocess`], calling `progress(done, total)` after each batch it commits.
+    pub fn reprocess_with(
+        &self,
+        which: Reprocess<'_>,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<(String, Outcome)>, IngestError> {
         let records = self
             .store
             .reset_for_reprocess(which)
             .map_err(IngestError::from_store)?;
+        progress(0, records.len());
         let mut outcomes = Vec::with_capacity(records.len());
         for records in records.chunks(crate::MAX_BATCH) {
             let batch: Vec<Delivery> = records
@@ -326,6 +336,7 @@ impl Pipeline {
                 };
                 outcomes.push((d.event_id().to_owned(), outcome));
             }
+            progress(outcomes.len(), records.len());
         }
         Ok(outcomes)
     }

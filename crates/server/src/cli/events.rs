@@ -41,10 +41,12 @@ pub fn run(store: &Store, settings: &Settings, cmd: EventsCommand) -> Result<(),
                 (None, Some(outcome)) => Reprocess::Outcome(outcome),
                 (None, None) => return Err(CliError::usage("name an event id or --outcome")),
             };
-            // The pipeline reports no progress while it works: a spinner says it is working.
-            let spinner = super::progress::spinner("reprocessing events");
-            let done = pipeline(store, settings)?.reprocess(which);
-            spinner.finish_and_clear();
+            let bar = super::progress::bar("reprocessing events", 0);
+            let done = pipeline(store, settings)?.reprocess_with(which, |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            });
+            bar.finish_and_clear();
             let done = done?;
             if done.is_empty() {
                 if let Some(id) = &event_id {

@@ -21,13 +21,3 @@ pub(super) fn bar(what: &str, total: u64) -> ProgressBar {
     }
     bar
 }
-
-/// A spinner for work that reports no progress of its own.
-pub(super) fn spinner(what: &str) -> ProgressBar {
-    let bar = ProgressBar::new_spinner().with_prefix(what.to_owned());
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {prefix} ({elapsed})") {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar
-}
