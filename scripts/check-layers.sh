@@ -30,6 +30,13 @@ forbid meterhook-store 'actix.*' 'tokio' 'hyper' 'ureq' 'config' 'dotenvy' 'clap
 # ingest: the delivery pipeline; no HTTP framework, no configuration sources, no CLI.
 forbid meterhook-ingest 'actix.*' 'hyper' 'axum' 'ureq' 'config' 'dotenvy' 'clap' 'env_logger' 'meterhook'
 
+# A service that only wants SQLite builds the store and the pipeline without libpq.
+sqlite_only=$(cargo tree -p meterhook-ingest --no-default-features --features sqlite -e normal --prefix none --format '{p}' | awk '{print $1}' | sort -u)
+if grep -qE '^(pq-sys|pq-src)$' <<<"$sqlite_only"; then
+  echo "layer check: meterhook-ingest with only the sqlite feature must not depend on libpq (pq-sys)" >&2
+  status=1
+fi
+
 # Only the server reads configuration or the environment (the store's test support excepted).
 if grep -rnE 'std::env::var|env::var\(|dotenvy|env!\("(DATABASE|SMARTCAR|METERHOOK)' \
     crates/domain/src crates/smartcar/src crates/store/src crates/ingest/src | grep -v 'crates/store/src/testing.rs'; then

@@ -4,15 +4,23 @@ use std::fmt;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
+#[cfg(feature = "postgres")]
 use diesel::pg::PgConnection;
 use diesel::r2d2::R2D2Connection;
+#[cfg(feature = "sqlite")]
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use crate::StoreError;
 
-/// A connection to either backend; queries written once run on both.
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+compile_error!("meterhook-store needs the `sqlite` feature, the `postgres` feature, or both");
+
+/// A connection to either backend; queries written once run on both. Each backend is a cargo
+/// feature (`sqlite`, `postgres`; both by default), so a service that only wants SQLite needs no
+/// libpq. Diesel's derive takes no `cfg` on variants: one enum per set of features.
+#[cfg(all(feature = "postgres", feature = "sqlite"))]
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
     /// PostgreSQL, for production and for several instances sharing one database.
@@ -21,20 +29,58 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
+/// A connection to the one backend built in.
+#[cfg(all(feature = "postgres", not(feature = "sqlite")))]
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// PostgreSQL.
+    Pg(PgConnection),
+}
+
+/// A connection to the one backend built in.
+#[cfg(all(feature = "sqlite", not(feature = "postgres")))]
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    /// Embedded SQLite.
+    Sqlite(SqliteConnection),
+}
+
 /// Runs `$body` with `$c` bound to the inner connection of whichever backend `$conn` is; for the few
 /// statements (`ON CONFLICT`) that do not go through the `MultiConnection` enum.
 macro_rules! on_backend {
     ($conn:expr, |$c:ident| $body:expr) => {
         match $conn {
+            #[cfg(feature = "postgres")]
             $crate::db::DbConnection::Pg($c) => $body,
+            #[cfg(feature = "sqlite")]
             $crate::db::DbConnection::Sqlite($c) => $body,
         }
     };
 }
 pub(crate) use on_backend;
 
+#[cfg(feature = "sqlite")]
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+#[cfg(feature = "postgres")]
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// The migrations embedded for `backend`; `None` when it is not built in.
+fn migrations_of(backend: Backend) -> Option<EmbeddedMigrations> {
+    match backend {
+        #[cfg(feature = "sqlite")]
+        Backend::Sqlite => Some(SQLITE_MIGRATIONS),
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => Some(POSTGRES_MIGRATIONS),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}
+
+/// A backend type to list embedded migrations with (their names do not depend on it).
+#[cfg(feature = "sqlite")]
+type ListingBackend = diesel::sqlite::Sqlite;
+#[cfg(not(feature = "sqlite"))]
+type ListingBackend = diesel::pg::Pg;
 
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,12 +331,14 @@ pub fn connect(url: &DatabaseUrl, busy_timeout: Duration) -> Result<DbConnection
 }
 
 /// Opens one connection to `url`, creating a missing SQLite file only when `create` says so.
+#[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
 pub fn open_connection(
     url: &DatabaseUrl,
     busy_timeout: Duration,
     create: Create,
 ) -> Result<DbConnection, StoreError> {
     match url.backend {
+        #[cfg(feature = "postgres")]
         Backend::Postgres => {
             let mut conn = PgConnection::establish(&url.target)
                 // libpq's message names host and port, never the password; it spans several
@@ -308,6 +356,7 @@ pub fn open_connection(
             conn.batch_execute("SET plan_cache_mode = force_custom_plan")?;
             Ok(DbConnection::Pg(conn))
         }
+        #[cfg(feature = "sqlite")]
         Backend::Sqlite => {
             if create == Create::Never && !sqlite_file_exists(&url.target) {
                 return Err(StoreError::Missing(format!(
@@ -339,11 +388,16 @@ pub fn open_connection(
             ))?;
             Ok(DbConnection::Sqlite(conn))
         }
+        #[allow(unreachable_patterns)]
+        other => Err(StoreError::InvalidUrl(format!(
+            "this build of meterhook has no {other} support (the `{other}` cargo feature)"
+        ))),
     }
 }
 
 /// Whether the SQLite database `path` names is there (in-memory and URI databases count as there:
 /// SQLite resolves them).
+#[cfg(feature = "sqlite")]
 fn sqlite_file_exists(path: &str) -> bool {
     path == ":memory:" || path.starts_with("file:") || std::path::Path::new(path).is_file()
 }
@@ -361,7 +415,7 @@ pub fn one_line(message: &str) -> String {
 /// Creates a missing SQLite file readable and writable by its owner only: it holds locations and
 /// user ids, and SQLite itself would create it 0644. SQLite gives the `-wal` and `-shm` files the
 /// mode of the database file. An existing file keeps its mode.
-#[cfg(unix)]
+#[cfg(all(unix, feature = "sqlite"))]
 fn create_private(path: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     if path == ":memory:" || path.starts_with("file:") {
@@ -379,12 +433,13 @@ fn create_private(path: &str) -> std::io::Result<()> {
     }
 }
 
-#[cfg(not(unix))]
+#[cfg(all(not(unix), feature = "sqlite"))]
 fn create_private(_path: &str) -> std::io::Result<()> {
     Ok(())
 }
 
 /// Key of the PostgreSQL advisory lock that serialises migrations across instances.
+#[cfg(feature = "postgres")]
 const MIGRATION_LOCK: i64 = 0x6d65_7465_7268_6f6b; // "meterhok"
 
 /// Applies every pending migration for the connection's backend; returns how many ran.
@@ -393,6 +448,7 @@ const MIGRATION_LOCK: i64 = 0x6d65_7465_7268_6f6b; // "meterhok"
 /// one applies a migration (Diesel takes no lock of its own).
 pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let ran = match conn {
+        #[cfg(feature = "postgres")]
         DbConnection::Pg(c) => {
             c.batch_execute(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))?;
             let ran = c
@@ -401,6 +457,7 @@ pub fn run_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
             c.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
             ran
         }
+        #[cfg(feature = "sqlite")]
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
     }
     .map_err(|e| StoreError::Migration(e.to_string()))?;
@@ -422,11 +479,13 @@ pub fn pending_migrations(conn: &mut DbConnection) -> Result<Vec<String>, StoreE
         version: String,
     }
     let (table_query, backend) = match conn {
+        #[cfg(feature = "postgres")]
         DbConnection::Pg(_) => (
             "SELECT tablename AS version FROM pg_tables \
              WHERE schemaname = current_schema() AND tablename = '__diesel_schema_migrations'",
             Backend::Postgres,
         ),
+        #[cfg(feature = "sqlite")]
         DbConnection::Sqlite(_) => (
             "SELECT name AS version FROM sqlite_master \
              WHERE type = 'table' AND name = '__diesel_schema_migrations'",
@@ -445,11 +504,9 @@ pub fn pending_migrations(conn: &mut DbConnection) -> Result<Vec<String>, StoreE
         .map(|r| r.version)
         .collect()
     };
-    let source = match backend {
-        Backend::Sqlite => SQLITE_MIGRATIONS,
-        Backend::Postgres => POSTGRES_MIGRATIONS,
-    };
-    let embedded = MigrationSource::<diesel::sqlite::Sqlite>::migrations(&source)
+    let source = migrations_of(backend)
+        .ok_or_else(|| StoreError::Migration(format!("{backend} is not built in")))?;
+    let embedded = MigrationSource::<ListingBackend>::migrations(&source)
         .map_err(|e| StoreError::Migration(e.to_string()))?;
     Ok(embedded
         .iter()
@@ -463,7 +520,9 @@ pub fn pending_migrations(conn: &mut DbConnection) -> Result<Vec<String>, StoreE
 #[cfg(feature = "testing")]
 pub fn revert_all_migrations(conn: &mut DbConnection) -> Result<usize, StoreError> {
     let reverted = match conn {
+        #[cfg(feature = "postgres")]
         DbConnection::Pg(c) => c.revert_all_migrations(POSTGRES_MIGRATIONS),
+        #[cfg(feature = "sqlite")]
         DbConnection::Sqlite(c) => c.revert_all_migrations(SQLITE_MIGRATIONS),
     }
     .map_err(|e| StoreError::Migration(e.to_string()))?;
@@ -473,11 +532,10 @@ pub fn revert_all_migrations(conn: &mut DbConnection) -> Result<usize, StoreErro
 /// The migration names embedded for `backend`, in order.
 pub fn migration_names(backend: Backend) -> Vec<String> {
     use diesel::migration::MigrationSource;
-    let source = match backend {
-        Backend::Sqlite => SQLITE_MIGRATIONS,
-        Backend::Postgres => POSTGRES_MIGRATIONS,
+    let Some(source) = migrations_of(backend) else {
+        return Vec::new();
     };
-    MigrationSource::<diesel::sqlite::Sqlite>::migrations(&source)
+    MigrationSource::<ListingBackend>::migrations(&source)
         .map(|ms| ms.iter().map(|m| m.name().to_string()).collect())
         .unwrap_or_default()
 }

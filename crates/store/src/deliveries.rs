@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bool, Text};
+use diesel::sql_types::{Bool, Text};
 use meterhook_domain::{
     judge, Candidate, ClockCorrection, Decision, Policy, Reading, Stored, Write,
 };
@@ -528,11 +528,13 @@ fn load_stored(conn: &mut DbConnection, ids: &[&str]) -> Result<HashMap<String, 
     }
     // One constant statement whatever the batch's size, so that it is prepared once.
     let rows: Vec<SeenRow> = match conn {
+        #[cfg(feature = "postgres")]
         DbConnection::Pg(c) => diesel::sql_query(
             "SELECT event_id, processed FROM smartcar_webhook_events WHERE event_id = ANY($1)",
         )
-        .bind::<Array<Text>, _>(ids)
+        .bind::<diesel::sql_types::Array<Text>, _>(ids)
         .load(c)?,
+        #[cfg(feature = "sqlite")]
         DbConnection::Sqlite(c) => diesel::sql_query(
             "SELECT event_id, processed FROM smartcar_webhook_events \
              WHERE event_id IN (SELECT value FROM json_each(?))",
@@ -555,6 +557,7 @@ fn lock_vehicles(conn: &mut DbConnection, smartcar_vehicle_ids: &[&str]) -> Resu
     }
     match conn {
         // PostgreSQL locks the rows in the ORDER BY order (LockRows sits above the sort).
+        #[cfg(feature = "postgres")]
         DbConnection::Pg(c) => {
             let siblings = diesel::alias!(crate::schema::smartcar_vehicles as siblings);
             Ok(v::smartcar_vehicles
@@ -576,6 +579,7 @@ fn lock_vehicles(conn: &mut DbConnection, smartcar_vehicle_ids: &[&str]) -> Resu
                 .for_update()
                 .load(c)?)
         }
+        #[cfg(feature = "sqlite")]
         DbConnection::Sqlite(c) => Ok(v::smartcar_vehicles
             .filter(v::smartcar_vehicle_id.eq_any(smartcar_vehicle_ids))
             .select(Vehicle::as_select())

@@ -3,7 +3,7 @@
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Text, Timestamp};
+use diesel::sql_types::{BigInt, Text, Timestamp};
 use meterhook_domain::{judge, Candidate, Decision, Distance, Policy, Reading, Stored};
 
 use crate::db::{on_backend, DbConnection};
@@ -15,6 +15,7 @@ use crate::{to_timestamp, Result, Store, StoreError};
 pub const SOURCE_SMARTCAR_WEBHOOK: &str = "smartcar_webhook";
 
 /// How Diesel writes a `Timestamp` into SQLite (text, compared as text).
+#[cfg(feature = "sqlite")]
 const SQLITE_TIMESTAMP: &str = "%F %T%.f";
 
 /// A meter entry.
@@ -313,6 +314,7 @@ pub(crate) fn load_neighbours(
         bounds.push((c.vehicle, at, c.reading.distance.metres(), lo, hi));
     }
     let rows: Vec<NeighbourRow> = match conn {
+        #[cfg(feature = "postgres")]
         DbConnection::Pg(c) => {
             let vehicle: Vec<&str> = bounds.iter().map(|b| b.0).collect();
             let at: Vec<NaiveDateTime> = bounds.iter().map(|b| b.1).collect();
@@ -336,15 +338,16 @@ pub(crate) fn load_neighbours(
                      WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.value_m = b.value_m \
                      AND x.entry_date BETWEEN b.lo AND b.hi)) n",
             )
-            .bind::<Array<Text>, _>(vehicle)
-            .bind::<Array<Timestamp>, _>(at)
-            .bind::<Array<BigInt>, _>(value)
-            .bind::<Array<Timestamp>, _>(lo)
-            .bind::<Array<Timestamp>, _>(hi)
+            .bind::<diesel::sql_types::Array<Text>, _>(vehicle)
+            .bind::<diesel::sql_types::Array<Timestamp>, _>(at)
+            .bind::<diesel::sql_types::Array<BigInt>, _>(value)
+            .bind::<diesel::sql_types::Array<Timestamp>, _>(lo)
+            .bind::<diesel::sql_types::Array<Timestamp>, _>(hi)
             .load(c)?
         }
         // SQLite has no arrays: the same over a JSON array of [vehicle, at, value, lo, hi], the
         // times in the text form Diesel stores, so that they compare as the column's do.
+        #[cfg(feature = "sqlite")]
         DbConnection::Sqlite(c) => {
             let text = |t: &NaiveDateTime| t.format(SQLITE_TIMESTAMP).to_string();
             let json: Vec<serde_json::Value> = bounds

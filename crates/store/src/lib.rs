@@ -220,7 +220,9 @@ impl Store {
     /// Runs `work` in one transaction: one commit (one fsync) for everything it writes. The
     /// server's writer uses it to commit many deliveries at once (group commit).
     pub fn write<T>(&self, work: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        #[cfg(feature = "sqlite")]
+        use diesel::connection::AnsiTransactionManager;
+        use diesel::connection::TransactionManager;
         type Manager = <DbConnection as Connection>::TransactionManager;
         let mut pooled = self.conn()?;
         let conn: &mut DbConnection = &mut pooled;
@@ -228,9 +230,11 @@ impl Store {
             // IMMEDIATE: the write lock from the start (waiting on the busy timeout), so that a
             // transaction that reads before it writes cannot find its snapshot stale at the
             // first write (SQLITE_BUSY_SNAPSHOT, which no waiting cures).
+            #[cfg(feature = "sqlite")]
             DbConnection::Sqlite(c) => {
                 AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
             }
+            #[cfg(feature = "postgres")]
             DbConnection::Pg(_) => Manager::begin_transaction(conn)?,
         }
         match work(&mut Tx { conn: &mut *conn }) {

@@ -208,6 +208,7 @@ impl Store {
         let conn: &mut DbConnection = &mut conn;
         // The hour is text in the same form on both backends, so one parser reads it.
         let rows: Vec<HourRow> = match conn {
+            #[cfg(feature = "postgres")]
             DbConnection::Pg(c) => diesel::sql_query(
                 "SELECT to_char(date_trunc('hour', received_at), 'YYYY-MM-DD HH24:00:00') AS hour, \
                    outcome, COUNT(*) AS n FROM smartcar_webhook_events \
@@ -215,6 +216,7 @@ impl Store {
             )
             .bind::<Timestamp, _>(since)
             .load(c)?,
+            #[cfg(feature = "sqlite")]
             DbConnection::Sqlite(c) => diesel::sql_query(
                 "SELECT strftime('%Y-%m-%d %H:00:00', received_at) AS hour, \
                    outcome, COUNT(*) AS n FROM smartcar_webhook_events \

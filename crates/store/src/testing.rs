@@ -5,11 +5,11 @@
 //! so CI cannot pass by silently testing one backend.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[cfg(feature = "postgres")]
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use diesel::connection::SimpleConnection;
-use diesel::pg::PgConnection;
-use diesel::Connection;
+#[cfg(feature = "postgres")]
+use diesel::{connection::SimpleConnection, pg::PgConnection, Connection};
 
 use crate::{Backend, PoolOptions, Store};
 
@@ -17,11 +17,13 @@ use crate::{Backend, PoolOptions, Store};
 pub struct TestDatabase {
     url: String,
     backend: Backend,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     cleanup: Cleanup,
 }
 
 enum Cleanup {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     Postgres {
         admin_url: String,
         name: String,
@@ -36,6 +38,7 @@ impl std::fmt::Debug for TestDatabase {
     }
 }
 
+#[cfg(feature = "postgres")]
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl TestDatabase {
@@ -50,8 +53,15 @@ impl TestDatabase {
         }
     }
 
+    /// Always `None` in a build without the `postgres` feature.
+    #[cfg(not(feature = "postgres"))]
+    pub fn postgres() -> Option<TestDatabase> {
+        None
+    }
+
     /// A new, empty PostgreSQL database on the server of `TEST_DATABASE_URL`; `None` when it is
     /// not set, unless `REQUIRE_POSTGRES_TESTS=1`, which makes that a panic.
+    #[cfg(feature = "postgres")]
     pub fn postgres() -> Option<TestDatabase> {
         let admin_url = match std::env::var("TEST_DATABASE_URL") {
             Ok(url) if !url.trim().is_empty() => url,
@@ -115,6 +125,7 @@ impl TestDatabase {
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
+        #[cfg(feature = "postgres")]
         if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
             if let Ok(mut admin) = PgConnection::establish(admin_url) {
                 let _ =

@@ -4,18 +4,14 @@
 //! `TEST_DATABASE_URL` is set.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::sync::{Arc, Barrier};
-
-use diesel::pg::PgConnection;
-use diesel::sql_types::BigInt;
-use diesel::{Connection, RunQueryDsl};
+#[cfg(feature = "postgres")]
+use diesel::{pg::PgConnection, sql_types::BigInt, Connection, RunQueryDsl};
 
 use chrono::NaiveDateTime;
 use meterhook_domain::{Distance, Millis, Policy, Reading};
 use meterhook_store::testing::TestDatabase;
 use meterhook_store::{
-    now, to_timestamp, NewEvent, NewSignal, Odometer, Origin, Outcome, Store, StoreError, Work,
-    WorkItem, Written,
+    to_timestamp, NewSignal, Odometer, Origin, Outcome, Store, Work, WorkItem, Written,
 };
 use proptest::prelude::*;
 
@@ -399,8 +395,13 @@ fn a_batch_answers_each_delivery_and_skips_redeliveries() {
 
 /// On PostgreSQL another instance can store one of the batch's events between the batch's read
 /// and its insert: the batch then fails with a conflict, and the caller runs it again.
+#[cfg(feature = "postgres")]
 #[test]
 fn a_batch_that_races_another_writer_writes_nothing() {
+    use std::sync::{Arc, Barrier};
+
+    use meterhook_store::{now, NewEvent, StoreError};
+
     let Some(db) = TestDatabase::postgres() else {
         eprintln!("-- skipped: no PostgreSQL (TEST_DATABASE_URL)");
         return;
