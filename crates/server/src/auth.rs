@@ -20,18 +20,12 @@ impl ApiToken {
 
     /// Whether the request carries `Authorization: Bearer <token>`.
     pub fn admits(&self, req: &HttpRequest) -> bool {
-        req.headers()
-            .get(AUTHORIZATION)
-            .is_some_and(|value| self.admits_header(value.as_bytes()))
+        authorization(req).is_some_and(|value| self.admits_header(value))
     }
 
     /// Whether an `Authorization` header value is `Bearer <token>`; constant time in the token.
     pub fn admits_header(&self, value: &[u8]) -> bool {
-        let Some(space) = value.iter().position(|&b| b == b' ') else {
-            return false;
-        };
-        let (scheme, credentials) = value.split_at(space);
-        scheme.eq_ignore_ascii_case(b"Bearer") && matches(&self.0, credentials.trim_ascii())
+        credentials(value, b"Bearer").is_some_and(|token| matches(&self.0, token))
     }
 }
 
@@ -47,24 +41,16 @@ impl UiPassword {
 
     /// Whether the request carries `Authorization: Basic` with this password.
     pub fn admits(&self, req: &HttpRequest) -> bool {
-        req.headers()
-            .get(AUTHORIZATION)
-            .is_some_and(|value| self.admits_header(value.as_bytes()))
+        authorization(req).is_some_and(|value| self.admits_header(value))
     }
 
     /// Whether an `Authorization` header value is `Basic base64(user:password)` with this
     /// password; any user name (there is one account). Constant time in the password.
     pub fn admits_header(&self, value: &[u8]) -> bool {
-        let Some(space) = value.iter().position(|&b| b == b' ') else {
+        let Some(credentials) = credentials(value, b"Basic") else {
             return false;
         };
-        let (scheme, credentials) = value.split_at(space);
-        if !scheme.eq_ignore_ascii_case(b"Basic") {
-            return false;
-        }
-        let Ok(decoded) =
-            base64::engine::general_purpose::STANDARD.decode(credentials.trim_ascii())
-        else {
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(credentials) else {
             return false;
         };
         let Some(colon) = decoded.iter().position(|&b| b == b':') else {
@@ -78,6 +64,20 @@ impl std::fmt::Debug for UiPassword {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("UiPassword([redacted])")
     }
+}
+
+/// The request's `Authorization` header value.
+fn authorization(req: &HttpRequest) -> Option<&[u8]> {
+    req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())
+}
+
+/// The credentials of an `Authorization` value of `scheme` (in any case), trimmed.
+fn credentials<'a>(value: &'a [u8], scheme: &[u8]) -> Option<&'a [u8]> {
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (given, credentials) = value.split_at(space);
+    given
+        .eq_ignore_ascii_case(scheme)
+        .then(|| credentials.trim_ascii())
 }
 
 /// Whether `candidate` is the secret whose digest is `expected`, in constant time.

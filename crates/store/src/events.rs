@@ -324,29 +324,32 @@ impl Store {
         &self,
         before: NaiveDateTime,
         batch: i64,
-        mut progress: impl FnMut(u64),
+        progress: impl FnMut(u64),
     ) -> Result<u64> {
         use smartcar_webhook_events::dsl as e;
         let before = before.min(now() - chrono::TimeDelta::days(MIN_RETENTION_DAYS));
         let mut conn = self.conn()?;
-        let mut deleted = 0u64;
-        loop {
-            let ids: Vec<i64> = e::smartcar_webhook_events
-                .filter(e::processed.eq(true))
-                .filter(e::outcome.ne(Outcome::Dead.as_str()))
-                .filter(e::received_at.lt(before))
-                .order(e::id.asc())
-                .limit(batch.max(1))
-                .select(e::id)
-                .load(&mut *conn)?;
-            if ids.is_empty() {
-                return Ok(deleted);
-            }
-            let n = diesel::delete(e::smartcar_webhook_events.filter(e::id.eq_any(&ids)))
-                .execute(&mut *conn)?;
-            deleted += n as u64;
-            progress(deleted);
-        }
+        crate::delete_in_batches(
+            &mut conn,
+            batch,
+            progress,
+            |conn, batch| {
+                Ok(e::smartcar_webhook_events
+                    .filter(e::processed.eq(true))
+                    .filter(e::outcome.ne(Outcome::Dead.as_str()))
+                    .filter(e::received_at.lt(before))
+                    .order(e::id.asc())
+                    .limit(batch)
+                    .select(e::id)
+                    .load(conn)?)
+            },
+            |conn, ids| {
+                Ok(
+                    diesel::delete(e::smartcar_webhook_events.filter(e::id.eq_any(ids)))
+                        .execute(conn)?,
+                )
+            },
+        )
     }
 }
 

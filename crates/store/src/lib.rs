@@ -263,6 +263,27 @@ impl Tx<'_> {
     }
 }
 
+/// Deletes rows a batch at a time (each statement its own transaction, so a long prune never
+/// holds the write lock for long): `next` selects the ids of the next batch of at most `batch`
+/// rows, `delete` deletes them; `progress` gets the running total. Returns how many went.
+pub(crate) fn delete_in_batches(
+    conn: &mut DbConnection,
+    batch: i64,
+    mut progress: impl FnMut(u64),
+    mut next: impl FnMut(&mut DbConnection, i64) -> Result<Vec<i64>>,
+    mut delete: impl FnMut(&mut DbConnection, &[i64]) -> Result<usize>,
+) -> Result<u64> {
+    let mut deleted = 0u64;
+    loop {
+        let ids = next(conn, batch.max(1))?;
+        if ids.is_empty() {
+            return Ok(deleted);
+        }
+        deleted += delete(conn, &ids)? as u64;
+        progress(deleted);
+    }
+}
+
 /// The current time in UTC, to the microsecond (PostgreSQL's resolution).
 pub fn now() -> NaiveDateTime {
     let now = Utc::now();

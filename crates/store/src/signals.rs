@@ -105,26 +105,27 @@ impl Store {
         &self,
         before: NaiveDateTime,
         batch: i64,
-        mut progress: impl FnMut(u64),
+        progress: impl FnMut(u64),
     ) -> Result<u64> {
         use vehicle_signals::dsl as s;
         let mut conn = self.conn()?;
-        let mut deleted = 0u64;
-        loop {
+        crate::delete_in_batches(
+            &mut conn,
+            batch,
+            progress,
             // Oldest first by id, which follows the time of writing: each batch finds its rows
             // at the start of the primary key.
-            let ids: Vec<i64> = s::vehicle_signals
-                .filter(s::created_at.lt(before))
-                .order(s::id.asc())
-                .limit(batch.max(1))
-                .select(s::id)
-                .load(&mut *conn)?;
-            if ids.is_empty() {
-                return Ok(deleted);
-            }
-            deleted += diesel::delete(s::vehicle_signals.filter(s::id.eq_any(&ids)))
-                .execute(&mut *conn)? as u64;
-            progress(deleted);
-        }
+            |conn, batch| {
+                Ok(s::vehicle_signals
+                    .filter(s::created_at.lt(before))
+                    .order(s::id.asc())
+                    .limit(batch)
+                    .select(s::id)
+                    .load(conn)?)
+            },
+            |conn, ids| {
+                Ok(diesel::delete(s::vehicle_signals.filter(s::id.eq_any(ids))).execute(conn)?)
+            },
+        )
     }
 }

@@ -52,25 +52,29 @@ impl crate::Store {
         &self,
         before: NaiveDateTime,
         batch: i64,
-        mut progress: impl FnMut(u64),
+        progress: impl FnMut(u64),
     ) -> crate::Result<u64> {
         use smartcar_sync_logs::dsl as s;
         let mut conn = self.conn()?;
-        let mut deleted = 0u64;
-        loop {
-            let ids: Vec<i64> = s::smartcar_sync_logs
-                .filter(s::created_at.lt(before))
-                .order(s::id.asc())
-                .limit(batch.max(1))
-                .select(s::id)
-                .load(&mut *conn)?;
-            if ids.is_empty() {
-                return Ok(deleted);
-            }
-            deleted += diesel::delete(s::smartcar_sync_logs.filter(s::id.eq_any(&ids)))
-                .execute(&mut *conn)? as u64;
-            progress(deleted);
-        }
+        crate::delete_in_batches(
+            &mut conn,
+            batch,
+            progress,
+            |conn, batch| {
+                Ok(s::smartcar_sync_logs
+                    .filter(s::created_at.lt(before))
+                    .order(s::id.asc())
+                    .limit(batch)
+                    .select(s::id)
+                    .load(conn)?)
+            },
+            |conn, ids| {
+                Ok(
+                    diesel::delete(s::smartcar_sync_logs.filter(s::id.eq_any(ids)))
+                        .execute(conn)?,
+                )
+            },
+        )
     }
 }
 
