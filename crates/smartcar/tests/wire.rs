@@ -89,12 +89,13 @@ fn swapped_key_and_message_is_wrong() {
         keys.verify(Some(value.as_bytes()), challenge.as_bytes()),
         SignatureCheck::Invalid
     );
+    // The handshake's answer is never accepted as the signature of a body made of the challenge.
     assert_eq!(
         keys.verify(
             Some(keys.answer_challenge(challenge).as_bytes()),
             challenge.as_bytes()
         ),
-        SignatureCheck::Valid
+        SignatureCheck::Invalid
     );
 }
 

@@ -196,7 +196,9 @@ impl Store {
         let mut conn = self.conn()?;
         Ok(e::smartcar_webhook_events
             // A literal, so that the planners use the partial pending index.
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("processed = FALSE"))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "processed = FALSE",
+            ))
             .filter(
                 e::next_attempt_at.le(now).or(e::next_attempt_at
                     .is_null()
@@ -236,7 +238,9 @@ impl Store {
         use smartcar_webhook_events::dsl as e;
         let mut conn = self.conn()?;
         Ok(e::smartcar_webhook_events
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("processed = FALSE"))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "processed = FALSE",
+            ))
             .count()
             .get_result(&mut *conn)?)
     }

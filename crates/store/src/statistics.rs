@@ -131,12 +131,16 @@ impl Store {
         use smartcar_webhook_events::dsl as e;
         let mut conn = self.conn()?;
         let unprocessed = e::smartcar_webhook_events
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("processed = FALSE"))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "processed = FALSE",
+            ))
             .count()
             .get_result(&mut *conn)?;
         let dead = e::smartcar_webhook_events
             // A literal, so that the planners count the partial dead index.
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("outcome = 'dead'"))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "outcome = 'dead'",
+            ))
             .count()
             .get_result(&mut *conn)?;
         Ok((unprocessed, dead))

@@ -93,6 +93,34 @@ fn verify_is_not_a_signing_oracle() {
 }
 
 #[test]
+fn a_verify_answer_never_signs_a_body_that_is_stored() {
+    let app = spawn_app();
+    for challenge in ["abc", "123", "null", "true", "-1", "nsQsLU7wY9WKt2IU"] {
+        // Both handshake shapes answer with the same HMAC.
+        for verify in [
+            serde_json::json!({"eventType": "VERIFY", "data": {"challenge": challenge}}),
+            serde_json::json!({"eventName": "verify", "payload": {"challenge": challenge}}),
+        ] {
+            let answer = app.post_raw(verify.to_string().as_bytes(), None);
+            assert_eq!(answer.status, 200, "{verify}: {}", answer.body);
+            let oracle = answer.json()["challenge"]
+                .as_str()
+                .expect("an answer")
+                .to_owned();
+            for (body, signature) in [
+                (challenge.to_owned(), oracle.clone()),
+                (challenge.to_owned(), oracle.to_uppercase()),
+                (format!(" {challenge}\n"), oracle.clone()),
+            ] {
+                let refused = app.post_raw(body.as_bytes(), Some(&signature));
+                assert_eq!(refused.status, 401, "{body:?}: {}", refused.body);
+            }
+        }
+    }
+    assert_eq!(app.event_count(), 0, "a key-less write was stored");
+}
+
+#[test]
 fn unsigned_or_badly_signed_events_are_refused_and_not_stored() {
     let app = spawn_app();
     let body = payload("v4_vehicle_state.json");
