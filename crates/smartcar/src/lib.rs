@@ -3,15 +3,16 @@
 pub mod event;
 mod json;
 mod legacy;
+pub mod limits;
 mod signal;
 pub mod signature;
 mod time;
 
 pub use event::{
     normalize_unit, parse_event, parse_event_with, DeliveryHeaders, Event, EventId, EventType,
-    Location, Meta, Mode, OdometerError, OdometerReading, ParseError, Signal, SignalError,
-    SignalKind, SignalValue, Trigger, V2Odometer, V2Vehicle, VehicleErrorInfo, VehicleReading,
-    DATA_AGE_HEADER, ODOMETER_CODE, UNIT_SYSTEM_HEADER,
+    LimitError, Location, Meta, Mode, OdometerError, OdometerReading, ParseError, Signal,
+    SignalError, SignalKind, SignalValue, Trigger, V2Odometer, V2Vehicle, VehicleErrorInfo,
+    VehicleReading, DATA_AGE_HEADER, ODOMETER_CODE, UNIT_SYSTEM_HEADER,
 };
 pub use signature::{
     hash_challenge, is_safe_challenge, sign, ChallengeAnswer, KeyError, SignatureCheck,

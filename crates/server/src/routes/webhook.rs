@@ -88,9 +88,8 @@ pub async fn receive(
                     "Webhook event {event_id}: malformed ({parse_error}); kept in the event log"
                 ),
             }
-            return Err(ApiError::BadRequest(format!(
-                "body is not a JSON object: {parse_error}"
-            )));
+            // The error never repeats the body's text, only what rule it broke.
+            return Err(ApiError::BadRequest(parse_error.to_string()));
         }
     };
     let event_id = delivery.event_id().to_owned();

@@ -443,3 +443,66 @@ fn an_unreachable_postgres_without_spool_answers_503_and_not_ready() {
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(app.get("/readyz").status, 200);
 }
+
+#[test]
+fn signed_events_breaking_the_string_limits_are_kept_as_malformed() {
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        let long_id = "e".repeat(3_000);
+        let mut bodies = vec![
+            // PostgreSQL refuses U+0000 in TEXT; SQLite took it.
+            serde_json::json!({"eventId": "nul\u{0}id", "eventType": "VEHICLE_STATE",
+                "vehicleId": "sc-1"})
+            .to_string(),
+            // Over PostgreSQL's index entry size.
+            odometer_event(&long_id, "sc-1", 1.0, "km", T0),
+            // A line break or an escape sequence in an id would forge log lines or CLI rows.
+            odometer_event("newline", "sc-1\n[INFO] forged line", 1.0, "km", T0),
+            odometer_event("escape", "sc-\u{1b}[2J", 1.0, "km", T0),
+            serde_json::json!({"eventId": "err-nul", "eventType": "VEHICLE_ERROR",
+                "vehicleId": "sc-1", "data": {"errors": [{"code": "X",
+                "description": "a\u{0}b"}]}})
+            .to_string(),
+        ];
+        bodies.push(serde_json::json!({"eventId": "k", "data": {"na\u{0}me": 1}}).to_string());
+        for body in &bodies {
+            let answer = app.post_signed(body.as_bytes());
+            assert_eq!(answer.status, 400, "{body:?}: {}", answer.body);
+            assert!(!answer.body.contains("forged"), "{}", answer.body);
+            let id = meterhook_smartcar::EventId::from_body(body.as_bytes()).value;
+            let stored = app.store.find_event(&id).expect("query").expect("kept");
+            assert_eq!(
+                (stored.outcome.as_str(), stored.processed),
+                ("malformed", true),
+                "{body:?}"
+            );
+            // Kept as received: the escapes are JSON text, not the characters.
+            assert_eq!(&stored.payload, body);
+            // Smartcar's retry is the same malformed event, not a second row.
+            assert_eq!(app.post_signed(body.as_bytes()).status, 400);
+        }
+        // A raw NUL byte outside any string: not JSON, kept as hex.
+        let raw = b"{\"eventId\":\"raw\"}\0";
+        assert_eq!(app.post_signed(raw).status, 400);
+        let stored = app
+            .store
+            .find_event(&meterhook_smartcar::EventId::from_body(raw).value)
+            .expect("query")
+            .expect("kept");
+        assert_eq!(
+            stored.payload,
+            format!("hex:{}", base16ct::lower::encode_string(raw))
+        );
+        assert_eq!(app.event_count(), bodies.len() + 1);
+        // Nothing else was written for them, and ordinary events still go through.
+        assert!(app
+            .store
+            .list_entries("car-1", true)
+            .expect("entries")
+            .is_empty());
+        let answer = app.post_signed(odometer_event("fine", "sc-1", 1.0, "km", T0).as_bytes());
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
+}
