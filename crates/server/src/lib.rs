@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod rejections;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -377,6 +377,11 @@ impl BinaryServer {
         format!("http://{}{path}", self.address)
     }
 
+    /// The process id, to read its figures under /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops it with SIGTERM; returns how it exited and everything it logged and printed.
     pub fn stop(&mut self) -> (std::process::ExitStatus, String) {
         let pid = self.child.id().to_string();

@@ -7,5 +7,6 @@ mod config;
 mod fleet;
 mod helpers;
 mod hostile;
+mod overload;
 mod reliability;
 mod webhook;
