@@ -384,3 +384,70 @@ fn log_processed(d: &Delivery, result: &ProcessResult) {
         result.outcome
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use meterhook_smartcar::ParseError;
+    use meterhook_store::testing::TestDatabase;
+    use meterhook_store::PoolOptions;
+
+    use super::*;
+
+    #[test]
+    fn the_spool_holds_at_most_its_limit_and_its_level_is_watched() {
+        // A main database that never answers, so every batch goes to the spool.
+        let away = Store::open_lazy(
+            "postgres://nobody@127.0.0.1:1/none",
+            &PoolOptions {
+                connection_timeout: Duration::from_millis(200),
+                ..PoolOptions::default()
+            },
+        )
+        .expect("lazy store");
+        let spool_db = TestDatabase::sqlite();
+        let spool = Store::open(spool_db.url(), &PoolOptions::default()).expect("spool");
+        let pipeline = Pipeline::new(
+            away,
+            Some(spool.clone()),
+            Policy::default(),
+            RetryPolicy::default(),
+        )
+        .with_spool_limit(5);
+        let delivery = |i: usize| {
+            Delivery::malformed(
+                format!("body {i}").as_bytes(),
+                &ParseError::NotObject,
+                meterhook_store::now(),
+            )
+        };
+        // 3 of 5: under the alarm share (80 %).
+        let answers = pipeline.commit(&(0..3).map(delivery).collect::<Vec<_>>());
+        assert!(
+            answers.iter().all(|a| *a == Ok(Ingested::Spooled)),
+            "{answers:?}"
+        );
+        assert!(!pipeline.spool_near_full.load(Ordering::Relaxed));
+        // 4 more: 2 fit (5 of 5, the alarm is raised), 2 are refused as the spool being full.
+        let answers = pipeline.commit(&(3..7).map(delivery).collect::<Vec<_>>());
+        assert_eq!(
+            answers,
+            vec![
+                Ok(Ingested::Spooled),
+                Ok(Ingested::Spooled),
+                Err(IngestError::SpoolFull),
+                Err(IngestError::SpoolFull)
+            ]
+        );
+        assert_eq!(spool.unprocessed_count().expect("count"), 5);
+        assert!(pipeline.spool_near_full.load(Ordering::Relaxed));
+        assert_eq!(
+            pipeline.commit(&[delivery(9)]),
+            vec![Err(IngestError::SpoolFull)]
+        );
+        // Drained: the alarm is lowered.
+        pipeline.watch_spool_level(0);
+        assert!(!pipeline.spool_near_full.load(Ordering::Relaxed));
+    }
+}
