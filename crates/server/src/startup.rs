@@ -71,13 +71,13 @@ impl Background {
                 }
             }
         });
-        let state = self.state;
+        let rejections = self.state.rejections.clone();
         let over = format!(
             "in the last {}",
             humantime::format_duration(REJECTIONS_EVERY)
         );
         let summary = every(REJECTIONS_EVERY, stop.clone(), move || {
-            state.rejections.log(&over);
+            rejections.log(&over);
             std::future::ready(())
         });
         vec![gauges, summary]

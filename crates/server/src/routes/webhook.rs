@@ -70,7 +70,8 @@ pub async fn receive(
             Delivery::received(&event, &body, received_at),
             event.event_type.as_str().to_owned(),
         ),
-        // A signed body that is not a JSON object: kept as received, then 400.
+        // A signed body that is not a JSON object, or breaks the string limits: kept as
+        // received, then 400.
         Err(parse_error) => {
             let delivery = Delivery::malformed(&body, &parse_error, received_at);
             let answer = submit(&req, &state, delivery).await?;
