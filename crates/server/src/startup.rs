@@ -186,7 +186,11 @@ impl Application {
         });
         let app_state = AppState {
             store: readers,
-            spool,
+            // Readiness and the spool gauge read the spool too: on their own pool as well, so
+            // that a flood of /readyz during an outage never delays spooling.
+            spool: spool
+                .as_ref()
+                .map(|s| s.with_own_pool(&settings.read_pool_options())),
             keys,
             ingest: ingest.submitter(),
             limits: BodyLimits {

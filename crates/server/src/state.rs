@@ -10,7 +10,8 @@ pub struct AppState {
     /// The database through the readers' own pool (read API, metrics, readiness): a read never
     /// holds a connection a delivery waits for. Deliveries go to `ingest`, which has its own.
     pub store: Store,
-    /// The outage spool (PostgreSQL only), for readiness.
+    /// The outage spool (PostgreSQL only), for readiness and its gauge, through the readers'
+    /// own pool too.
     pub spool: Option<Store>,
     /// Accepted `SC-Signature` keys; the first answers challenges.
     pub keys: SigningKeys,
