@@ -101,12 +101,17 @@ impl Delivery {
         )
     }
 
-    /// A verified delivery that is not a JSON object: kept as received (hex when it is not
-    /// UTF-8) with the outcome `malformed`.
+    /// A verified delivery that is not an acceptable event (not a JSON object, or breaking the
+    /// limits of [`meterhook_smartcar::limits`]): kept as received with the outcome `malformed`,
+    /// as hex when it is not UTF-8 or holds a NUL byte (which PostgreSQL's `TEXT` refuses).
     pub fn malformed(body: &[u8], error: &ParseError, received_at: NaiveDateTime) -> Delivery {
         let message = error.to_string();
         let (payload, note) = match std::str::from_utf8(body) {
-            Ok(text) => (text.to_owned(), message),
+            Ok(text) if !text.contains('\0') => (text.to_owned(), message),
+            Ok(_) => (
+                format!("hex:{}", base16ct::lower::encode_string(body)),
+                format!("{message}; the body holds a NUL byte, so payload holds its bytes as hex"),
+            ),
             Err(_) => (
                 format!("hex:{}", base16ct::lower::encode_string(body)),
                 format!("{message}; the body is not UTF-8, so payload holds its bytes as hex"),

@@ -38,6 +38,9 @@ pub enum IngestError {
     /// The writers' queues are full.
     #[error("too many deliveries waiting")]
     Overloaded,
+    /// The database is away and the outage spool holds as many events as it may.
+    #[error("the database is unavailable and the spool is full")]
+    SpoolFull,
     /// A failure that is not the database being away (a bug, or a writer that stopped).
     #[error("{0}")]
     Failed(String),
@@ -67,6 +70,8 @@ pub struct Settings {
     pub writers: usize,
     /// Deliveries waiting for each writer at most; more are refused as overloaded.
     pub queue: usize,
+    /// Events the outage spool holds at most; more are refused with [`IngestError::SpoolFull`].
+    pub spool_max_events: u64,
     /// The background passes.
     pub schedule: Schedule,
 }
@@ -83,6 +88,7 @@ impl Settings {
                 meterhook_store::Backend::Postgres => 2,
             },
             queue: 4_096,
+            spool_max_events: 100_000,
             schedule: Schedule {
                 retry_every: Duration::from_secs(5)
                     .min(retry.backoff.max(Duration::from_millis(100))),
@@ -124,7 +130,8 @@ impl Ingest {
             settings.policy,
             settings.intake,
             settings.retry,
-        );
+        )
+        .with_spool_limit(settings.spool_max_events);
         let (writers, submitter) =
             writer::Writers::start(&pipeline, settings.writers, settings.queue, MAX_BATCH)?;
         Ok(Ingest {

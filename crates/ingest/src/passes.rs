@@ -130,7 +130,7 @@ pub fn retry_pass(pipeline: &Pipeline) -> usize {
                 if let Ok(Ingested::Stored(outcome)) = answer {
                     info!(
                         "Webhook event {} (retry {}): {outcome}",
-                        record.event_id,
+                        record.event_id.escape_debug(),
                         record.attempts + 1
                     );
                 }
@@ -160,7 +160,10 @@ pub fn drain_pass(pipeline: &Pipeline, migrated: &AtomicBool) -> usize {
         }
     }
     let spooled = match spool.events_after(0, BATCH) {
-        Ok(events) if events.is_empty() => return 0,
+        Ok(events) if events.is_empty() => {
+            pipeline.watch_spool_level(0);
+            return 0;
+        }
         Ok(events) => events,
         Err(e) => {
             error!("spool: cannot read: {e}");
@@ -185,11 +188,14 @@ pub fn drain_pass(pipeline: &Pipeline, migrated: &AtomicBool) -> usize {
         if let Err(e) = spool.delete_event(&record.event_id) {
             error!(
                 "spool: cannot remove drained event {}: {e}",
-                record.event_id
+                record.event_id.escape_debug()
             );
             return moved;
         }
         moved += 1;
+    }
+    if let Ok(left) = spool.unprocessed_count() {
+        pipeline.watch_spool_level(left);
     }
     moved
 }

@@ -1,7 +1,7 @@
 //! The pipeline: a batch of deliveries committed in one transaction (group commit), a failing
 //! batch isolated by splitting it, the outage spool when the database is away.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,11 +76,18 @@ impl OutageGate {
 pub struct Pipeline {
     store: Store,
     spool: Option<Store>,
+    spool_limit: u64,
+    /// Set while the spool is at or above [`SPOOL_ALARM_PERCENT`] of its limit, so that crossing
+    /// is logged once each way, not once per batch.
+    spool_near_full: Arc<AtomicBool>,
     policy: Policy,
     intake: Intake,
     retry: RetryPolicy,
     outage: Arc<OutageGate>,
 }
+
+/// The share of the spool's limit at which a warning is logged.
+pub const SPOOL_ALARM_PERCENT: u64 = 80;
 
 /// One answer per delivery.
 pub type Answers = Vec<Result<Ingested, IngestError>>;
@@ -98,6 +105,8 @@ impl Pipeline {
         Pipeline {
             store,
             spool,
+            spool_limit: u64::MAX,
+            spool_near_full: Arc::default(),
             policy,
             intake,
             retry,
@@ -109,6 +118,12 @@ impl Pipeline {
     /// reprocessing, the spool drain).
     pub fn intake(&self) -> &Intake {
         &self.intake
+    }
+
+    /// The same pipeline with its spool holding at most `events` (unbounded without this).
+    pub fn with_spool_limit(mut self, events: u64) -> Self {
+        self.spool_limit = events.max(1);
+        self
     }
 
     /// The main store.
@@ -158,14 +173,17 @@ impl Pipeline {
             .zip(batch)
             .map(|(written, d)| {
                 let written = written.map_err(|e| {
-                    error!("Webhook event {}: could not be stored: {e}", d.event_id());
+                    error!(
+                        "Webhook event {}: could not be stored: {e}",
+                        d.event_id().escape_debug()
+                    );
                     IngestError::from_store(e)
                 })?;
                 Ok(match written {
                     Written::AlreadySeen => {
                         info!(
                             "Webhook event {} ({}): already received; not processed again",
-                            d.event_id(),
+                            d.event_id().escape_debug(),
                             d.event_type()
                         );
                         Ingested::AlreadyReceived
@@ -232,12 +250,12 @@ impl Pipeline {
         if outcome == Outcome::Dead {
             error!(
                 "Webhook event {}: processing failed for the last time ({message}); outcome dead",
-                d.event_id()
+                d.event_id().escape_debug()
             );
         } else {
             warn!(
                 "Webhook event {}: processing failed ({message}); retrying in {}s",
-                d.event_id(),
+                d.event_id().escape_debug(),
                 delay.as_secs()
             );
         }
@@ -250,8 +268,8 @@ impl Pipeline {
         }))])
     }
 
-    /// Keeps deliveries in the local spool, in one transaction; unavailable when there is no
-    /// spool or it fails too.
+    /// Keeps deliveries in the local spool, in one transaction, up to its limit; unavailable when
+    /// there is no spool or it fails too, [`IngestError::SpoolFull`] for what does not fit.
     fn spool_or_refuse(&self, batch: &[Delivery], cause: &str) -> Answers {
         let refuse = || {
             batch
@@ -266,26 +284,64 @@ impl Pipeline {
             );
             return refuse();
         };
+        let limit = i64::try_from(self.spool_limit).unwrap_or(i64::MAX);
         let spooled = spool.write(|tx| {
-            for d in batch {
+            // Counted inside the write transaction: SQLite's writes are serial, so the count
+            // cannot change before this commit.
+            let held = tx.event_count()?;
+            let room = usize::try_from(limit.saturating_sub(held).max(0)).unwrap_or(usize::MAX);
+            for d in batch.iter().take(room) {
                 tx.record_event(&d.spooled_row())?;
             }
-            Ok(())
+            Ok((held, room.min(batch.len())))
         });
         match spooled {
-            Ok(()) => {
-                for d in batch {
+            Ok((held, kept)) => {
+                for d in &batch[..kept] {
                     warn!(
                         "Webhook event {}: database unavailable ({cause}); kept in the local spool",
-                        d.event_id()
+                        d.event_id().escape_debug()
                     );
                 }
-                batch.iter().map(|_| Ok(Ingested::Spooled)).collect()
+                if kept < batch.len() {
+                    error!(
+                        "{} deliveries refused (503): the database is unavailable ({cause}) and the spool is full ({limit} events, METERHOOK_SPOOL_MAX_EVENTS)",
+                        batch.len() - kept
+                    );
+                }
+                self.watch_spool_level(held.saturating_add(kept as i64));
+                batch
+                    .iter()
+                    .enumerate()
+                    .map(|(i, _)| {
+                        if i < kept {
+                            Ok(Ingested::Spooled)
+                        } else {
+                            Err(IngestError::SpoolFull)
+                        }
+                    })
+                    .collect()
             }
             Err(e) => {
                 error!("{} deliveries refused: database unavailable ({cause}) and the spool failed too ({e})", batch.len());
                 refuse()
             }
+        }
+    }
+
+    /// Logs when the spool's level crosses the alarm share of its limit, once each way.
+    pub(crate) fn watch_spool_level(&self, held: i64) {
+        let limit = self.spool_limit;
+        let near = u64::try_from(held).unwrap_or(0).saturating_mul(100)
+            >= limit.saturating_mul(SPOOL_ALARM_PERCENT);
+        if near && !self.spool_near_full.swap(true, Ordering::Relaxed) {
+            warn!(
+                "spool: {held} of {limit} events held ({SPOOL_ALARM_PERCENT}% or more of METERHOOK_SPOOL_MAX_EVENTS); once full, deliveries are answered 503 until the database is back"
+            );
+        } else if !near && self.spool_near_full.swap(false, Ordering::Relaxed) {
+            info!(
+                "spool: back under {SPOOL_ALARM_PERCENT}% of its limit ({held} of {limit} events)"
+            );
         }
     }
 
@@ -350,9 +406,77 @@ fn log_processed(d: &Delivery, result: &ProcessResult) {
         .unwrap_or_default();
     info!(
         "Webhook event {} ({}, vehicle {}): {}{detail}",
-        d.event_id(),
+        d.event_id().escape_debug(),
         d.event_type(),
-        d.smartcar_vehicle_id().unwrap_or("-"),
+        d.smartcar_vehicle_id().unwrap_or("-").escape_debug(),
         result.outcome
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use meterhook_smartcar::ParseError;
+    use meterhook_store::testing::TestDatabase;
+    use meterhook_store::PoolOptions;
+
+    use super::*;
+
+    #[test]
+    fn the_spool_holds_at_most_its_limit_and_its_level_is_watched() {
+        // A main database that never answers, so every batch goes to the spool.
+        let away = Store::open_lazy(
+            "postgres://nobody@127.0.0.1:1/none",
+            &PoolOptions {
+                connection_timeout: Duration::from_millis(200),
+                ..PoolOptions::default()
+            },
+        )
+        .expect("lazy store");
+        let spool_db = TestDatabase::sqlite();
+        let spool = Store::open(spool_db.url(), &PoolOptions::default()).expect("spool");
+        let pipeline = Pipeline::new(
+            away,
+            Some(spool.clone()),
+            Policy::default(),
+            Intake::default(),
+            RetryPolicy::default(),
+        )
+        .with_spool_limit(5);
+        let delivery = |i: usize| {
+            Delivery::malformed(
+                format!("body {i}").as_bytes(),
+                &ParseError::NotObject,
+                meterhook_store::now(),
+            )
+        };
+        // 3 of 5: under the alarm share (80 %).
+        let answers = pipeline.commit(&(0..3).map(delivery).collect::<Vec<_>>());
+        assert!(
+            answers.iter().all(|a| *a == Ok(Ingested::Spooled)),
+            "{answers:?}"
+        );
+        assert!(!pipeline.spool_near_full.load(Ordering::Relaxed));
+        // 4 more: 2 fit (5 of 5, the alarm is raised), 2 are refused as the spool being full.
+        let answers = pipeline.commit(&(3..7).map(delivery).collect::<Vec<_>>());
+        assert_eq!(
+            answers,
+            vec![
+                Ok(Ingested::Spooled),
+                Ok(Ingested::Spooled),
+                Err(IngestError::SpoolFull),
+                Err(IngestError::SpoolFull)
+            ]
+        );
+        assert_eq!(spool.unprocessed_count().expect("count"), 5);
+        assert!(pipeline.spool_near_full.load(Ordering::Relaxed));
+        assert_eq!(
+            pipeline.commit(&[delivery(9)]),
+            vec![Err(IngestError::SpoolFull)]
+        );
+        // Drained: the alarm is lowered.
+        pipeline.watch_spool_level(0);
+        assert!(!pipeline.spool_near_full.load(Ordering::Relaxed));
+    }
 }

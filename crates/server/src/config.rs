@@ -62,8 +62,20 @@ pub struct Settings {
     /// `METERHOOK_WRITERS`: threads committing deliveries in batches (0: 1 on SQLite, 2 on
     /// PostgreSQL).
     pub writers: usize,
-    /// `METERHOOK_POOL_SIZE`: database connections, at least 1.
+    /// `METERHOOK_POOL_SIZE`: database connections for the writers and background passes, at
+    /// least 1.
     pub pool_size: u32,
+    /// `METERHOOK_READ_POOL_SIZE`: database connections for the readers (read API, metrics,
+    /// readiness), a pool of their own, at least 1.
+    pub read_pool_size: u32,
+    /// `METERHOOK_METRICS_INTERVAL`: how often the database gauges of `/metrics` are refreshed.
+    pub metrics_interval: Duration,
+    /// `METERHOOK_QUEUE`: deliveries waiting for each writer at most; more are answered 503.
+    pub queue: usize,
+    /// `METERHOOK_MAX_CONNECTIONS`: open connections each HTTP worker serves at most.
+    pub max_connections: usize,
+    /// `METERHOOK_SPOOL_MAX_EVENTS`: events the outage spool holds at most.
+    pub spool_max_events: u64,
     /// `METERHOOK_DUPLICATE_WINDOW`: the same reading within this time is a duplicate.
     pub duplicate_window: Duration,
     /// `METERHOOK_MAX_SPEED_KMH`: implausible-jump threshold; 0 turns the check off.
@@ -118,6 +130,11 @@ struct Raw {
     workers: Option<String>,
     writers: Option<String>,
     pool_size: Option<String>,
+    read_pool_size: Option<String>,
+    metrics_interval: Option<String>,
+    queue: Option<String>,
+    max_connections: Option<String>,
+    spool_max_events: Option<String>,
     duplicate_window: Option<String>,
     max_speed_kmh: Option<String>,
     jump_tolerance_km: Option<String>,
@@ -222,6 +239,44 @@ impl Settings {
         if pool_size == 0 {
             return invalid("METERHOOK_POOL_SIZE", "must be at least 1");
         }
+        let read_pool_size = count(
+            "METERHOOK_READ_POOL_SIZE",
+            raw.read_pool_size.as_deref(),
+            4u32,
+        )?;
+        if read_pool_size == 0 {
+            return invalid("METERHOOK_READ_POOL_SIZE", "must be at least 1");
+        }
+        let metrics_interval = parse_duration(
+            "METERHOOK_METRICS_INTERVAL",
+            raw.metrics_interval.as_deref().unwrap_or("10s"),
+        )?;
+        if metrics_interval < Duration::from_millis(100) {
+            return invalid("METERHOOK_METRICS_INTERVAL", "must be at least 100ms");
+        }
+        let queue = count("METERHOOK_QUEUE", raw.queue.as_deref(), 4_096usize)?;
+        if queue == 0 {
+            return invalid("METERHOOK_QUEUE", "must be at least 1");
+        }
+        let max_connections = count(
+            "METERHOOK_MAX_CONNECTIONS",
+            raw.max_connections.as_deref(),
+            1_024usize,
+        )?;
+        if max_connections == 0 {
+            return invalid("METERHOOK_MAX_CONNECTIONS", "must be at least 1");
+        }
+        let spool_max_events = count(
+            "METERHOOK_SPOOL_MAX_EVENTS",
+            raw.spool_max_events.as_deref(),
+            100_000u64,
+        )?;
+        if spool_max_events == 0 || i64::try_from(spool_max_events).is_err() {
+            return invalid(
+                "METERHOOK_SPOOL_MAX_EVENTS",
+                "must be from 1 to 9223372036854775807",
+            );
+        }
         let body_limit = count("METERHOOK_BODY_LIMIT", raw.body_limit.as_deref(), 64 * 1024)?;
         if body_limit < 1024 {
             return invalid("METERHOOK_BODY_LIMIT", "must be at least 1024 bytes");
@@ -282,6 +337,11 @@ impl Settings {
             workers: count("METERHOOK_WORKERS", raw.workers.as_deref(), 0)?,
             writers: count("METERHOOK_WRITERS", raw.writers.as_deref(), 0)?,
             pool_size,
+            read_pool_size,
+            metrics_interval,
+            queue,
+            max_connections,
+            spool_max_events,
             duplicate_window,
             max_speed_kmh: count("METERHOOK_MAX_SPEED_KMH", raw.max_speed_kmh.as_deref(), 300)?,
             jump_tolerance,
@@ -454,10 +514,18 @@ impl Settings {
             .then(|| format!("sqlite://{}", self.spool_path))
     }
 
-    /// Database pool options.
+    /// Database pool options of the writers and background passes.
     pub fn pool_options(&self) -> meterhook_store::PoolOptions {
         meterhook_store::PoolOptions {
             max_size: self.pool_size,
+            ..meterhook_store::PoolOptions::default()
+        }
+    }
+
+    /// Database pool options of the readers (read API, metrics, readiness).
+    pub fn read_pool_options(&self) -> meterhook_store::PoolOptions {
+        meterhook_store::PoolOptions {
+            max_size: self.read_pool_size,
             ..meterhook_store::PoolOptions::default()
         }
     }
@@ -779,8 +847,18 @@ mod tests {
             ("max_attempts", "3"),
             ("pool_size", "4"),
             ("jump_tolerance_km", "0.5"),
+            ("read_pool_size", "2"),
+            ("metrics_interval", "1s"),
+            ("queue", "16"),
+            ("max_connections", "64"),
+            ("spool_max_events", "500"),
         ])
         .expect("valid");
+        assert_eq!(
+            (s.read_pool_size, s.metrics_interval, s.queue),
+            (2, Duration::from_secs(1), 16)
+        );
+        assert_eq!((s.max_connections, s.spool_max_events), (64, 500));
         assert_eq!(s.duplicate_window, Duration::from_secs(90 * 60));
         assert_eq!(s.client_timeout, Duration::from_secs(2));
         assert_eq!(s.retry_backoff, Duration::from_millis(250));
@@ -882,6 +960,33 @@ mod tests {
             r#"METERHOOK_POOL_SIZE: invalid count "-1""#,
         );
         check("pool_size", "0", "METERHOOK_POOL_SIZE: must be at least 1");
+        check(
+            "read_pool_size",
+            "0",
+            "METERHOOK_READ_POOL_SIZE: must be at least 1",
+        );
+        check(
+            "metrics_interval",
+            "10ms",
+            "METERHOOK_METRICS_INTERVAL: must be at least 100ms",
+        );
+        check("queue", "0", "METERHOOK_QUEUE: must be at least 1");
+        check("queue", "-3", "METERHOOK_QUEUE: invalid count");
+        check(
+            "max_connections",
+            "0",
+            "METERHOOK_MAX_CONNECTIONS: must be at least 1",
+        );
+        check(
+            "spool_max_events",
+            "0",
+            "METERHOOK_SPOOL_MAX_EVENTS: must be from 1",
+        );
+        check(
+            "spool_max_events",
+            "18446744073709551615",
+            "METERHOOK_SPOOL_MAX_EVENTS: must be from 1",
+        );
         check("workers", "two", "METERHOOK_WORKERS: invalid count");
         check("writers", "1.5", "METERHOOK_WRITERS: invalid count");
         check(

@@ -9,7 +9,7 @@
 //! | `NotFound` | 404 | the read API or a status page asked about a vehicle that is not registered |
 //! | `Timeout` | 408 | the body did not arrive within `client_timeout` (the head is bounded by actix) |
 //! | `PayloadTooLarge` | 413 | over `body_limit` (64 KiB; Smartcar sends at most 50 KB) |
-//! | `Unavailable` | 503 + `Retry-After` | the event could not be stored; Smartcar retries |
+//! | `Unavailable` | 503 + `Retry-After` | the event could not be stored now (storage away, writers' queues full, spool full); Smartcar retries |
 //! | `Internal` | 500 | a bug; the event is not acknowledged, so Smartcar retries |
 //!
 //! There is no blanket conversion from other errors: each call site chooses.
@@ -54,15 +54,16 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// A delivery the pipeline could not make durable: 503 (retry) unless it is a bug.
+    /// A delivery the pipeline could not make durable: 503 (retry: the database or the spool is
+    /// away, the writers' queues or the spool are full) unless it is a bug.
     pub fn from_ingest(e: meterhook_ingest::IngestError) -> ApiError {
+        use meterhook_ingest::IngestError;
         match e {
-            meterhook_ingest::IngestError::Unavailable => ApiError::Unavailable,
-            meterhook_ingest::IngestError::Overloaded => {
-                log::warn!("delivery refused: the writers' queues are full");
+            // Counted and logged in the periodic summary by the caller, not one line each.
+            IngestError::Unavailable | IngestError::Overloaded | IngestError::SpoolFull => {
                 ApiError::Unavailable
             }
-            meterhook_ingest::IngestError::Failed(detail) => ApiError::Internal(detail),
+            IngestError::Failed(detail) => ApiError::Internal(detail),
         }
     }
 

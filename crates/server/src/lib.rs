@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod registration;
+pub mod rejections;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -1,5 +1,9 @@
 //! `GET /metrics`: Prometheus (OpenMetrics text) figures. No secrets and no per-vehicle labels:
 //! every label takes a small, fixed set of values.
+//!
+//! A scrape reads memory only: the gauges that come from the database are refreshed by a
+//! background task at a fixed interval ([`Metrics::refresh_backlog`]), so scrapes, however many,
+//! never query the database.
 
 use std::time::Duration;
 
@@ -9,7 +13,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use meterhook_store::Store;
 
 /// Labels of the events counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -20,18 +26,44 @@ struct EventLabels {
     outcome: String,
 }
 
-/// The process's counters, and gauges filled from the database at scrape time.
+/// Labels of the refusals counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    /// `queue_full` or `spool_full`.
+    reason: &'static str,
+}
+
+/// The process's counters, and gauges refreshed from the database in the background.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     events: Family<EventLabels, Counter>,
     signature_failures: Counter,
+    refusals: Family<RefusalLabels, Counter>,
     processing: Histogram,
     unprocessed: Gauge,
     dead: Gauge,
     spooled: Gauge,
+    spool_limit: Gauge,
+    queued: Gauge,
     newest_age: Gauge<f64, AtomicU64>,
     needing_reconnection: Gauge,
+    /// When the newest stored event arrived, epoch ms (`i64::MIN`: none, or not read yet); the
+    /// age is worked out from it at each scrape.
+    newest_at_ms: AtomicI64,
+}
+
+/// The backlog gauges as read from the database and the spool.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Backlog {
+    /// Stored events not processed yet.
+    pub unprocessed: i64,
+    /// Events whose processing failed every attempt.
+    pub dead: i64,
+    /// When the newest stored event arrived.
+    pub newest_at: Option<chrono::NaiveDateTime>,
+    /// Registered vehicles that need their owner.
+    pub needing_reconnection: i64,
 }
 
 impl Default for Metrics {
@@ -48,6 +80,24 @@ impl Default for Metrics {
             "signature_failures",
             "Deliveries refused for a missing or invalid SC-Signature",
             signature_failures.clone(),
+        );
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "deliveries_refused",
+            "Signed deliveries answered 503 because the writers' queues (queue_full) or the outage spool (spool_full) were full",
+            refusals.clone(),
+        );
+        let queued = Gauge::default();
+        registry.register(
+            "queue_depth",
+            "Deliveries waiting for a writer now",
+            queued.clone(),
+        );
+        let spool_limit = Gauge::default();
+        registry.register(
+            "spool_limit",
+            "Events the outage spool may hold (0 without a spool); compare with backlog_spooled",
+            spool_limit.clone(),
         );
         let processing = Histogram::new([
             0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -91,12 +141,16 @@ impl Default for Metrics {
             registry,
             events,
             signature_failures,
+            refusals,
             processing,
             unprocessed,
             dead,
             spooled,
+            spool_limit,
+            queued,
             newest_age,
             needing_reconnection,
+            newest_at_ms: AtomicI64::new(i64::MIN),
         }
     }
 }
@@ -128,17 +182,28 @@ impl Metrics {
         self.processing.observe(took.as_secs_f64());
     }
 
-    /// Sets the backlog gauges.
-    pub fn set_backlog(&self, unprocessed: i64, dead: i64, spooled: i64, newest_age: Option<f64>) {
-        self.unprocessed.set(unprocessed);
-        self.dead.set(dead);
-        self.spooled.set(spooled);
-        self.newest_age.set(newest_age.unwrap_or(-1.0));
+    /// Counts a signed delivery refused with 503 for `reason` (`queue_full`, `spool_full`).
+    pub fn refused(&self, reason: &'static str) {
+        self.refusals.get_or_create(&RefusalLabels { reason }).inc();
     }
 
-    /// Sets the count of vehicles that need their owner.
-    pub fn set_needing_reconnection(&self, vehicles: i64) {
-        self.needing_reconnection.set(vehicles);
+    /// Sets the spool's capacity (0 without a spool).
+    pub fn set_spool_limit(&self, limit: u64) {
+        self.spool_limit
+            .set(i64::try_from(limit).unwrap_or(i64::MAX));
+    }
+
+    /// Sets the backlog gauges read from the database.
+    pub fn set_backlog(&self, backlog: &Backlog) {
+        self.unprocessed.set(backlog.unprocessed);
+        self.dead.set(backlog.dead);
+        self.needing_reconnection.set(backlog.needing_reconnection);
+        self.newest_at_ms.store(
+            backlog
+                .newest_at
+                .map_or(i64::MIN, |t| t.and_utc().timestamp_millis()),
+            Ordering::Relaxed,
+        );
     }
 
     /// Sets the spool gauge alone (readable while the database is not).
@@ -146,8 +211,46 @@ impl Metrics {
         self.spooled.set(spooled);
     }
 
-    /// The OpenMetrics text.
-    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+    /// Reads the backlog from `store` and `spool` into the gauges; blocking. Run by the
+    /// background task, never by a scrape. A gauge whose source cannot be read keeps its last
+    /// value.
+    pub fn refresh_backlog(&self, store: &Store, spool: Option<&Store>) {
+        if let Some(spool) = spool {
+            match spool.unprocessed_count() {
+                Ok(n) => self.set_spooled(n),
+                Err(e) => log::warn!("metrics: spool unavailable: {e}"),
+            }
+        }
+        let backlog = store.backlog().and_then(|backlog| {
+            Ok(Backlog {
+                unprocessed: backlog.unprocessed(),
+                dead: backlog.dead,
+                newest_at: store.newest_event_at()?,
+                needing_reconnection: store.vehicles_needing_reconnection()?,
+            })
+        });
+        match backlog {
+            Ok(backlog) => self.set_backlog(&backlog),
+            // The counters are still worth scraping while the database is away.
+            Err(e) => log::warn!("metrics: backlog unavailable: {e}"),
+        }
+    }
+
+    /// The OpenMetrics text, with the queue depth `queued` now and the age of the newest event
+    /// worked out from the time it arrived.
+    pub fn encode_now(&self, queued: usize) -> Result<String, std::fmt::Error> {
+        self.queued.set(i64::try_from(queued).unwrap_or(i64::MAX));
+        let newest = self.newest_at_ms.load(Ordering::Relaxed);
+        self.newest_age.set(if newest == i64::MIN {
+            -1.0
+        } else {
+            (chrono::Utc::now().timestamp_millis() - newest) as f64 / 1000.0
+        });
+        self.encode()
+    }
+
+    /// The OpenMetrics text, as the gauges stand.
+    fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)

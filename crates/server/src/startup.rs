@@ -39,6 +39,71 @@ pub struct Application {
     port: u16,
     server: Server,
     ingest: meterhook_ingest::Ingest,
+    background: Background,
+}
+
+/// The server's own periodic work: the database gauges and the summary of refused requests.
+struct Background {
+    state: web::Data<AppState>,
+    metrics_every: Duration,
+}
+
+/// How often refused and unsigned requests are summarised in the log.
+pub const REJECTIONS_EVERY: Duration = Duration::from_secs(10);
+
+impl Background {
+    /// Starts both tasks on the current runtime; they end when `stop` changes.
+    fn start(self, stop: &tokio::sync::watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+        let state = self.state.clone();
+        let gauges = every(self.metrics_every, stop.clone(), move || {
+            let state = state.clone();
+            async move {
+                let refreshed = tokio::task::spawn_blocking(move || {
+                    state
+                        .metrics
+                        .refresh_backlog(&state.store, state.spool.as_ref());
+                })
+                .await;
+                if refreshed.is_err() {
+                    log::error!(
+                        "metrics: the refresh panicked; it runs again at the next interval"
+                    );
+                }
+            }
+        });
+        let rejections = self.state.rejections.clone();
+        let over = format!(
+            "in the last {}",
+            humantime::format_duration(REJECTIONS_EVERY)
+        );
+        let summary = every(REJECTIONS_EVERY, stop.clone(), move || {
+            rejections.log(&over);
+            std::future::ready(())
+        });
+        vec![gauges, summary]
+    }
+}
+
+/// Runs `tick` now and then every `interval` (never two at once) until `stop` changes.
+fn every<F, Fut>(
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut tick: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    actix_web::rt::spawn(async move {
+        let mut timer = tokio::time::interval(interval);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = timer.tick() => tick().await,
+                _ = stop.changed() => break,
+            }
+        }
+    })
 }
 
 impl Application {
@@ -98,6 +163,11 @@ impl Application {
         if settings.writers > 0 {
             ingest_settings.writers = settings.writers;
         }
+        ingest_settings.queue = settings.queue;
+        ingest_settings.spool_max_events = settings.spool_max_events;
+        // The readers' own pool: reads (API, metrics, readiness) never take a connection a
+        // delivery is waiting for, however many of them arrive.
+        let readers = store.with_own_pool(&settings.read_pool_options());
         let listener = TcpListener::bind(&settings.listen).map_err(|source| StartError::Bind {
             address: settings.listen.clone(),
             source,
@@ -118,17 +188,28 @@ impl Application {
                 address: "writer threads".to_owned(),
                 source,
             })?;
+        let metrics = std::sync::Arc::new(Metrics::default());
+        metrics.set_spool_limit(if spool.is_some() {
+            settings.spool_max_events
+        } else {
+            0
+        });
         let app_state = AppState {
             pipeline: ingest.pipeline().clone(),
-            store,
-            spool,
+            store: readers,
+            // Readiness and the spool gauge read the spool too: on their own pool as well, so
+            // that a flood of /readyz during an outage never delays spooling.
+            spool: spool
+                .as_ref()
+                .map(|s| s.with_own_pool(&settings.read_pool_options())),
             keys,
             ingest: ingest.submitter(),
             limits: BodyLimits {
                 max_bytes: settings.body_limit,
                 timeout: client_timeout,
             },
-            metrics: std::sync::Arc::new(Metrics::default()),
+            metrics,
+            rejections: std::sync::Arc::default(),
             api_token: settings
                 .api_token
                 .as_ref()
@@ -148,6 +229,10 @@ impl Application {
             info!("status pages on at /ui/ (HTTP Basic authentication)");
         }
         let state = web::Data::new(app_state);
+        let background = Background {
+            state: state.clone(),
+            metrics_every: settings.metrics_interval,
+        };
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -169,7 +254,9 @@ impl Application {
         })
         .client_request_timeout(client_timeout)
         .client_disconnect_timeout(Duration::from_secs(2))
-        .max_connection_rate(256)
+        // Per worker; beyond it connections wait in the listen backlog instead of each holding
+        // buffers in the process. (`max_connection_rate` bounds TLS handshakes only: no TLS here.)
+        .max_connections(settings.max_connections)
         .shutdown_timeout(30);
         if settings.workers > 0 {
             server = server.workers(settings.workers);
@@ -185,6 +272,7 @@ impl Application {
             port,
             server,
             ingest,
+            background,
         })
     }
 
@@ -203,10 +291,23 @@ impl Application {
     /// passes finish and stop.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Application {
-            server, mut ingest, ..
+            server,
+            mut ingest,
+            background,
+            ..
         } = self;
         ingest.start_background();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        // Only the counts: the state holds a submitter, which must go for the writers to end.
+        let rejections = background.state.rejections.clone();
+        let tasks = background.start(&stopped);
         let served = server.await;
+        let _ = stop.send(true);
+        for task in tasks {
+            let _ = task.await;
+        }
+        // What was refused since the last summary is not lost with the process.
+        rejections.log("before stopping");
         info!("HTTP server stopped; finishing background work");
         // The server's handlers held the other submitters: the writers now drain and end.
         ingest.shutdown(Duration::from_secs(30)).await;

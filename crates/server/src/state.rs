@@ -7,9 +7,11 @@ use meterhook_store::Store;
 /// Shared by the handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The database, for reads and readiness.
+    /// The database through the readers' own pool (read API, metrics, readiness): a read never
+    /// holds a connection a delivery waits for. Deliveries go to `ingest`, which has its own.
     pub store: Store,
-    /// The outage spool (PostgreSQL only), for readiness.
+    /// The outage spool (PostgreSQL only), for readiness and its gauge, through the readers'
+    /// own pool too.
     pub spool: Option<Store>,
     /// Accepted `SC-Signature` keys; the first answers challenges.
     pub keys: SigningKeys,
@@ -17,6 +19,8 @@ pub struct AppState {
     pub limits: BodyLimits,
     /// The process's metrics.
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Refused and unsigned requests, logged as one summary line per interval.
+    pub rejections: std::sync::Arc<crate::rejections::Rejections>,
     /// The read API's token; the API is off without one.
     pub api_token: Option<crate::auth::ApiToken>,
     /// The status pages' password; the pages are off without one.

@@ -10,6 +10,7 @@ use crate::json;
 pub use crate::legacy::{
     DeliveryHeaders, V2Odometer, V2Vehicle, DATA_AGE_HEADER, UNIT_SYSTEM_HEADER,
 };
+pub use crate::limits::LimitError;
 pub use crate::odometer::{OdometerError, OdometerReading};
 pub use crate::signal::{
     normalize_unit, Location, Signal, SignalError, SignalKind, SignalValue, MAX_VALUES_PER_SIGNAL,
@@ -25,6 +26,10 @@ pub enum ParseError {
     /// The body is JSON but not an object.
     #[error("body is not a JSON object")]
     NotObject,
+    /// The body is a JSON object whose strings break the limits or the character policy
+    /// ([`crate::limits`]): it could not be stored everywhere, or printed safely.
+    #[error("{0}")]
+    Refused(#[from] LimitError),
 }
 
 /// One webhook delivery, normalised across the v4, v2 and shortened envelopes.
@@ -453,8 +458,9 @@ fn odometer_reading(
     })
 }
 
-/// Parses a webhook body. Only bytes that are not a JSON object are refused; wrong types inside
-/// are skipped, unknown fields ignored, unknown event types kept.
+/// Parses a webhook body. Refused: bytes that are not a JSON object, and objects whose strings
+/// break [`crate::limits`] (a control character anywhere, an id or name too long, …). Inside,
+/// wrong types are skipped, unknown fields ignored, unknown event types kept.
 ///
 /// The form without request headers: a v2 body's unit system and data age then come only from
 /// the body itself. See [`parse_event_with`].
@@ -467,6 +473,10 @@ pub fn parse_event(body: &[u8]) -> Result<Event, ParseError> {
 pub fn parse_event_with(body: &[u8], headers: &DeliveryHeaders) -> Result<Event, ParseError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| ParseError::NotJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(ParseError::NotObject);
+    }
+    crate::limits::check_strings(&value)?;
     let Value::Object(root) = value else {
         return Err(ParseError::NotObject);
     };
@@ -519,7 +529,7 @@ pub fn parse_event_with(body: &[u8], headers: &DeliveryHeaders) -> Result<Event,
         .collect();
 
     let meta = Meta::from_json(&root);
-    Ok(Event {
+    let event = Event {
         id,
         event_type,
         vehicle_id,
@@ -531,7 +541,9 @@ pub fn parse_event_with(body: &[u8], headers: &DeliveryHeaders) -> Result<Event,
         vehicles: crate::legacy::vehicles(payload, headers),
         mode: meta.mode.as_deref().map_or(Mode::Live, Mode::from_name),
         meta,
-    })
+    };
+    crate::limits::check_event(&event)?;
+    Ok(event)
 }
 
 /// The seed's `data.odometer` (`{distance, unit}`, or a bare number) as an odometer signal with

@@ -42,6 +42,14 @@ pub fn is_safe_challenge(challenge: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// Whether `body` could be signed by the handshake: a safe challenge, also once surrounding
+/// ASCII whitespace is taken away (the answer is over the exact challenge text, so only the
+/// untrimmed form can carry it; refusing the trimmed form too keeps the rule independent of how
+/// a challenge is read). No real event body is such a bare token.
+fn is_challenge_shaped(body: &[u8]) -> bool {
+    std::str::from_utf8(body.trim_ascii()).is_ok_and(is_safe_challenge)
+}
+
 /// The outcome of checking a request's `SC-Signature`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureCheck {
@@ -49,7 +57,8 @@ pub enum SignatureCheck {
     Valid,
     /// The request has no `SC-Signature` header, or one that is empty or only whitespace.
     Missing,
-    /// The header holds something, but it is malformed or matches under no key.
+    /// The header holds something, but it is malformed or matches under no key, or the body is
+    /// one the VERIFY handshake would sign (see [`SigningKeys::verify`]).
     Invalid,
 }
 
@@ -100,6 +109,10 @@ impl SigningKeys {
     /// whitespace-only) header carries no signature, so it is [`SignatureCheck::Missing`], exactly
     /// like no header: some senders write the header with no value on unsigned requests.
     ///
+    /// A body that is itself a challenge the handshake would answer ([`is_safe_challenge`]) is
+    /// never [`SignatureCheck::Valid`]: its signature is exactly what an unsigned VERIFY gets
+    /// back, so accepting it would let anyone without the key have such bodies stored.
+    ///
     /// ```
     /// use meterhook_smartcar::{SignatureCheck, SigningKeys};
     ///
@@ -120,6 +133,9 @@ impl SigningKeys {
         let Some(tag) = decode_tag(header) else {
             return SignatureCheck::Invalid;
         };
+        if is_challenge_shaped(body) {
+            return SignatureCheck::Invalid;
+        }
         if self.keys().any(|k| hmac::verify(k, body, &tag).is_ok()) {
             SignatureCheck::Valid
         } else {
@@ -221,6 +237,43 @@ mod tests {
             SigningKeys::new([b"a".to_vec(), b"b".to_vec()]).map(|k| k.len()),
             Ok(2)
         );
+    }
+
+    #[test]
+    fn a_challenge_answer_is_never_a_valid_signature() {
+        let keys = SigningKeys::new(["amt", "old"]).expect("valid keys");
+        for body in [
+            "abc", "123", "null", "true", "false", "-1", "1e5", "a_b-c", " abc", "abc\n",
+        ] {
+            let answer = keys.answer_challenge(body.trim());
+            assert_eq!(
+                keys.verify(Some(answer.as_bytes()), body.as_bytes()),
+                SignatureCheck::Invalid,
+                "{body:?}"
+            );
+            // Signed with the real key, too: such a body is refused whoever signed it.
+            let real = keys.sign(body.as_bytes());
+            assert_eq!(
+                keys.verify(Some(real.as_bytes()), body.as_bytes()),
+                SignatureCheck::Invalid,
+                "{body:?}"
+            );
+            let old = sign(b"old", body.as_bytes());
+            assert_eq!(
+                keys.verify(Some(old.as_bytes()), body.as_bytes()),
+                SignatureCheck::Invalid,
+                "{body:?}"
+            );
+        }
+        // Bodies that are not a bare token stay verifiable.
+        for body in ["{}", "[1]", "\"abc\"", "abc def", "", &"a".repeat(129)] {
+            let real = keys.sign(body.as_bytes());
+            assert_eq!(
+                keys.verify(Some(real.as_bytes()), body.as_bytes()),
+                SignatureCheck::Valid,
+                "{body:?}"
+            );
+        }
     }
 
     #[test]

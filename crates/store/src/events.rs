@@ -360,6 +360,15 @@ impl Tx<'_> {
         record_event(self.conn, event)
     }
 
+    /// How many events are stored, seen from inside the transaction (the spool's cap is checked
+    /// with it, so that two writers cannot both see room for the same last place).
+    pub fn event_count(&mut self) -> Result<i64> {
+        use smartcar_webhook_events::dsl as e;
+        Ok(e::smartcar_webhook_events
+            .count()
+            .get_result(&mut *self.conn)?)
+    }
+
     /// Records that processing an event failed: counts the attempt, keeps the error, and schedules
     /// the next try at `retry_at`; after `max_attempts` the event ends as `dead`.
     pub fn record_processing_failure(

@@ -166,11 +166,26 @@ impl Store {
 
     /// Builds the pool without connecting; the first use connects (and fails if it cannot).
     pub fn open_lazy(url: &str, options: &PoolOptions) -> Result<Store> {
-        Store::build(url, options, Create::IfMissing)
+        Ok(Store::with_pool(
+            DatabaseUrl::parse(url)?,
+            options,
+            Create::IfMissing,
+        ))
     }
 
     fn build(url: &str, options: &PoolOptions, create: Create) -> Result<Store> {
-        let url = DatabaseUrl::parse(url)?;
+        Ok(Store::with_pool(DatabaseUrl::parse(url)?, options, create))
+    }
+
+    /// Another handle on the same database with a pool of its own, sized by `options`: work on
+    /// one pool never waits for a connection held on the other (the server keeps its readers off
+    /// the writers' pool this way). Connects lazily, like [`Store::open_lazy`], and never creates
+    /// a database.
+    pub fn with_own_pool(&self, options: &PoolOptions) -> Store {
+        Store::with_pool(self.url.clone(), options, Create::Never)
+    }
+
+    fn with_pool(url: DatabaseUrl, options: &PoolOptions, create: Create) -> Store {
         let manager = db::Manager::new(url.clone(), options.busy_timeout, create);
         let pool = r2d2::Pool::builder()
             .max_size(options.max_size.max(1))
@@ -180,7 +195,7 @@ impl Store {
             .test_on_check_out(url.backend() == Backend::Postgres)
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);
-        Ok(Store { pool, url })
+        Store { pool, url }
     }
 
     /// Applies pending migrations; returns how many ran.

@@ -118,18 +118,21 @@ pub fn run(store: &Store, settings: &Settings, cmd: EntriesCommand) -> Result<()
                         "created_at",
                     ])?;
                     for e in &entries {
-                        out.write_record([
-                            e.id.to_string(),
-                            e.vehicle_id.clone(),
-                            format!("{:.3}", e.distance().km()),
-                            rfc3339(e.entry_date),
-                            e.source_type.clone(),
-                            e.event_id.clone().unwrap_or_default(),
-                            e.void.to_string(),
-                            e.void_reason.clone().unwrap_or_default(),
-                            e.notes.clone().unwrap_or_default(),
-                            rfc3339(e.created_at),
-                        ])?;
+                        out.write_record(
+                            [
+                                e.id.to_string(),
+                                e.vehicle_id.clone(),
+                                format!("{:.3}", e.distance().km()),
+                                rfc3339(e.entry_date),
+                                e.source_type.clone(),
+                                e.event_id.clone().unwrap_or_default(),
+                                e.void.to_string(),
+                                e.void_reason.clone().unwrap_or_default(),
+                                e.notes.clone().unwrap_or_default(),
+                                rfc3339(e.created_at),
+                            ]
+                            .map(spreadsheet_safe),
+                        )?;
                         bar.inc(1);
                     }
                     out.flush()?;
@@ -140,6 +143,17 @@ pub fn run(store: &Store, settings: &Settings, cmd: EntriesCommand) -> Result<()
         }
     }
     Ok(())
+}
+
+/// A CSV cell that a spreadsheet will not run as a formula: one starting with `=`, `+`, `-`, `@`,
+/// a tab or a carriage return gets a leading `'` (OWASP's advice on CSV injection). Void reasons
+/// and notes are typed by people, and ids come from webhooks.
+fn spreadsheet_safe(cell: String) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell
+    }
 }
 
 fn print_entries(entries: &[MeterEntry], json: bool) -> Result<(), CliError> {
@@ -166,4 +180,26 @@ fn print_entries(entries: &[MeterEntry], json: bool) -> Result<(), CliError> {
         print!("{out}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        for (cell, expected) in [
+            ("=HYPERLINK(\"x\")", "'=HYPERLINK(\"x\")"),
+            ("+1", "'+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("12.500", "12.500"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(spreadsheet_safe(cell.to_owned()), expected, "{cell:?}");
+        }
+    }
 }

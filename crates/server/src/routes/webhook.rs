@@ -6,7 +6,7 @@
 use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpRequest, HttpResponse};
 use log::{info, warn};
-use meterhook_ingest::{Delivery, Ingested};
+use meterhook_ingest::{Delivery, IngestError, Ingested};
 use meterhook_smartcar::{
     is_safe_challenge, parse_event, parse_event_with, ChallengeAnswer, DeliveryHeaders, Event,
     EventType, SignatureCheck, DATA_AGE_HEADER, SIGNATURE_HEADER, UNIT_SYSTEM_HEADER,
@@ -15,6 +15,7 @@ use meterhook_store::Outcome;
 use serde::Serialize;
 
 use crate::error::ApiError;
+use crate::rejections::Noted;
 use crate::state::{AppState, BodyLimits};
 
 /// What a delivery is answered with when it was stored.
@@ -44,40 +45,36 @@ pub async fn receive(
         if check == SignatureCheck::Missing {
             if let Ok(event) = parse_event(&body) {
                 if event.event_type == EventType::Verify {
-                    return answer_challenge(&state, &event);
+                    return answer_challenge(&req, &state, &event);
                 }
             }
         }
         state.metrics.signature_failure();
-        warn!(
-            "Rejected webhook from {}: {} {SIGNATURE_HEADER} ({} bytes)",
-            peer(&req),
+        // Anyone can send these: counted, and logged once per interval (see `rejections`).
+        state.rejections.note(
             if check == SignatureCheck::Missing {
-                "missing"
+                Noted::MissingSignature
             } else {
-                "invalid"
+                Noted::InvalidSignature
             },
-            body.len()
+            peer(&req),
         );
         return Err(ApiError::Unauthorized);
     }
 
     let (deliveries, event_type) = match parse_event_with(&body, &delivery_headers(&req)) {
         Ok(event) if event.event_type == EventType::Verify => {
-            return answer_challenge(&state, &event)
+            return answer_challenge(&req, &state, &event)
         }
         Ok(event) => (
             Delivery::received(&event, &body, received_at, state.ingest.intake()),
             event.event_type.as_str().to_owned(),
         ),
-        // A signed body that is not a JSON object: kept as received, then 400.
+        // A signed body that is not a JSON object, or breaks the string limits: kept as
+        // received, then 400.
         Err(parse_error) => {
             let delivery = Delivery::malformed(&body, &parse_error, received_at);
-            let answer = state
-                .ingest
-                .submit(delivery)
-                .await
-                .map_err(ApiError::from_ingest)?;
+            let answer = submit(&req, &state, delivery).await?;
             state.metrics.event("other", Outcome::Malformed.as_str());
             let event_id = meterhook_smartcar::EventId::from_body(&body).value;
             match answer {
@@ -88,9 +85,8 @@ pub async fn receive(
                     "Webhook event {event_id}: malformed ({parse_error}); kept in the event log"
                 ),
             }
-            return Err(ApiError::BadRequest(format!(
-                "body is not a JSON object: {parse_error}"
-            )));
+            // The error never repeats the body's text, only what rule it broke.
+            return Err(ApiError::BadRequest(parse_error.to_string()));
         }
     };
     // One delivery, or one per vehicle of a v2 body: the answer waits for all of them, so a
@@ -99,11 +95,7 @@ pub async fn receive(
     let mut answers = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
         let event_id = delivery.event_id().to_owned();
-        let outcome = state
-            .ingest
-            .submit(delivery)
-            .await
-            .map_err(ApiError::from_ingest)?;
+        let outcome = submit(&req, &state, delivery).await?;
         let (status, outcome) = match outcome {
             Ingested::Stored(outcome) => ("accepted", outcome.as_str()),
             Ingested::AlreadyReceived => ("duplicate", "already_received"),
@@ -169,7 +161,9 @@ async fn read_body(
     if declared.is_some_and(|n| n > limits.max_bytes) {
         return Err(ApiError::PayloadTooLarge(limits.max_bytes));
     }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(4096).min(limits.max_bytes));
+    // Grown as the bytes arrive, never sized from the declared length: a client that declares
+    // the limit and then stalls must not hold that much memory.
+    let mut body = web::BytesMut::new();
     let read = async {
         while let Some(chunk) = payload.next().await {
             let chunk =
@@ -187,28 +181,54 @@ async fn read_body(
     }
 }
 
-fn answer_challenge(state: &AppState, event: &Event) -> Result<HttpResponse, ApiError> {
-    info!("Webhook verification requested");
+/// Hands a verified delivery to the writers; a refusal under overload is counted and summarised
+/// like the other refusals, not logged one line each.
+async fn submit(
+    req: &HttpRequest,
+    state: &AppState,
+    delivery: Delivery,
+) -> Result<Ingested, ApiError> {
+    state.ingest.submit(delivery).await.map_err(|e| {
+        match e {
+            IngestError::Overloaded => {
+                state.metrics.refused("queue_full");
+                state.rejections.note(Noted::Overloaded, peer(req));
+            }
+            IngestError::SpoolFull => {
+                state.metrics.refused("spool_full");
+                state.rejections.note(Noted::SpoolFull, peer(req));
+            }
+            IngestError::Unavailable | IngestError::Failed(_) => {}
+        }
+        ApiError::from_ingest(e)
+    })
+}
+
+fn answer_challenge(
+    req: &HttpRequest,
+    state: &AppState,
+    event: &Event,
+) -> Result<HttpResponse, ApiError> {
+    // Unsigned requests: logged in the periodic summary, never one line each.
     let Some(challenge) = event.challenge.as_deref() else {
-        warn!("Webhook verification refused: no challenge in the VERIFY body");
+        state.rejections.note(Noted::ChallengeRefused, peer(req));
         state.metrics.event("VERIFY", "challenge_refused");
         return Err(ApiError::BadRequest("VERIFY without a challenge".into()));
     };
     if !is_safe_challenge(challenge) {
         // Answering would sign arbitrary text with the management token.
-        warn!("Webhook verification refused: the challenge is not 1-128 characters of A-Z a-z 0-9 _ -");
+        state.rejections.note(Noted::ChallengeRefused, peer(req));
         state.metrics.event("VERIFY", "challenge_refused");
         return Err(ApiError::BadRequest(
             "the challenge must be 1 to 128 characters of A-Z, a-z, 0-9, _ and -".into(),
         ));
     }
     let answer = state.keys.answer_challenge(challenge);
-    info!("Webhook verification successful");
+    state.rejections.note(Noted::ChallengeAnswered, peer(req));
     state.metrics.event("VERIFY", "challenge_answered");
     Ok(HttpResponse::Ok().json(ChallengeAnswer { challenge: answer }))
 }
 
-fn peer(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map_or_else(|| "unknown peer".to_owned(), |a| a.ip().to_string())
+fn peer(req: &HttpRequest) -> Option<std::net::IpAddr> {
+    req.peer_addr().map(|a| a.ip())
 }

@@ -287,6 +287,12 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+#[derive(diesel::QueryableByName)]
+struct Sessions {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
 /// A PostgreSQL outage of one test database: no new connections, existing ones cut; it ends when
 /// dropped.
 pub struct Outage {
@@ -297,7 +303,7 @@ pub struct Outage {
 impl Outage {
     pub fn start(app: &TestApp) -> Outage {
         use diesel::connection::SimpleConnection;
-        use diesel::Connection;
+        use diesel::{Connection, RunQueryDsl};
         let admin_url = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
         let name = app
             .db
@@ -309,11 +315,23 @@ impl Outage {
             .to_owned();
         let mut admin = diesel::pg::PgConnection::establish(&admin_url).expect("admin connection");
         admin
-            .batch_execute(&format!(
-                "ALTER DATABASE {name} ALLOW_CONNECTIONS false; \
-                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}';"
-            ))
+            .batch_execute(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
             .expect("cut the database off");
+        // A session that was being opened as the database was closed (the server's background
+        // tasks open some of their own) can miss one round of terminations: repeat until none
+        // is left twice in a row.
+        let mut quiet = 0;
+        wait_until(10, "the database's sessions to end", || {
+            let left = diesel::sql_query(format!(
+                "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+                 WHERE datname = '{name}'"
+            ))
+            .get_result::<Sessions>(&mut admin)
+            .expect("terminate sessions")
+            .n;
+            quiet = if left == 0 { quiet + 1 } else { 0 };
+            quiet >= 2
+        });
         Outage { admin, name }
     }
 }
@@ -375,6 +393,11 @@ impl BinaryServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.address)
+    }
+
+    /// The process id, to read its figures under /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Stops it with SIGTERM; returns how it exited and everything it logged and printed.

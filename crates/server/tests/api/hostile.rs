@@ -426,3 +426,92 @@ fn a_short_token_draws_a_warning_at_start() {
         BinaryServer::start(&[("SMARTCAR_MANAGEMENT_TOKEN", "a-token-of-sixteen-bytes")]);
     assert!(!server.stop().1.contains("shorter than 16 bytes"));
 }
+
+#[test]
+fn a_flood_of_refused_requests_is_logged_as_a_few_summary_lines() {
+    let mut server = BinaryServer::start(&[("SMARTCAR_MANAGEMENT_TOKEN", TOKEN)]);
+    let url = server.url("/api/smartcar/webhook");
+    let body = payload("v4_vehicle_state.json");
+    let wrong = meterhook_smartcar::sign(b"not-the-token", &body);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let (url, body, wrong) = (url.clone(), body.clone(), wrong.clone());
+            thread::spawn(move || {
+                let agent = agent();
+                let mut statuses = Vec::new();
+                for i in 0..250 {
+                    let (request_body, signature): (Vec<u8>, Option<&str>) = match i % 25 {
+                        // A bad challenge, then a good one: both unsigned.
+                        0 => (
+                            br#"{"eventType":"VERIFY","data":{"challenge":"not safe"}}"#.to_vec(),
+                            None,
+                        ),
+                        1 => (payload("v4_verify.json"), None),
+                        2..=6 => (body.clone(), Some(wrong.as_str())),
+                        _ => (format!("junk {t} {i}").into_bytes(), None),
+                    };
+                    let mut req = agent.post(&url);
+                    if let Some(sig) = signature {
+                        req = req.header("SC-Signature", sig);
+                    }
+                    statuses.push(req.send(&request_body[..]).expect("sent").status().as_u16());
+                }
+                statuses
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("sender"))
+        .collect();
+    assert_eq!(statuses.len(), 1_000);
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+    // 40 handshakes answered, 40 refused (400), 200 wrongly signed and 720 unsigned (401).
+    let count = |s: u16| statuses.iter().filter(|x| **x == s).count();
+    assert_eq!((count(200), count(400), count(401)), (40, 40, 920));
+
+    // Every refusal is in a summary line, and there are only a few of them.
+    let summaries: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Refused ") && l.contains("webhook request"))
+        .collect();
+    let answered: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("Answered ") && l.contains("VERIFY challenge"))
+        .collect();
+    let sum = |lines: &[&str], label: &str| -> u64 {
+        lines
+            .iter()
+            .flat_map(|l| l.split([':', ',', '(']))
+            .filter_map(|part| part.trim().strip_suffix(label))
+            .map(|n| n.trim().parse::<u64>().expect("a count"))
+            .sum()
+    };
+    assert_eq!(sum(&summaries, "missing SC-Signature"), 720, "{log}");
+    assert_eq!(sum(&summaries, "invalid SC-Signature"), 200, "{log}");
+    assert_eq!(sum(&summaries, "VERIFY challenge refused"), 40, "{log}");
+    let answered_total: u64 = answered
+        .iter()
+        .filter_map(|l| {
+            l.split("Answered ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(answered_total, 40, "{log}");
+    // One WARN and one INFO line per 10 s at most, and one of each at the stop.
+    assert!(
+        !summaries.is_empty() && summaries.len() <= 6 && answered.len() <= 6,
+        "{log}"
+    );
+    assert!(
+        log.lines().count() < 40,
+        "{} log lines for 1,000 refused requests:\n{log}",
+        log.lines().count()
+    );
+    assert!(summaries.iter().all(|l| l.contains("WARN")), "{log}");
+}

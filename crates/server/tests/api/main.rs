@@ -11,6 +11,7 @@ mod fleet;
 mod helpers;
 mod hostile;
 mod openapi;
+mod overload;
 mod readings;
 mod registrations;
 mod reliability;

@@ -93,6 +93,34 @@ fn verify_is_not_a_signing_oracle() {
 }
 
 #[test]
+fn a_verify_answer_never_signs_a_body_that_is_stored() {
+    let app = spawn_app();
+    for challenge in ["abc", "123", "null", "true", "-1", "nsQsLU7wY9WKt2IU"] {
+        // Both handshake shapes answer with the same HMAC.
+        for verify in [
+            serde_json::json!({"eventType": "VERIFY", "data": {"challenge": challenge}}),
+            serde_json::json!({"eventName": "verify", "payload": {"challenge": challenge}}),
+        ] {
+            let answer = app.post_raw(verify.to_string().as_bytes(), None);
+            assert_eq!(answer.status, 200, "{verify}: {}", answer.body);
+            let oracle = answer.json()["challenge"]
+                .as_str()
+                .expect("an answer")
+                .to_owned();
+            for (body, signature) in [
+                (challenge.to_owned(), oracle.clone()),
+                (challenge.to_owned(), oracle.to_uppercase()),
+                (format!(" {challenge}\n"), oracle.clone()),
+            ] {
+                let refused = app.post_raw(body.as_bytes(), Some(&signature));
+                assert_eq!(refused.status, 401, "{body:?}: {}", refused.body);
+            }
+        }
+    }
+    assert_eq!(app.event_count(), 0, "a key-less write was stored");
+}
+
+#[test]
 fn unsigned_or_badly_signed_events_are_refused_and_not_stored() {
     let app = spawn_app();
     let body = payload("v4_vehicle_state.json");
@@ -414,4 +442,67 @@ fn an_unreachable_postgres_without_spool_answers_503_and_not_ready() {
     let answer = app.post_signed(odometer_event("cut", "sc-1", 1.0, "km", T0).as_bytes());
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(app.get("/readyz").status, 200);
+}
+
+#[test]
+fn signed_events_breaking_the_string_limits_are_kept_as_malformed() {
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        let long_id = "e".repeat(3_000);
+        let mut bodies = vec![
+            // PostgreSQL refuses U+0000 in TEXT; SQLite took it.
+            serde_json::json!({"eventId": "nul\u{0}id", "eventType": "VEHICLE_STATE",
+                "vehicleId": "sc-1"})
+            .to_string(),
+            // Over PostgreSQL's index entry size.
+            odometer_event(&long_id, "sc-1", 1.0, "km", T0),
+            // A line break or an escape sequence in an id would forge log lines or CLI rows.
+            odometer_event("newline", "sc-1\n[INFO] forged line", 1.0, "km", T0),
+            odometer_event("escape", "sc-\u{1b}[2J", 1.0, "km", T0),
+            serde_json::json!({"eventId": "err-nul", "eventType": "VEHICLE_ERROR",
+                "vehicleId": "sc-1", "data": {"errors": [{"code": "X",
+                "description": "a\u{0}b"}]}})
+            .to_string(),
+        ];
+        bodies.push(serde_json::json!({"eventId": "k", "data": {"na\u{0}me": 1}}).to_string());
+        for body in &bodies {
+            let answer = app.post_signed(body.as_bytes());
+            assert_eq!(answer.status, 400, "{body:?}: {}", answer.body);
+            assert!(!answer.body.contains("forged"), "{}", answer.body);
+            let id = meterhook_smartcar::EventId::from_body(body.as_bytes()).value;
+            let stored = app.store.find_event(&id).expect("query").expect("kept");
+            assert_eq!(
+                (stored.outcome.as_str(), stored.processed),
+                ("malformed", true),
+                "{body:?}"
+            );
+            // Kept as received: the escapes are JSON text, not the characters.
+            assert_eq!(&stored.payload, body);
+            // Smartcar's retry is the same malformed event, not a second row.
+            assert_eq!(app.post_signed(body.as_bytes()).status, 400);
+        }
+        // A raw NUL byte outside any string: not JSON, kept as hex.
+        let raw = b"{\"eventId\":\"raw\"}\0";
+        assert_eq!(app.post_signed(raw).status, 400);
+        let stored = app
+            .store
+            .find_event(&meterhook_smartcar::EventId::from_body(raw).value)
+            .expect("query")
+            .expect("kept");
+        assert_eq!(
+            stored.payload,
+            format!("hex:{}", base16ct::lower::encode_string(raw))
+        );
+        assert_eq!(app.event_count(), bodies.len() + 1);
+        // Nothing else was written for them, and ordinary events still go through.
+        assert!(app
+            .store
+            .list_entries("car-1", true)
+            .expect("entries")
+            .is_empty());
+        let answer = app.post_signed(odometer_event("fine", "sc-1", 1.0, "km", T0).as_bytes());
+        assert_eq!(answer.status, 200, "{}", answer.body);
+    }
 }
