@@ -374,12 +374,11 @@ fn write_batch(
             Some((d.index, candidates[j].clone(), judgements[j].refused_by()?))
         })
         .collect();
-    if let Some(cut) = supersession_point(conn, &refused, policy)? {
-        if cut < items.len() {
-            let mut written = write_batch(conn, &items[..cut], policy)?;
-            written.extend(write_batch(conn, &items[cut..], policy)?);
-            return Ok(written);
-        }
+    let tally = supersession_point(conn, &refused, policy)?;
+    if let Some(cut) = tally.cut.filter(|&cut| cut < items.len()) {
+        let mut written = write_batch(conn, &items[..cut], policy)?;
+        written.extend(write_batch(conn, &items[cut..], policy)?);
+        return Ok(written);
     }
 
     for d in &mut done {
@@ -430,6 +429,11 @@ fn write_batch(
             Write::Void { reason } => (true, Some(reason.as_str())),
             Write::Nothing => continue,
         };
+        // A refused reading remembers the stored entry that refused it (one accepted earlier in
+        // the batch is linked once it is written, by `settle`).
+        let refused_by = judgements[j]
+            .refused_by()
+            .and_then(|by| tally.stored_refuser(&vehicle.vehicle_id, by));
         entries.push(NewMeterEntry {
             vehicle_id: &vehicle.vehicle_id,
             value_m: reading.distance.metres(),
@@ -440,10 +444,11 @@ fn write_batch(
             void,
             void_reason,
             created_at: at,
+            refused_by,
         });
     }
     let mut entry_ids: HashMap<String, i64> = HashMap::with_capacity(entries.len());
-    for rows in entries.chunks(chunk(9)) {
+    for rows in entries.chunks(chunk(10)) {
         let ids: Vec<(i64, Option<String>)> =
             on_backend!(&mut *conn, |c| diesel::insert_into(meter_entries::table)
                 .values(rows)
@@ -468,7 +473,7 @@ fn write_batch(
             })
         })
         .collect();
-    settle(conn, &refusals, policy, at)?;
+    settle(conn, &refusals, &tally, items.len(), policy, at)?;
 
     // The sync logs.
     for d in &mut done {

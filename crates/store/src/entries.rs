@@ -82,6 +82,7 @@ pub(crate) struct NewMeterEntry<'a> {
     pub void: bool,
     pub void_reason: Option<&'a str>,
     pub created_at: NaiveDateTime,
+    pub refused_by: Option<i64>,
 }
 
 /// When an app vehicle's newest active reading was taken.

@@ -18,9 +18,15 @@ use crate::schema::{meter_entries, smartcar_sync_logs};
 use crate::sync_logs::NewSyncLog;
 use crate::{to_millis, Result, StoreError};
 
-/// Refused readings of one entry considered at most (the latest): enough to find any agreeing
-/// set a sane policy asks for, and a bound on the work a flood of refusals can cause.
-const MAX_REFUSED: i64 = 16;
+/// How many of the latest refused readings of one entry are considered: twice the number that
+/// supersedes (so a set that agrees is found among stray ones), at least 4, at most 64. A bound
+/// on the work a flood of refusals can cause.
+fn considered(policy: &Policy) -> usize {
+    usize::try_from(policy.supersede_after)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(2)
+        .clamp(4, 64)
+}
 
 /// A reading of the batch written as a void entry, and the reading that refused it.
 #[derive(Debug, Clone, Copy)]
@@ -37,55 +43,80 @@ pub(crate) struct Refusal<'a> {
     pub smartcar_vehicle_id: Option<&'a str>,
 }
 
+/// What [`supersession_point`] found about a batch's refused readings.
+#[derive(Debug, Default)]
+pub(crate) struct Tally<'a> {
+    /// Where the batch must end: just after the refused reading that completes a supersession.
+    pub cut: Option<usize>,
+    /// The stored entry behind each refusing reading, by (app vehicle, reading); `None` for a
+    /// reading accepted earlier in the batch (not stored yet).
+    pub refusers: Vec<((&'a str, Reading), Option<i64>)>,
+}
+
+impl Tally<'_> {
+    /// The stored entry that refused `reading` of `vehicle_id`, when it was stored before the
+    /// batch.
+    pub(crate) fn stored_refuser(&self, vehicle_id: &str, reading: Reading) -> Option<i64> {
+        self.refusers
+            .iter()
+            .find(|((v, r), _)| *v == vehicle_id && *r == reading)
+            .and_then(|(_, id)| *id)
+    }
+}
+
 /// Where a batch must end so that a supersession happens where it would one delivery at a time:
 /// just after the first refused reading that, with those refused before it because of the same
 /// reading (stored, or earlier in the batch), outvotes it. `refused`: (the item's index, the
-/// refused candidate, the reading that refused it), in the batch's order.
-pub(crate) fn supersession_point(
+/// refused candidate, the reading that refused it), in the batch's order. Reads only.
+pub(crate) fn supersession_point<'a>(
     conn: &mut DbConnection,
-    refused: &[(usize, Candidate<&str>, Reading)],
+    refused: &[(usize, Candidate<&'a str>, Reading)],
     policy: &Policy,
-) -> Result<Option<usize>> {
-    if policy.supersede_after == 0 {
-        return Ok(None);
-    }
-    let mut tallies: Vec<((&str, Reading), Vec<Reading>)> = Vec::new();
+) -> Result<Tally<'a>> {
+    let mut tally = Tally::default();
+    let mut counts: Vec<Vec<Reading>> = Vec::new();
     for (index, candidate, by) in refused {
         let key = (candidate.vehicle, *by);
-        let at = match tallies.iter().position(|(k, _)| *k == key) {
+        let at = match tally.refusers.iter().position(|(k, _)| *k == key) {
             Some(at) => at,
             None => {
-                let earlier = match active_entry(conn, candidate.vehicle, *by)? {
-                    Some(entry) => refused_of(conn, entry)?
+                let entry = active_entry(conn, candidate.vehicle, *by)?;
+                // Earlier refusals matter only when the rule is on.
+                let earlier = match entry.filter(|_| policy.supersede_after > 0) {
+                    Some(entry) => refused_of(conn, entry, considered(policy))?
                         .into_iter()
                         .map(|(_, r)| r)
                         .collect(),
                     None => Vec::new(),
                 };
-                tallies.push((key, earlier));
-                tallies.len() - 1
+                tally.refusers.push((key, entry));
+                counts.push(earlier);
+                tally.refusers.len() - 1
             }
         };
-        let tally = &mut tallies[at].1;
-        tally.push(candidate.reading);
-        if tally.len() > 2 * MAX_REFUSED as usize {
-            tally.drain(..tally.len() - MAX_REFUSED as usize);
+        if policy.supersede_after == 0 || tally.cut.is_some() {
+            continue;
         }
-        if supersession(tally, policy).is_some() {
-            return Ok(Some(index + 1));
+        let readings = &mut counts[at];
+        readings.push(candidate.reading);
+        if readings.len() > considered(policy) {
+            readings.remove(0);
+        }
+        if supersession(readings, policy).is_some() {
+            tally.cut = Some(index + 1);
         }
     }
-    Ok(None)
+    Ok(tally)
 }
 
 /// The latest void entries refused because of `entry`: (id, reading).
-fn refused_of(conn: &mut DbConnection, entry: i64) -> Result<Vec<(i64, Reading)>> {
+fn refused_of(conn: &mut DbConnection, entry: i64, latest: usize) -> Result<Vec<(i64, Reading)>> {
     use meter_entries::dsl as m;
     let rows: Vec<(i64, i64, NaiveDateTime)> = m::meter_entries
         .filter(m::refused_by.eq(Some(entry)))
         .filter(m::void.eq(true))
         .order(m::id.desc())
-        .limit(MAX_REFUSED)
+        .limit(i64::try_from(latest).unwrap_or(i64::MAX))
         .select((m::id, m::value_m, m::entry_date))
         .load(conn)?;
     Ok(rows
@@ -98,41 +129,46 @@ fn refused_of(conn: &mut DbConnection, entry: i64) -> Result<Vec<(i64, Reading)>
         .collect())
 }
 
-/// Links each refusal to the entry that refused it, then supersedes the entries that enough of
-/// their refused readings outvote.
+/// After the batch's entries are written: links the refusals whose refusing reading was
+/// accepted in the batch (the others were linked as they were inserted), then, when the batch
+/// ends with a refused reading that completes a supersession (`tally.cut` at its end), tries it.
 pub(crate) fn settle(
     conn: &mut DbConnection,
     refusals: &[Refusal<'_>],
+    tally: &Tally<'_>,
+    batch_len: usize,
     policy: &Policy,
     at: NaiveDateTime,
 ) -> Result<()> {
-    if policy.supersede_after == 0 {
-        return Ok(());
-    }
-    let mut refusers: Vec<(i64, Refusal<'_>)> = Vec::new();
     for refusal in refusals {
+        if tally
+            .stored_refuser(refusal.vehicle_id, refusal.refused_by)
+            .is_some()
+        {
+            continue;
+        }
         let Some(entry) = active_entry(conn, refusal.vehicle_id, refusal.refused_by)? else {
             continue;
         };
         diesel::update(meter_entries::table.filter(meter_entries::id.eq(refusal.entry_id)))
             .set(meter_entries::refused_by.eq(Some(entry)))
             .execute(conn)?;
-        // The latest refusal of each entry completes its set (the batch ends there when it
-        // does): the supersession is logged with its event.
-        match refusers.iter_mut().find(|(e, _)| *e == entry) {
-            Some(known) => known.1 = *refusal,
-            None => refusers.push((entry, *refusal)),
-        }
     }
-    for (entry, refusal) in refusers {
-        let attempt = conn.transaction(|conn| supersede(conn, entry, &refusal, policy, at));
-        match attempt {
-            // The entry was not their only obstacle: it stays, and so do they.
-            Ok(()) | Err(StoreError::Query(DieselError::RollbackTransaction)) => {}
-            Err(e) => return Err(e),
-        }
+    if tally.cut != Some(batch_len) {
+        return Ok(());
     }
-    Ok(())
+    // The batch ends with the refusal that completes the set: the last one.
+    let Some(last) = refusals.last() else {
+        return Ok(());
+    };
+    let Some(entry) = active_entry(conn, last.vehicle_id, last.refused_by)? else {
+        return Ok(());
+    };
+    match conn.transaction(|conn| supersede(conn, entry, last, policy, at)) {
+        // The entry was not their only obstacle: it stays, and so do they.
+        Ok(()) | Err(StoreError::Query(DieselError::RollbackTransaction)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// The active entry of `vehicle_id` with this reading's time and value.
@@ -165,7 +201,7 @@ fn supersede(
 ) -> Result<()> {
     use meter_entries::dsl as m;
     let rollback = || Err(StoreError::Query(DieselError::RollbackTransaction));
-    let readings = refused_of(conn, entry)?;
+    let readings = refused_of(conn, entry, considered(policy))?;
     let all: Vec<Reading> = readings.iter().map(|(_, r)| *r).collect();
     let Some(outvoted) = supersession(&all, policy) else {
         return rollback();
