@@ -48,7 +48,7 @@ done
 events=${events:-$(( smoke ? 5000 : duration * 30000 ))}
 more=(--scenario "$scenario")
 if [ "$sustained" -gt 0 ]; then
-  events=$(( sustained * 60 * 15000 ))
+  events=$(( sustained * 60 * 9000 ))
   more+=(--sustained "$sustained")
 fi
 
