@@ -145,9 +145,15 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$server_pid/stat"; }
 written_bytes() { awk '/^write_bytes/ {print $2}' "/proc/$server_pid/io"; }
 # per_minute MINUTES: the deliveries answered in each minute, from the server's own counter.
 per_minute() {
-  local last now
-  last=$(curl -s "$url/metrics" | awk '/^meterhook_events_received_total/ {n += $2} END {print n + 0}')
-  for m in $(seq "$1"); do
+  local last now start
+  # Minutes count from the first delivery: wrk takes a while to load a long events file.
+  start=$(curl -s "$url/metrics" | awk '/^meterhook_events_received_total/ {n += $2} END {print n + 0}')
+  last=$start
+  while [ "$last" = "$start" ]; do
+    sleep 0.2
+    last=$(curl -s "$url/metrics" | awk '/^meterhook_events_received_total/ {n += $2} END {print n + 0}')
+  done
+  for m in $(seq $(( $1 - 1 ))); do
     sleep 60
     now=$(curl -s "$url/metrics" | awk '/^meterhook_events_received_total/ {n += $2} END {print n + 0}')
     echo "minute $m: $(( (now - last) / 60 )) deliveries/s" >&2

@@ -172,8 +172,8 @@ fn print_entries(entries: &[MeterEntry], json: bool) -> Result<(), CliError> {
                 e.id,
                 rfc3339(e.entry_date),
                 e.distance().km(),
-                e.source_type,
-                e.event_id.as_deref().unwrap_or("-"),
+                super::cell(&e.source_type),
+                super::cell(e.event_id.as_deref().unwrap_or("-")),
                 if e.void { " (void)" } else { "" }
             );
         }

@@ -93,11 +93,11 @@ pub fn run(store: &Store, settings: &Settings, cmd: EventsCommand) -> Result<(),
                         out,
                         "{:<24} {:<40} {:<14} {:<10} {:<22} {}",
                         rfc3339(e.received_at),
-                        e.event_id,
-                        e.event_type,
+                        super::cell(&e.event_id),
+                        super::cell(&e.event_type),
                         e.processed,
                         e.outcome,
-                        e.smartcar_vehicle_id.as_deref().unwrap_or("-")
+                        super::cell(e.smartcar_vehicle_id.as_deref().unwrap_or("-"))
                     );
                 }
                 print!("{out}");

@@ -265,3 +265,27 @@ fn ago(window: Duration, flag: &str) -> Result<NaiveDateTime, CliError> {
         .and_then(|d| meterhook_store::now().checked_sub_signed(d))
         .ok_or_else(|| CliError::new(format!("{flag} reaches back further than dates go")))
 }
+
+/// Text from the database as a table cell: control characters escaped (`\n`, `\u{1b}`, …), so
+/// that a stored id can neither break a table's lines nor drive the terminal. Rows stored before
+/// the id policy (`meterhook_smartcar::limits`) may hold such characters.
+fn cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        std::borrow::Cow::Owned(text.escape_debug().to_string())
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+#[cfg(test)]
+mod cell_tests {
+    use super::cell;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(cell("sc-1"), "sc-1");
+        assert_eq!(cell("é \"quoted\""), "é \"quoted\"");
+        assert_eq!(cell("a\nb"), "a\\nb");
+        assert_eq!(cell("\u{1b}[31mred"), "\\u{1b}[31mred");
+    }
+}

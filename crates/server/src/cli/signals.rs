@@ -64,9 +64,9 @@ pub fn run(store: &Store, cmd: SignalsCommand) -> Result<(), CliError> {
             let _ = writeln!(
                 out,
                 "{:<44} {:>14} {:<10} {}",
-                r.code,
+                super::cell(&r.code),
                 value,
-                r.unit.as_deref().unwrap_or("-"),
+                super::cell(r.unit.as_deref().unwrap_or("-")),
                 rfc3339(r.observed_at)
             );
         }

@@ -103,8 +103,8 @@ pub fn run(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<(
             } else {
                 let mut out = format!(
                     "Smartcar vehicle {} -> vehicle {} ({})\n",
-                    vehicle.smartcar_vehicle_id,
-                    vehicle.vehicle_id,
+                    super::cell(&vehicle.smartcar_vehicle_id),
+                    super::cell(&vehicle.vehicle_id),
                     if vehicle.is_active {
                         "active"
                     } else {
@@ -136,7 +136,7 @@ pub fn run(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<(
                         let _ = writeln!(
                             out,
                             "  {} since {}{}{}",
-                            e.label(),
+                            super::cell(&e.label()),
                             rfc3339(e.first_seen_at),
                             e.suggested_user_message
                                 .as_deref()
@@ -179,11 +179,11 @@ pub fn run(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<(
                     let _ = writeln!(
                         out,
                         "{:<40} {:<30} {:<8} {:<10} {}",
-                        v.smartcar_vehicle_id,
-                        v.vehicle_id,
+                        super::cell(&v.smartcar_vehicle_id),
+                        super::cell(&v.vehicle_id),
                         if v.is_active { "yes" } else { "no" },
                         if v.needs_reconnection { "needed" } else { "-" },
-                        v.last_error.as_deref().unwrap_or("-")
+                        super::cell(v.last_error.as_deref().unwrap_or("-"))
                     );
                 }
                 print!("{out}");

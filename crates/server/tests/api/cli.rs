@@ -537,3 +537,32 @@ fn completions_for_bash_zsh_and_fish() {
         .next()
         .is_none());
 }
+
+#[test]
+fn tables_escape_control_characters_in_stored_ids() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = format!("sqlite://{}", dir.path().join("m.db").display());
+    let store = meterhook_store::Store::open(&db, &meterhook_store::PoolOptions::default())
+        .expect("store");
+    // A row stored before the id policy: a newline and a terminal escape in its ids.
+    store
+        .record_event(&meterhook_store::NewEvent::pending(
+            "evil\nid",
+            "VEHICLE_STATE",
+            Some("sc-\u{1b}[2J"),
+            "{}",
+            meterhook_store::now(),
+        ))
+        .expect("stored");
+    let out = meterhook(
+        dir.path(),
+        &[("DATABASE_URL", db.as_str())],
+        &["events", "list"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 2, "a header and one row: {text:?}");
+    assert!(text.contains("evil\\nid"), "{text:?}");
+    assert!(text.contains("sc-\\u{1b}[2J"), "{text:?}");
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+}
