@@ -542,8 +542,8 @@ fn completions_for_bash_zsh_and_fish() {
 fn tables_escape_control_characters_in_stored_ids() {
     let dir = tempfile::tempdir().expect("tmp");
     let db = format!("sqlite://{}", dir.path().join("m.db").display());
-    let store = meterhook_store::Store::open(&db, &meterhook_store::PoolOptions::default())
-        .expect("store");
+    let store =
+        meterhook_store::Store::open(&db, &meterhook_store::PoolOptions::default()).expect("store");
     // A row stored before the id policy: a newline and a terminal escape in its ids.
     store
         .record_event(&meterhook_store::NewEvent::pending(
