@@ -235,18 +235,12 @@ impl Settings {
         if listen.is_empty() {
             return invalid("METERHOOK_LISTEN", "is empty");
         }
-        let pool_size = count("METERHOOK_POOL_SIZE", raw.pool_size.as_deref(), 8u32)?;
-        if pool_size == 0 {
-            return invalid("METERHOOK_POOL_SIZE", "must be at least 1");
-        }
-        let read_pool_size = count(
+        let pool_size = positive("METERHOOK_POOL_SIZE", raw.pool_size.as_deref(), 8u32)?;
+        let read_pool_size = positive(
             "METERHOOK_READ_POOL_SIZE",
             raw.read_pool_size.as_deref(),
             4u32,
         )?;
-        if read_pool_size == 0 {
-            return invalid("METERHOOK_READ_POOL_SIZE", "must be at least 1");
-        }
         let metrics_interval = parse_duration(
             "METERHOOK_METRICS_INTERVAL",
             raw.metrics_interval.as_deref().unwrap_or("10s"),
@@ -254,18 +248,12 @@ impl Settings {
         if metrics_interval < Duration::from_millis(100) {
             return invalid("METERHOOK_METRICS_INTERVAL", "must be at least 100ms");
         }
-        let queue = count("METERHOOK_QUEUE", raw.queue.as_deref(), 4_096usize)?;
-        if queue == 0 {
-            return invalid("METERHOOK_QUEUE", "must be at least 1");
-        }
-        let max_connections = count(
+        let queue = positive("METERHOOK_QUEUE", raw.queue.as_deref(), 4_096usize)?;
+        let max_connections = positive(
             "METERHOOK_MAX_CONNECTIONS",
             raw.max_connections.as_deref(),
             1_024usize,
         )?;
-        if max_connections == 0 {
-            return invalid("METERHOOK_MAX_CONNECTIONS", "must be at least 1");
-        }
         let spool_max_events = count(
             "METERHOOK_SPOOL_MAX_EVENTS",
             raw.spool_max_events.as_deref(),
@@ -739,6 +727,19 @@ fn key(name: &'static str, value: Option<Secret>) -> Result<Option<Secret>, Conf
 }
 
 /// Parses an unsigned count, or gives `default` when the setting is absent.
+/// A count that must be at least 1.
+fn positive<T: FromStr + PartialOrd + From<u8>>(
+    name: &'static str,
+    value: Option<&str>,
+    default: T,
+) -> Result<T, ConfigError> {
+    let n = count(name, value, default)?;
+    if n < T::from(1) {
+        return invalid(name, "must be at least 1");
+    }
+    Ok(n)
+}
+
 fn count<T: FromStr>(
     name: &'static str,
     value: Option<&str>,
