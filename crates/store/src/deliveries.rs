@@ -21,10 +21,11 @@ use meterhook_domain::{
     judge, Candidate, ClockCorrection, Decision, Policy, Reading, Stored, Write,
 };
 
-use crate::db::{on_backend, DbConnection};
+use crate::db::DbConnection;
 use crate::entries::{load_neighbours, timestamp, NewMeterEntry, SOURCE_SMARTCAR_WEBHOOK};
 use crate::events::{record_event, stored_outcome, NewEvent, Recorded};
 use crate::outcome::{Outcome, SyncStatus};
+use crate::prepared;
 use crate::schema::{meter_entries, smartcar_sync_logs, smartcar_webhook_events, vehicle_signals};
 use crate::signals::NewSignal;
 use crate::supersession::{settle, supersession_point, Refusal};
@@ -32,9 +33,6 @@ use crate::sync_logs::{sync_data, NewSyncLog};
 use crate::vehicle_errors::{reconnected, record_errors, ErrorReport};
 use crate::vehicles::Vehicle;
 use crate::{now, to_timestamp, Result, StoreError, Tx};
-
-/// Bound parameters per statement at most: under SQLite's 32,766 and PostgreSQL's 65,535.
-const MAX_PARAMS: usize = 30_000;
 
 /// A classified delivery for [`Tx::write_batch`].
 #[derive(Debug, Clone)]
@@ -141,11 +139,6 @@ pub struct ProcessResult {
     pub vehicle_id: Option<String>,
     /// False when the event had already been processed (by a concurrent or earlier delivery).
     pub processed_now: bool,
-}
-
-/// Rows per multi-row statement for a table of `columns` columns.
-fn chunk(columns: usize) -> usize {
-    (MAX_PARAMS / columns).max(1)
 }
 
 /// One item's processing, worked out before anything is written.
@@ -447,15 +440,17 @@ fn write_batch(
             refused_by,
         });
     }
-    let mut entry_ids: HashMap<String, i64> = HashMap::with_capacity(entries.len());
-    for rows in entries.chunks(chunk(10)) {
-        let ids: Vec<(i64, Option<String>)> =
-            on_backend!(&mut *conn, |c| diesel::insert_into(meter_entries::table)
-                .values(rows)
-                .returning((meter_entries::id, meter_entries::event_id))
-                .get_results(c))?;
-        entry_ids.extend(ids.into_iter().filter_map(|(id, ev)| Some((ev?, id))));
-    }
+    let inserted = prepared::insert_rows!(&mut *conn, entries, |c, values| {
+        diesel::insert_into(meter_entries::table)
+            .values(values)
+            .returning((meter_entries::id, meter_entries::event_id))
+            .get_results::<(i64, Option<String>)>(c)
+    });
+    let entry_ids: HashMap<String, i64> = inserted
+        .into_iter()
+        .flatten()
+        .filter_map(|(id, event)| Some((event?, id)))
+        .collect();
 
     // Refused readings remember what refused them; enough that agree supersede it.
     let refusals: Vec<Refusal<'_>> = done
@@ -499,13 +494,11 @@ fn write_batch(
             })
         })
         .collect();
-    for rows in logs.chunks(chunk(8)) {
-        on_backend!(&mut *conn, |c| diesel::insert_into(
-            smartcar_sync_logs::table
-        )
-        .values(rows)
-        .execute(c))?;
-    }
+    prepared::insert_rows!(&mut *conn, logs, |c, values| {
+        diesel::insert_into(smartcar_sync_logs::table)
+            .values(values)
+            .execute(c)
+    });
 
     let mut answers = vec![Written::AlreadySeen; items.len()];
     for d in done {
@@ -540,12 +533,18 @@ fn load_stored(conn: &mut DbConnection, ids: &[&str]) -> Result<HashMap<String, 
         .bind::<diesel::sql_types::Array<Text>, _>(ids)
         .load(c)?,
         #[cfg(feature = "sqlite")]
-        DbConnection::Sqlite(c) => diesel::sql_query(
-            "SELECT event_id, processed FROM smartcar_webhook_events \
-             WHERE event_id IN (SELECT value FROM json_each(?))",
-        )
-        .bind::<Text, _>(serde_json::to_string(ids).unwrap_or_default())
-        .load(c)?,
+        DbConnection::Sqlite(c) => {
+            struct Sql;
+            impl prepared::Sql for Sql {
+                const PARTS: &'static [&'static str] = &[
+                    "SELECT event_id, processed FROM smartcar_webhook_events \
+                     WHERE event_id IN (SELECT value FROM json_each(",
+                    "))",
+                ];
+            }
+            prepared::Fixed::<Sql>::new(vec![serde_json::to_string(ids).unwrap_or_default()])
+                .load(c)?
+        }
     };
     stored.extend(rows.into_iter().map(|r| (r.event_id, r.processed)));
     Ok(stored)
@@ -584,9 +583,17 @@ fn lock_vehicles(conn: &mut DbConnection, smartcar_vehicle_ids: &[&str]) -> Resu
                 .for_update()
                 .load(c)?)
         }
+        // A JSON array rather than `IN (?, ?, …)`: one statement text whatever the number, so it
+        // is prepared once (`crate::prepared`).
         #[cfg(feature = "sqlite")]
         DbConnection::Sqlite(c) => Ok(v::smartcar_vehicles
-            .filter(v::smartcar_vehicle_id.eq_any(smartcar_vehicle_ids))
+            .filter(
+                diesel::dsl::sql::<Bool>("smartcar_vehicle_id IN (SELECT value FROM json_each(")
+                    .bind::<Text, _>(
+                        serde_json::to_string(smartcar_vehicle_ids).unwrap_or_default(),
+                    )
+                    .sql("))"),
+            )
             .select(Vehicle::as_select())
             .load(c)?),
     }
@@ -645,16 +652,15 @@ fn write_events(
             }
         }
     }
-    let mut stored = 0;
-    for rows in rows.chunks(chunk(11)) {
-        stored += on_backend!(&mut *conn, |c| diesel::insert_into(
-            e::smartcar_webhook_events
-        )
-        .values(rows)
-        .on_conflict(e::event_id)
-        .do_nothing()
-        .execute(c))?;
-    }
+    let stored: usize = prepared::insert_rows!(&mut *conn, rows, |c, values| {
+        diesel::insert_into(e::smartcar_webhook_events)
+            .values(values)
+            .on_conflict(e::event_id)
+            .do_nothing()
+            .execute(c)
+    })
+    .into_iter()
+    .sum();
     if stored != rows.len() {
         return Err(StoreError::Conflict(format!(
             "{} of {} events were stored by another writer meanwhile",
@@ -697,16 +703,16 @@ fn write_signals(
             ));
         }
     }
-    for rows in rows.chunks(chunk(9)) {
-        on_backend!(&mut *conn, |c| diesel::insert_into(vehicle_signals::table)
-            .values(rows)
+    prepared::insert_rows!(&mut *conn, rows, |c, values| {
+        diesel::insert_into(vehicle_signals::table)
+            .values(values)
             .on_conflict((
                 vehicle_signals::smartcar_vehicle_id,
                 vehicle_signals::code,
-                vehicle_signals::observed_at
+                vehicle_signals::observed_at,
             ))
             .do_nothing()
-            .execute(c))?;
-    }
+            .execute(c)
+    });
     Ok(())
 }

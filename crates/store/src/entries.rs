@@ -357,10 +357,13 @@ pub(crate) fn load_neighbours(
                     serde_json::json!([vehicle, text(at), value, text(lo), text(hi)])
                 })
                 .collect();
-            diesel::sql_query(
-                "WITH b(i, vehicle_id, at, value_m, lo, hi) AS ( \
+            struct Sql;
+            impl crate::prepared::Sql for Sql {
+                const PARTS: &'static [&'static str] = &[
+                    "WITH b(i, vehicle_id, at, value_m, lo, hi) AS ( \
                    SELECT j.key, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, \
-                     j.value ->> 4 FROM json_each(?) j) \
+                     j.value ->> 4 FROM json_each(",
+                    ") j) \
                  SELECT b.i AS i, 0 AS side, m.value_m, m.entry_date FROM b \
                    JOIN meter_entries m ON m.id = (SELECT x.id FROM meter_entries x \
                      WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date <= b.at \
@@ -374,9 +377,10 @@ pub(crate) fn load_neighbours(
                  SELECT b.i, 2, m.value_m, m.entry_date FROM b \
                    JOIN meter_entries m ON m.vehicle_id = b.vehicle_id AND m.void = FALSE \
                      AND m.value_m = b.value_m AND m.entry_date BETWEEN b.lo AND b.hi",
-            )
-            .bind::<Text, _>(serde_json::Value::Array(json).to_string())
-            .load(c)?
+                ];
+            }
+            crate::prepared::Fixed::<Sql>::new(vec![serde_json::Value::Array(json).to_string()])
+                .load(c)?
         }
     };
     for row in rows {

@@ -11,6 +11,7 @@ mod deliveries;
 mod entries;
 mod events;
 mod outcome;
+mod prepared;
 pub mod schema;
 mod signals;
 mod statistics;
