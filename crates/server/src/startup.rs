@@ -115,13 +115,18 @@ impl Application {
         // Before the database: a start without a token must not leave a new database behind.
         settings.signing_keys()?;
         let url = settings.database_url.expose();
-        let store = match Store::open(url, &settings.pool_options()) {
+        // A long-running writer: SQLite checkpoints on a thread of their own, not in its commits.
+        let options = meterhook_store::PoolOptions {
+            background_checkpoints: true,
+            ..settings.pool_options()
+        };
+        let store = match Store::open(url, &options) {
             Ok(store) => store,
             Err(e) if e.is_transient() && settings.spool_url().is_some() => {
                 warn!(
                     "database unavailable at start ({e}); events go to the spool until it answers"
                 );
-                Store::open_lazy(url, &settings.pool_options())?
+                Store::open_lazy(url, &options)?
             }
             Err(e) => return Err(e.into()),
         };

@@ -267,6 +267,9 @@ pub struct PoolOptions {
     pub connection_timeout: Duration,
     /// How long SQLite waits on a lock held by another connection.
     pub busy_timeout: Duration,
+    /// SQLite: checkpoint in a thread of the store's own rather than in the commits of the pool's
+    /// connections (`crate::checkpoint`). For a long-running writer such as the server.
+    pub background_checkpoints: bool,
 }
 
 impl Default for PoolOptions {
@@ -275,6 +278,7 @@ impl Default for PoolOptions {
             max_size: 8,
             connection_timeout: Duration::from_secs(2),
             busy_timeout: Duration::from_secs(5),
+            background_checkpoints: false,
         }
     }
 }
@@ -294,15 +298,23 @@ pub struct Manager {
     url: DatabaseUrl,
     busy_timeout: Duration,
     create: Create,
+    autocheckpoint: bool,
 }
 
 impl Manager {
-    /// A manager for `url`.
-    pub fn new(url: DatabaseUrl, busy_timeout: Duration, create: Create) -> Self {
+    /// A manager for `url`; its SQLite connections checkpoint in their commits unless
+    /// `autocheckpoint` is false (another thread does it).
+    pub fn new(
+        url: DatabaseUrl,
+        busy_timeout: Duration,
+        create: Create,
+        autocheckpoint: bool,
+    ) -> Self {
         Manager {
             url,
             busy_timeout,
             create,
+            autocheckpoint,
         }
     }
 }
@@ -312,7 +324,12 @@ impl r2d2::ManageConnection for Manager {
     type Error = StoreError;
 
     fn connect(&self) -> Result<DbConnection, StoreError> {
-        open_connection(&self.url, self.busy_timeout, self.create)
+        let mut conn = open_connection(&self.url, self.busy_timeout, self.create)?;
+        #[cfg(feature = "sqlite")]
+        if let (DbConnection::Sqlite(c), false) = (&mut conn, self.autocheckpoint) {
+            c.batch_execute("PRAGMA wal_autocheckpoint = 0")?;
+        }
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {

@@ -6,6 +6,7 @@ use diesel::Connection;
 use meterhook_domain::Millis;
 
 mod backup;
+mod checkpoint;
 mod db;
 mod deliveries;
 mod entries;
@@ -134,6 +135,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: Pool,
     url: DatabaseUrl,
+    /// The background checkpoints, while any handle on the store lives.
+    checkpointer: Option<std::sync::Arc<checkpoint::Checkpointer>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -187,7 +190,23 @@ impl Store {
     }
 
     fn with_pool(url: DatabaseUrl, options: &PoolOptions, create: Create) -> Store {
-        let manager = db::Manager::new(url.clone(), options.busy_timeout, create);
+        let checkpointer = if options.background_checkpoints && url.backend() == Backend::Sqlite {
+            match checkpoint::start(&url, options.busy_timeout) {
+                Ok(c) => Some(std::sync::Arc::new(c)),
+                Err(e) => {
+                    log::warn!("cannot start the background checkpoints ({e}); commits checkpoint");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let manager = db::Manager::new(
+            url.clone(),
+            options.busy_timeout,
+            create,
+            checkpointer.is_none(),
+        );
         let pool = r2d2::Pool::builder()
             .max_size(options.max_size.max(1))
             .min_idle(Some(0))
@@ -196,7 +215,11 @@ impl Store {
             .test_on_check_out(url.backend() == Backend::Postgres)
             .error_handler(Box::new(r2d2::NopErrorHandler))
             .build_unchecked(manager);
-        Store { pool, url }
+        Store {
+            pool,
+            url,
+            checkpointer,
+        }
     }
 
     /// Applies pending migrations; returns how many ran.
@@ -242,6 +265,9 @@ impl Store {
         type Manager = <DbConnection as Connection>::TransactionManager;
         let mut pooled = self.conn()?;
         let conn: &mut DbConnection = &mut pooled;
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.before_write(conn);
+        }
         match conn {
             // IMMEDIATE: the write lock from the start (waiting on the busy timeout), so that a
             // transaction that reads before it writes cannot find its snapshot stale at the

@@ -900,3 +900,42 @@ fn completing_an_event_twice_is_refused() {
         assert_eq!(store.find_event("v1").unwrap().unwrap().outcome, "ignored");
     });
 }
+
+#[test]
+fn background_checkpoints_copy_the_wal_while_the_store_is_open() {
+    // The database file grows only when a checkpoint copies pages from the WAL into it.
+    fn file_grows(background_checkpoints: bool) -> bool {
+        let db = TestDatabase::sqlite();
+        let options = meterhook_store::PoolOptions {
+            background_checkpoints,
+            ..Default::default()
+        };
+        let store = Store::open(db.url(), &options).unwrap();
+        let path = db.url().trim_start_matches("sqlite://").to_owned();
+        let size = || std::fs::metadata(&path).unwrap().len();
+        // Copy what the migrations wrote, so that only the readings are left in the WAL.
+        store.checkpoint().unwrap();
+        let before = size();
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        for i in 0..200 {
+            ingest(
+                &store,
+                &format!("e{i}"),
+                km(1000.0 + f64::from(i), T0 + i64::from(i) * H),
+            );
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while std::time::Instant::now() < deadline {
+            if size() > before {
+                return true;
+            }
+            thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    }
+    assert!(file_grows(true), "the background thread checkpoints");
+    assert!(
+        !file_grows(false),
+        "commits alone checkpoint at 10,000 pages"
+    );
+}
