@@ -108,17 +108,16 @@ pub enum UnvoidRefusal {
 impl Store {
     /// A vehicle's meter entries by reading time, oldest first.
     pub fn list_entries(&self, vehicle_id: &str, include_void: bool) -> Result<Vec<MeterEntry>> {
-        use meter_entries::dsl as m;
         let mut conn = self.conn()?;
-        let mut query = m::meter_entries
-            .filter(m::vehicle_id.eq(vehicle_id))
-            .order((m::entry_date.asc(), m::id.asc()))
-            .select(MeterEntry::as_select())
-            .into_boxed();
-        if !include_void {
-            query = query.filter(m::void.eq(false));
-        }
-        Ok(query.load(&mut *conn)?)
+        by_date(
+            &mut conn,
+            vehicle_id,
+            ByDate {
+                include_void,
+                newest_first: false,
+                ..ByDate::default()
+            },
+        )
     }
 
     /// One meter entry.
@@ -142,44 +141,40 @@ impl Store {
         limit: i64,
         after: Option<EntryCursor>,
     ) -> Result<Vec<MeterEntry>> {
-        use meter_entries::dsl as m;
         let mut conn = self.conn()?;
-        let mut query = m::meter_entries
-            .filter(m::vehicle_id.eq(vehicle_id))
-            .order((m::entry_date.desc(), m::id.desc()))
-            .limit(limit.max(0))
-            .select(MeterEntry::as_select())
-            .into_boxed();
-        if !include_void {
-            query = query.filter(m::void.eq(false));
-        }
-        if let Some(c) = after {
-            query = query.filter(
-                m::entry_date
-                    .lt(c.entry_date)
-                    .or(m::entry_date.eq(c.entry_date).and(m::id.lt(c.id))),
-            );
-        }
-        Ok(query.load(&mut *conn)?)
+        by_date(
+            &mut conn,
+            vehicle_id,
+            ByDate {
+                include_void,
+                newest_first: true,
+                after,
+                since: None,
+                limit: Some(limit.max(0)),
+            },
+        )
     }
 
     /// An app vehicle's entries read at or after `since`, void ones too, newest reading first, at
-    /// most `limit` (a range read on the `(vehicle_id, entry_date)` index).
+    /// most `limit`.
     pub fn entries_since(
         &self,
         vehicle_id: &str,
         since: NaiveDateTime,
         limit: i64,
     ) -> Result<Vec<MeterEntry>> {
-        use meter_entries::dsl as m;
         let mut conn = self.conn()?;
-        Ok(m::meter_entries
-            .filter(m::vehicle_id.eq(vehicle_id))
-            .filter(m::entry_date.ge(since))
-            .order((m::entry_date.desc(), m::id.desc()))
-            .limit(limit.max(0))
-            .select(MeterEntry::as_select())
-            .load(&mut *conn)?)
+        by_date(
+            &mut conn,
+            vehicle_id,
+            ByDate {
+                include_void: true,
+                newest_first: true,
+                after: None,
+                since: Some(since),
+                limit: Some(limit.max(0)),
+            },
+        )
     }
 
     /// When each app vehicle's newest active reading was taken, `None` for a vehicle without one;
@@ -270,6 +265,69 @@ impl Store {
             Err(refusal) => Ok(Err(refusal)),
         }
     }
+}
+
+/// Which of a vehicle's entries [`by_date`] reads, and in what order.
+#[derive(Debug, Clone, Copy, Default)]
+struct ByDate {
+    include_void: bool,
+    newest_first: bool,
+    /// Only those after this one in the order (keyset paging).
+    after: Option<EntryCursor>,
+    /// Only those read at or after this time.
+    since: Option<NaiveDateTime>,
+    limit: Option<i64>,
+}
+
+/// A vehicle's entries by reading time, then id. Active and void entries each have their own
+/// partial index by date (the rules read the active one, and an accepted reading writes one index
+/// page the fewer); a listing of both reads each and merges them.
+fn by_date(conn: &mut DbConnection, vehicle_id: &str, how: ByDate) -> Result<Vec<MeterEntry>> {
+    use meter_entries::dsl as m;
+    // Literals, so that the planners use the partial indexes.
+    let kinds: &[&str] = if how.include_void {
+        &["void = FALSE", "void = TRUE"]
+    } else {
+        &["void = FALSE"]
+    };
+    let mut entries = Vec::new();
+    for kind in kinds {
+        let mut query = m::meter_entries
+            .filter(m::vehicle_id.eq(vehicle_id))
+            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(kind))
+            .select(MeterEntry::as_select())
+            .into_boxed();
+        query = if how.newest_first {
+            query.order((m::entry_date.desc(), m::id.desc()))
+        } else {
+            query.order((m::entry_date.asc(), m::id.asc()))
+        };
+        if let Some(c) = how.after {
+            let tie = m::entry_date.eq(c.entry_date);
+            query = if how.newest_first {
+                query.filter(m::entry_date.lt(c.entry_date).or(tie.and(m::id.lt(c.id))))
+            } else {
+                query.filter(m::entry_date.gt(c.entry_date).or(tie.and(m::id.gt(c.id))))
+            };
+        }
+        if let Some(since) = how.since {
+            query = query.filter(m::entry_date.ge(since));
+        }
+        if let Some(limit) = how.limit {
+            query = query.limit(limit);
+        }
+        entries.extend(query.load(conn)?);
+    }
+    if kinds.len() > 1 {
+        entries.sort_by_key(|e| (e.entry_date, e.id));
+        if how.newest_first {
+            entries.reverse();
+        }
+        if let Some(limit) = how.limit {
+            entries.truncate(usize::try_from(limit).unwrap_or(0));
+        }
+    }
+    Ok(entries)
 }
 
 /// A reading's time as stored, or why it cannot be.

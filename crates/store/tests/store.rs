@@ -902,6 +902,58 @@ fn completing_an_event_twice_is_refused() {
 }
 
 #[test]
+fn listings_merge_active_and_void_entries_in_order() {
+    each_backend(|store| {
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        // Active and void entries interleaved in time; two share a reading time.
+        let readings = [
+            ("a1", 1000.0, T0),
+            ("v1", 900.0, T0 + H),
+            ("a2", 1100.0, T0 + 2 * H),
+            ("v2", 1050.0, T0 + 3 * H),
+            ("v3", 1040.0, T0 + 3 * H),
+            ("a3", 1200.0, T0 + 4 * H),
+            ("v4", 1150.0, T0 + 5 * H),
+        ];
+        for (id, km_value, at) in readings {
+            ingest(store, id, km(km_value, at));
+        }
+        let all = store.list_entries("car-1", true).unwrap();
+        assert_eq!(all.len(), 7);
+        assert_eq!(all.iter().filter(|e| e.void).count(), 4);
+        let key = |e: &meterhook_store::MeterEntry| (e.entry_date, e.id);
+        assert!(
+            all.windows(2).all(|w| key(&w[0]) < key(&w[1])),
+            "oldest first"
+        );
+        assert_eq!(
+            store.list_entries("car-1", false).unwrap(),
+            all.iter().filter(|e| !e.void).cloned().collect::<Vec<_>>()
+        );
+
+        // Pages of two through both kinds: every entry once, newest first.
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.entries_page("car-1", true, 2, after).unwrap();
+            assert!(page.len() <= 2);
+            let Some(last) = page.last() else { break };
+            after = Some(last.cursor());
+            paged.extend(page);
+        }
+        let mut newest_first = all.clone();
+        newest_first.reverse();
+        assert_eq!(paged, newest_first);
+
+        // Since a time, limited: the newest of both kinds.
+        let since = store.entries_since("car-1", all[2].entry_date, 3).unwrap();
+        assert_eq!(since, newest_first[..3].to_vec());
+        let since = store.entries_since("car-1", all[5].entry_date, 10).unwrap();
+        assert_eq!(since, newest_first[..2].to_vec());
+    });
+}
+
+#[test]
 fn background_checkpoints_copy_the_wal_while_the_store_is_open() {
     // The database file grows only when a checkpoint copies pages from the WAL into it.
     fn file_grows(background_checkpoints: bool) -> bool {
