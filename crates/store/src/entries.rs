@@ -16,7 +16,7 @@ pub const SOURCE_SMARTCAR_WEBHOOK: &str = "smartcar_webhook";
 
 /// How Diesel writes a `Timestamp` into SQLite (text, compared as text).
 #[cfg(feature = "sqlite")]
-const SQLITE_TIMESTAMP: &str = "%F %T%.f";
+pub(crate) const SQLITE_TIMESTAMP: &str = "%F %T%.f";
 
 /// A meter entry.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]

@@ -9,6 +9,7 @@
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
+use diesel::sql_types::{BigInt, Nullable, Timestamp};
 use meterhook_domain::{judge, supersession, Candidate, Policy, Reading};
 
 use crate::db::{on_backend, DbConnection};
@@ -74,25 +75,25 @@ pub(crate) fn supersession_point<'a>(
     policy: &Policy,
 ) -> Result<Tally<'a>> {
     let mut tally = Tally::default();
-    let mut counts: Vec<Vec<Reading>> = Vec::new();
+    // The refusing readings, each once, in the batch's order; their entries and latest
+    // refusals in one statement.
+    for (_, candidate, by) in refused {
+        let key = (candidate.vehicle, *by);
+        if !tally.refusers.iter().any(|(k, _)| *k == key) {
+            tally.refusers.push((key, None));
+        }
+    }
+    let keys: Vec<(&str, Reading)> = tally.refusers.iter().map(|(k, _)| *k).collect();
+    let found = refusers(conn, &keys, considered(policy))?;
+    let mut counts: Vec<Vec<Reading>> = Vec::with_capacity(found.len());
+    for ((_, entry), (stored, earlier)) in tally.refusers.iter_mut().zip(found) {
+        *entry = stored;
+        counts.push(earlier);
+    }
     for (index, candidate, by) in refused {
         let key = (candidate.vehicle, *by);
-        let at = match tally.refusers.iter().position(|(k, _)| *k == key) {
-            Some(at) => at,
-            None => {
-                let entry = active_entry(conn, candidate.vehicle, *by)?;
-                // Earlier refusals matter only when the rule is on.
-                let earlier = match entry.filter(|_| policy.supersede_after > 0) {
-                    Some(entry) => refused_of(conn, entry, considered(policy))?
-                        .into_iter()
-                        .map(|(_, r)| r)
-                        .collect(),
-                    None => Vec::new(),
-                };
-                tally.refusers.push((key, entry));
-                counts.push(earlier);
-                tally.refusers.len() - 1
-            }
+        let Some(at) = tally.refusers.iter().position(|(k, _)| *k == key) else {
+            continue;
         };
         if policy.supersede_after == 0 || tally.cut.is_some() {
             continue;
@@ -122,11 +123,119 @@ fn refused_of(conn: &mut DbConnection, entry: i64, latest: usize) -> Result<Vec<
     Ok(rows
         .into_iter()
         .rev()
-        .filter_map(|(id, value_m, date)| {
-            let distance = meterhook_domain::Distance::from_metres(value_m).ok()?;
-            Some((id, Reading::new(distance, to_millis(date))))
-        })
+        .filter_map(|(id, value_m, date)| Some((id, reading(value_m, date)?)))
         .collect())
+}
+
+fn reading(value_m: i64, date: NaiveDateTime) -> Option<Reading> {
+    let distance = meterhook_domain::Distance::from_metres(value_m).ok()?;
+    Some(Reading::new(distance, to_millis(date)))
+}
+
+#[derive(QueryableByName)]
+struct RefuserRow {
+    #[diesel(sql_type = BigInt)]
+    i: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    entry: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    refused: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    value_m: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    entry_date: Option<NaiveDateTime>,
+}
+
+/// For each (app vehicle, reading) of `keys`: the active entry of that reading, and the latest
+/// `latest` void entries it refused, oldest first. One statement for the whole batch (point
+/// look-ups on the active entries' index and the refusals' index), as [`load_neighbours`] is:
+/// a refused reading costs two look-ups, not two statements.
+fn refusers(
+    conn: &mut DbConnection,
+    keys: &[(&str, Reading)],
+    latest: usize,
+) -> Result<Vec<(Option<i64>, Vec<Reading>)>> {
+    let mut found = vec![(None, Vec::new()); keys.len()];
+    if keys.is_empty() {
+        return Ok(found);
+    }
+    let mut bounds = Vec::with_capacity(keys.len());
+    for (vehicle, by) in keys {
+        bounds.push((*vehicle, timestamp(*by)?, by.distance.metres()));
+    }
+    let latest = i64::try_from(latest).unwrap_or(i64::MAX).max(1);
+    let mut rows: Vec<RefuserRow> = match conn {
+        #[cfg(feature = "postgres")]
+        DbConnection::Pg(c) => {
+            let vehicle: Vec<&str> = bounds.iter().map(|b| b.0).collect();
+            let at: Vec<NaiveDateTime> = bounds.iter().map(|b| b.1).collect();
+            let value: Vec<i64> = bounds.iter().map(|b| b.2).collect();
+            diesel::sql_query(
+                "SELECT k.i - 1 AS i, e.id AS entry, r.id AS refused, r.value_m, r.entry_date \
+                 FROM unnest($1::text[], $2::timestamp[], $3::bigint[]) \
+                   WITH ORDINALITY AS k(vehicle_id, at, value_m, i) \
+                 LEFT JOIN LATERAL (SELECT x.id FROM meter_entries x \
+                     WHERE x.vehicle_id = k.vehicle_id AND x.void = FALSE \
+                     AND x.entry_date = k.at AND x.value_m = k.value_m \
+                     ORDER BY x.id LIMIT 1) e ON TRUE \
+                 LEFT JOIN LATERAL (SELECT y.id, y.value_m, y.entry_date FROM meter_entries y \
+                     WHERE y.refused_by = e.id AND y.void = TRUE \
+                     ORDER BY y.id DESC LIMIT $4) r ON TRUE",
+            )
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(vehicle)
+            .bind::<diesel::sql_types::Array<Timestamp>, _>(at)
+            .bind::<diesel::sql_types::Array<BigInt>, _>(value)
+            .bind::<BigInt, _>(latest)
+            .load(c)?
+        }
+        // The refusals kept are those at or after the latest-th newest: one range on the
+        // refusals' index per entry.
+        #[cfg(feature = "sqlite")]
+        DbConnection::Sqlite(c) => {
+            struct Sql;
+            impl crate::prepared::Sql for Sql {
+                const PARTS: &'static [&'static str] = &[
+                    "WITH k(i, vehicle_id, at, value_m) AS ( \
+                       SELECT j.key, j.value ->> 0, j.value ->> 1, j.value ->> 2 \
+                       FROM json_each(",
+                    ") j), \
+                     e(i, id) AS MATERIALIZED (SELECT k.i, (SELECT x.id FROM meter_entries x \
+                       WHERE x.vehicle_id = k.vehicle_id AND x.void = FALSE \
+                       AND x.entry_date = k.at AND x.value_m = k.value_m \
+                       ORDER BY x.id LIMIT 1) FROM k) \
+                     SELECT e.i AS i, e.id AS entry, y.id AS refused, y.value_m AS value_m, \
+                       y.entry_date AS entry_date \
+                     FROM e LEFT JOIN meter_entries y ON y.refused_by = e.id AND y.void = TRUE \
+                       AND y.id >= COALESCE((SELECT z.id FROM meter_entries z \
+                         WHERE z.refused_by = e.id AND z.void = TRUE \
+                         ORDER BY z.id DESC LIMIT 1 OFFSET CAST(",
+                    " AS INTEGER) - 1), 0)",
+                ];
+            }
+            let text = |t: &NaiveDateTime| t.format(crate::entries::SQLITE_TIMESTAMP).to_string();
+            let json: Vec<serde_json::Value> = bounds
+                .iter()
+                .map(|(vehicle, at, value)| serde_json::json!([vehicle, text(at), value]))
+                .collect();
+            crate::prepared::Fixed::<Sql>::new(vec![
+                serde_json::Value::Array(json).to_string(),
+                latest.to_string(),
+            ])
+            .load(c)?
+        }
+    };
+    rows.sort_by_key(|r| (r.i, r.refused));
+    for row in rows {
+        let Some((entry, earlier)) = usize::try_from(row.i).ok().and_then(|i| found.get_mut(i))
+        else {
+            continue;
+        };
+        *entry = row.entry;
+        if let (Some(_), Some(value_m), Some(date)) = (row.refused, row.value_m, row.entry_date) {
+            earlier.extend(reading(value_m, date));
+        }
+    }
+    Ok(found)
 }
 
 /// After the batch's entries are written: links the refusals whose refusing reading was
