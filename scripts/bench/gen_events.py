@@ -15,7 +15,7 @@ Scenarios (--scenario):
   so the time of receipt dates it), rising 1-21 km: run the server with METERHOOK_MAX_SPEED_KMH=0,
   as readings then arrive many per vehicle per second.
 """
-import argparse, hashlib, hmac, json, random, sys, uuid
+import argparse, hashlib, hmac, json, random, sys, time, uuid
 
 p = argparse.ArgumentParser()
 p.add_argument("--count", type=int, required=True)
@@ -30,8 +30,13 @@ a = p.parse_args()
 
 rng = random.Random(42 + a.run)
 key = a.token.encode()
-# Each vehicle gets at most --count readings per file, each at most 21 km and 30 minutes on.
-t0 = 1_769_852_860_000 + a.run * (a.count + 10) * 1_800_000
+# Each vehicle gets at most --count readings per file, each at most 21 km and 30 minutes on. The
+# readings must stay in the past however many there are: one dated after its receipt (by more
+# than the server's allowed clock skew) is re-dated by receipt, and readings re-dated a few
+# milliseconds apart are implausible jumps. Up to 16 files (--run) of this size fit before now.
+step_ms = 1_800_000
+span_ms = (a.count // max(a.vehicles, 1) * 2 + 1_000) * step_ms
+t0 = int(time.time() * 1000) - 16 * span_ms + a.run * span_ms
 km0 = 10_000.0 + a.run * (a.count + 10) * 21.0
 state = {}  # vehicle -> (km, ms)
 sent_new = []  # (event_id, body) of new readings, for redeliveries
