@@ -218,7 +218,12 @@ impl Store {
                     .is_null()
                     .and(e::received_at.lt(stale_before))),
             )
-            .order(e::id.asc())
+            // `+id`, not `id`: ordered by the row id with a limit, SQLite's planner walked the
+            // whole table in id order rather than the partial index of the few unprocessed
+            // events and a sort, a full scan every retry pass (every 5 s) that grew with the
+            // table. The unary plus (valid on both backends) keeps the order and leaves the
+            // index to the filter.
+            .order(diesel::dsl::sql::<diesel::sql_types::BigInt>("+id"))
             .limit(limit)
             .select(EventRecord::as_select())
             .load(&mut *conn)?)
