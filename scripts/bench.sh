@@ -113,13 +113,13 @@ if [ "$rows" -gt 0 ]; then
       SELECT gen_random_uuid()::text, 'VEHICLE_STATE', 'prefill-vehicle', '{}', now() AT TIME ZONE 'UTC' - interval '1 day', true, now() AT TIME ZONE 'UTC' - interval '1 day', 'created', 1
       FROM generate_series(1, $rows) g;
       INSERT INTO meter_entries (vehicle_id, value_m, entry_date, source_type, void, created_at)
-      SELECT 'car-' || lpad((g % $vehicles)::text, 3, '0'), g / $vehicles, TIMESTAMP '1900-01-01' + (g / $vehicles) * interval '1 second', 'prefill', false, now() AT TIME ZONE 'UTC'
+      SELECT 'car-' || lpad((g % $vehicles)::text, 3, '0'), g / $vehicles, TIMESTAMP '1990-01-01' + (g / $vehicles) * interval '1 second', 'prefill', false, now() AT TIME ZONE 'UTC'
       FROM generate_series(1, $rows) g" >/dev/null
   else
     python3 - "$work/bench.db" "$rows" "$vehicles" <<'PY'
 import datetime, random, sqlite3, sys, uuid
 db = sqlite3.connect(sys.argv[1]); n = int(sys.argv[2]); vehicles = int(sys.argv[3])
-start = datetime.datetime(1900, 1, 1)
+start = datetime.datetime(1990, 1, 1)
 with db:
     db.executemany(
         "INSERT INTO smartcar_webhook_events (event_id, event_type, smartcar_vehicle_id, payload, received_at, processed, processed_at, outcome, attempts) "

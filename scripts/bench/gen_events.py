@@ -30,13 +30,18 @@ a = p.parse_args()
 
 rng = random.Random(42 + a.run)
 key = a.token.encode()
-# Each vehicle gets at most --count readings per file, each at most 21 km and 30 minutes on. The
-# readings must stay in the past however many there are: one dated after its receipt (by more
+# Readings must stay in the past however many there are: one dated after its receipt (by more
 # than the server's allowed clock skew) is re-dated by receipt, and readings re-dated a few
-# milliseconds apart are implausible jumps. Up to 16 files (--run) of this size fit before now.
-step_ms = 1_800_000
-span_ms = (a.count // max(a.vehicles, 1) * 2 + 1_000) * step_ms
-t0 = int(time.time() * 1000) - 16 * span_ms + a.run * span_ms
+# milliseconds apart are implausible jumps. They must also stay after 1970 (times are epoch
+# milliseconds; 0 and below mean "no time"). So up to 16 files (--run) of this size fit between
+# 2000 and now: a vehicle's readings are half an hour apart when they fit (sparse, refused), else
+# closer, with distances scaled to keep the same speeds.
+per_vehicle = a.count // max(a.vehicles, 1) * 2 + 1_000
+y2000_ms = 946_684_800_000
+window_ms = (int(time.time() * 1000) - y2000_ms) // 16
+step_ms = min(1_800_000, window_ms // per_vehicle)
+scale = step_ms / 1_800_000
+t0 = y2000_ms + a.run * window_ms
 km0 = 10_000.0 + a.run * (a.count + 10) * 21.0
 state = {}  # vehicle -> (km, ms)
 sent_new = []  # (event_id, body) of new readings, for redeliveries
@@ -59,12 +64,12 @@ with open(a.out, "w") as out:
                 ms += 100  # a tenth of a second later: up to 108 km/h
                 expected["new"] += 1
             elif a.scenario == "refused":
-                km += 500.0 + rng.random() * 100
-                ms += 1_800_000  # 1,000-1,200 km/h: an implausible jump every time
+                km += (500.0 + rng.random() * 100) * scale
+                ms += step_ms  # 1,000-1,200 km/h: an implausible jump every time
                 expected["new"] += 1
             else:
-                km += 1.0 + rng.random() * 20
-                ms += 1_800_000  # half an hour later: 2-42 km/h, plausible
+                km += (1.0 + rng.random() * 20) * scale
+                ms += step_ms  # half an hour later (or closer, scaled): 2-42 km/h, plausible
                 expected["new"] += 1
             state[v] = (km, ms)
             if a.scenario == "seed":
