@@ -354,6 +354,16 @@ pub struct BinaryServer {
     pub dir: tempfile::TempDir,
 }
 
+/// A server a test did not stop (it failed, or had no need to) does not outlive the test.
+impl Drop for BinaryServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 impl BinaryServer {
     pub fn start(env: &[(&str, &str)]) -> BinaryServer {
         let dir = tempfile::tempdir().expect("tmp");
