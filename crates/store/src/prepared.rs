@@ -65,6 +65,7 @@ impl<S: Sql> Query for Fixed<S> {
 impl<S: Sql, C> RunQueryDsl<C> for Fixed<S> {}
 
 /// Rows per multi-row insert on PostgreSQL: well under its 65,535 bound parameters.
+#[cfg(feature = "postgres")]
 pub(crate) const PG_ROWS_PER_STATEMENT: usize = 2_000;
 
 /// Inserts the rows of `$rows` with `$insert` (an insert of `$values` run on `$c`, a `Result`),

@@ -37,11 +37,8 @@ struct Step {
 fn plan(url: &str, sql: &str) -> Vec<String> {
     let url = DatabaseUrl::parse(url).unwrap();
     let mut conn = meterhook_store::connect(&url, std::time::Duration::from_secs(5)).unwrap();
-    let meterhook_store::DbConnection::Sqlite(conn) = &mut conn else {
-        panic!("SQLite")
-    };
     diesel::sql_query(format!("EXPLAIN QUERY PLAN {sql}"))
-        .load::<Step>(conn)
+        .load::<Step>(&mut conn)
         .unwrap()
         .into_iter()
         .map(|s| s.detail)
