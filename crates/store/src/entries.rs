@@ -16,7 +16,20 @@ pub const SOURCE_SMARTCAR_WEBHOOK: &str = "smartcar_webhook";
 
 /// How Diesel writes a `Timestamp` into SQLite (text, compared as text).
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE_TIMESTAMP: &str = "%F %T%.f";
+const SQLITE_TIMESTAMP: &str = "%F %T%.f";
+
+/// A time as SQLite stores it, for statements that pass times inside a JSON array: they then
+/// compare as the column's do.
+#[cfg(feature = "sqlite")]
+pub(crate) fn sqlite_time(t: &NaiveDateTime) -> String {
+    t.format(SQLITE_TIMESTAMP).to_string()
+}
+
+/// A stored entry's value and time as a reading; `None` for a value no reading can have.
+pub(crate) fn stored_reading(value_m: i64, entry_date: NaiveDateTime) -> Option<Reading> {
+    let distance = Distance::from_metres(value_m).ok()?;
+    Some(Reading::new(distance, crate::to_millis(entry_date)))
+}
 
 /// A meter entry.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
@@ -109,15 +122,16 @@ impl Store {
     /// A vehicle's meter entries by reading time, oldest first.
     pub fn list_entries(&self, vehicle_id: &str, include_void: bool) -> Result<Vec<MeterEntry>> {
         let mut conn = self.conn()?;
-        by_date(
+        let mut entries = newest_first(
             &mut conn,
             vehicle_id,
             ByDate {
                 include_void,
-                newest_first: false,
                 ..ByDate::default()
             },
-        )
+        )?;
+        entries.reverse();
+        Ok(entries)
     }
 
     /// One meter entry.
@@ -142,15 +156,14 @@ impl Store {
         after: Option<EntryCursor>,
     ) -> Result<Vec<MeterEntry>> {
         let mut conn = self.conn()?;
-        by_date(
+        newest_first(
             &mut conn,
             vehicle_id,
             ByDate {
                 include_void,
-                newest_first: true,
                 after,
-                since: None,
                 limit: Some(limit.max(0)),
+                ..ByDate::default()
             },
         )
     }
@@ -164,15 +177,14 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<MeterEntry>> {
         let mut conn = self.conn()?;
-        by_date(
+        newest_first(
             &mut conn,
             vehicle_id,
             ByDate {
                 include_void: true,
-                newest_first: true,
-                after: None,
                 since: Some(since),
                 limit: Some(limit.max(0)),
+                ..ByDate::default()
             },
         )
     }
@@ -267,22 +279,21 @@ impl Store {
     }
 }
 
-/// Which of a vehicle's entries [`by_date`] reads, and in what order.
+/// Which of a vehicle's entries [`newest_first`] reads.
 #[derive(Debug, Clone, Copy, Default)]
 struct ByDate {
     include_void: bool,
-    newest_first: bool,
-    /// Only those after this one in the order (keyset paging).
+    /// Only those after this one, newest first (keyset paging).
     after: Option<EntryCursor>,
     /// Only those read at or after this time.
     since: Option<NaiveDateTime>,
     limit: Option<i64>,
 }
 
-/// A vehicle's entries by reading time, then id. Active and void entries each have their own
-/// partial index by date (the rules read the active one, and an accepted reading writes one index
-/// page the fewer); a listing of both reads each and merges them.
-fn by_date(conn: &mut DbConnection, vehicle_id: &str, how: ByDate) -> Result<Vec<MeterEntry>> {
+/// A vehicle's entries, newest reading first (by reading time, then id). Active and void entries
+/// each have their own partial index by date (the rules read the active one, and an accepted
+/// reading writes one index page the fewer); a listing of both reads each and merges them.
+fn newest_first(conn: &mut DbConnection, vehicle_id: &str, how: ByDate) -> Result<Vec<MeterEntry>> {
     use meter_entries::dsl as m;
     // Literals, so that the planners use the partial indexes.
     let kinds: &[&str] = if how.include_void {
@@ -295,20 +306,15 @@ fn by_date(conn: &mut DbConnection, vehicle_id: &str, how: ByDate) -> Result<Vec
         let mut query = m::meter_entries
             .filter(m::vehicle_id.eq(vehicle_id))
             .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(kind))
+            .order((m::entry_date.desc(), m::id.desc()))
             .select(MeterEntry::as_select())
             .into_boxed();
-        query = if how.newest_first {
-            query.order((m::entry_date.desc(), m::id.desc()))
-        } else {
-            query.order((m::entry_date.asc(), m::id.asc()))
-        };
         if let Some(c) = how.after {
-            let tie = m::entry_date.eq(c.entry_date);
-            query = if how.newest_first {
-                query.filter(m::entry_date.lt(c.entry_date).or(tie.and(m::id.lt(c.id))))
-            } else {
-                query.filter(m::entry_date.gt(c.entry_date).or(tie.and(m::id.gt(c.id))))
-            };
+            query = query.filter(
+                m::entry_date
+                    .lt(c.entry_date)
+                    .or(m::entry_date.eq(c.entry_date).and(m::id.lt(c.id))),
+            );
         }
         if let Some(since) = how.since {
             query = query.filter(m::entry_date.ge(since));
@@ -319,10 +325,7 @@ fn by_date(conn: &mut DbConnection, vehicle_id: &str, how: ByDate) -> Result<Vec
         entries.extend(query.load(conn)?);
     }
     if kinds.len() > 1 {
-        entries.sort_by_key(|e| (e.entry_date, e.id));
-        if how.newest_first {
-            entries.reverse();
-        }
+        entries.sort_by_key(|e| std::cmp::Reverse((e.entry_date, e.id)));
         if let Some(limit) = how.limit {
             entries.truncate(usize::try_from(limit).unwrap_or(0));
         }
@@ -408,11 +411,11 @@ pub(crate) fn load_neighbours(
         // times in the text form Diesel stores, so that they compare as the column's do.
         #[cfg(feature = "sqlite")]
         DbConnection::Sqlite(c) => {
-            let text = |t: &NaiveDateTime| t.format(SQLITE_TIMESTAMP).to_string();
             let json: Vec<serde_json::Value> = bounds
                 .iter()
                 .map(|(vehicle, at, value, lo, hi)| {
-                    serde_json::json!([vehicle, text(at), value, text(lo), text(hi)])
+                    let (at, lo, hi) = (sqlite_time(at), sqlite_time(lo), sqlite_time(hi));
+                    serde_json::json!([vehicle, at, value, lo, hi])
                 })
                 .collect();
             struct Sql;
@@ -442,13 +445,12 @@ pub(crate) fn load_neighbours(
         }
     };
     for row in rows {
-        let (Some(s), Ok(distance)) = (
+        let (Some(s), Some(reading)) = (
             usize::try_from(row.i).ok().and_then(|i| stored.get_mut(i)),
-            Distance::from_metres(row.value_m),
+            stored_reading(row.value_m, row.entry_date),
         ) else {
             continue;
         };
-        let reading = Reading::new(distance, crate::to_millis(row.entry_date));
         match row.side {
             0 => s.before = Some(reading),
             1 => s.after = Some(reading),

@@ -13,11 +13,11 @@ use diesel::sql_types::{BigInt, Nullable, Timestamp};
 use meterhook_domain::{judge, supersession, Candidate, Policy, Reading};
 
 use crate::db::{on_backend, DbConnection};
-use crate::entries::{load_neighbours, timestamp};
+use crate::entries::{load_neighbours, stored_reading, timestamp};
 use crate::outcome::SyncStatus;
 use crate::schema::{meter_entries, smartcar_sync_logs};
 use crate::sync_logs::NewSyncLog;
-use crate::{to_millis, Result, StoreError};
+use crate::{Result, StoreError};
 
 /// How many of the latest refused readings of one entry are considered: twice the number that
 /// supersedes (so a set that agrees is found among stray ones), at least 4, at most 64. A bound
@@ -123,13 +123,8 @@ fn refused_of(conn: &mut DbConnection, entry: i64, latest: usize) -> Result<Vec<
     Ok(rows
         .into_iter()
         .rev()
-        .filter_map(|(id, value_m, date)| Some((id, reading(value_m, date)?)))
+        .filter_map(|(id, value_m, date)| Some((id, stored_reading(value_m, date)?)))
         .collect())
-}
-
-fn reading(value_m: i64, date: NaiveDateTime) -> Option<Reading> {
-    let distance = meterhook_domain::Distance::from_metres(value_m).ok()?;
-    Some(Reading::new(distance, to_millis(date)))
 }
 
 #[derive(QueryableByName)]
@@ -212,10 +207,11 @@ fn refusers(
                     " AS INTEGER) - 1), 0)",
                 ];
             }
-            let text = |t: &NaiveDateTime| t.format(crate::entries::SQLITE_TIMESTAMP).to_string();
             let json: Vec<serde_json::Value> = bounds
                 .iter()
-                .map(|(vehicle, at, value)| serde_json::json!([vehicle, text(at), value]))
+                .map(|(vehicle, at, value)| {
+                    serde_json::json!([vehicle, crate::entries::sqlite_time(at), value])
+                })
                 .collect();
             crate::prepared::Fixed::<Sql>::new(vec![
                 serde_json::Value::Array(json).to_string(),
@@ -232,7 +228,7 @@ fn refusers(
         };
         *entry = row.entry;
         if let (Some(_), Some(value_m), Some(date)) = (row.refused, row.value_m, row.entry_date) {
-            earlier.extend(reading(value_m, date));
+            earlier.extend(stored_reading(value_m, date));
         }
     }
     Ok(found)
