@@ -28,7 +28,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use diesel::sql_types::BigInt;
-use diesel::{QueryableByName, RunQueryDsl};
+use diesel::QueryableByName;
+#[cfg(feature = "sqlite")]
+use diesel::RunQueryDsl;
 use log::warn;
 
 use crate::db::{open_connection, Create, DatabaseUrl, DbConnection};
@@ -128,6 +130,7 @@ pub(crate) struct Checkpointed {
 }
 
 /// Runs `PRAGMA wal_checkpoint(mode)` on a SQLite connection (PostgreSQL has nothing to do).
+#[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
 pub(crate) fn checkpoint(conn: &mut DbConnection, mode: &str) -> crate::Result<Checkpointed> {
     match conn {
         #[cfg(feature = "sqlite")]

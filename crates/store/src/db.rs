@@ -298,6 +298,7 @@ pub struct Manager {
     url: DatabaseUrl,
     busy_timeout: Duration,
     create: Create,
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     autocheckpoint: bool,
 }
 
@@ -324,6 +325,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = StoreError;
 
     fn connect(&self) -> Result<DbConnection, StoreError> {
+        #[cfg_attr(not(feature = "sqlite"), allow(unused_mut))]
         let mut conn = open_connection(&self.url, self.busy_timeout, self.create)?;
         #[cfg(feature = "sqlite")]
         if let (DbConnection::Sqlite(c), false) = (&mut conn, self.autocheckpoint) {
