@@ -5,7 +5,8 @@
 //! of them are already stored, locks their vehicles, looks up each reading's stored neighbours
 //! (point lookups on indexes shaped for them, never a window of rows), lets the domain judge the
 //! readings in order ([`meterhook_domain::judge`]), then writes events, signals, entries and sync
-//! logs with one multi-row `INSERT` each. A batch of one is a delivery on its own: there is no
+//! logs (`crate::prepared::insert_rows!`: on PostgreSQL one statement per table, on SQLite one
+//! prepared statement run per row). A batch of one is a delivery on its own: there is no
 //! other path.
 //!
 //! It fails with [`StoreError::Conflict`] when another writer stored or processed one of its
@@ -25,8 +26,8 @@ use crate::db::DbConnection;
 use crate::entries::{load_neighbours, timestamp, NewMeterEntry, SOURCE_SMARTCAR_WEBHOOK};
 use crate::events::{record_event, stored_outcome, NewEvent, Recorded};
 use crate::outcome::{Outcome, SyncStatus};
-use crate::prepared;
-use crate::schema::{meter_entries, smartcar_sync_logs, smartcar_webhook_events, vehicle_signals};
+use crate::prepared::{self, Bind};
+use crate::schema::{smartcar_webhook_events, vehicle_signals};
 use crate::signals::NewSignal;
 use crate::supersession::{settle, supersession_point, Refusal};
 use crate::sync_logs::{sync_data, NewSyncLog};
@@ -192,6 +193,31 @@ impl Tx<'_> {
         }
         self.record_processing_failure(item.event_id, error, retry_at, max_attempts)
     }
+}
+
+/// A signal value as [`write_signals`] inserts it.
+#[derive(Insertable)]
+#[diesel(table_name = vehicle_signals, treat_none_as_default_value = false)]
+struct SignalRow<'a> {
+    smartcar_vehicle_id: &'a str,
+    code: &'a str,
+    value: Option<f64>,
+    unit: Option<&'a str>,
+    raw: &'a str,
+    observed_at: NaiveDateTime,
+    event_id: &'a str,
+    created_at: NaiveDateTime,
+    test: bool,
+}
+
+/// An inserted entry's row id and event (PostgreSQL's `RETURNING` of the batch's entries).
+#[cfg(feature = "postgres")]
+#[derive(QueryableByName)]
+struct EntryIdRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    event_id: Option<String>,
 }
 
 #[derive(QueryableByName)]
@@ -440,12 +466,42 @@ fn write_batch(
             refused_by,
         });
     }
-    let inserted = prepared::insert_rows!(&mut *conn, entries, |c, values| {
-        diesel::insert_into(meter_entries::table)
-            .values(values)
-            .returning((meter_entries::id, meter_entries::event_id))
-            .get_results::<(i64, Option<String>)>(c)
-    });
+    let inserted = prepared::insert_rows!(&mut *conn, entries,
+        pg: |c, all| {
+            use prepared::column;
+            prepared::fixed!(
+                "INSERT INTO meter_entries (vehicle_id, value_m, entry_date, source_type, \
+                     notes, event_id, void, void_reason, created_at, refused_by) \
+                     SELECT * FROM unnest(?::text[], ?::bigint[], ?::timestamp[], ?::text[], \
+                     ?::text[], ?::text[], ?::boolean[], ?::text[], ?::timestamp[], \
+                     ?::bigint[]) \
+                     RETURNING id, event_id",
+                [
+                    Bind::Texts(column(all, |r| r.vehicle_id)),
+                    Bind::BigInts(column(all, |r| r.value_m)),
+                    Bind::Timestamps(column(all, |r| r.entry_date)),
+                    Bind::Texts(column(all, |r| r.source_type)),
+                    Bind::OptionalTexts(column(all, |r| r.notes)),
+                    Bind::OptionalTexts(column(all, |r| r.event_id)),
+                    Bind::Bools(column(all, |r| r.void)),
+                    Bind::OptionalTexts(column(all, |r| r.void_reason)),
+                    Bind::Timestamps(column(all, |r| r.created_at)),
+                    Bind::OptionalBigInts(column(all, |r| r.refused_by)),
+                ]
+            )
+            .load::<EntryIdRow>(c)
+            .map(|rows| rows.into_iter().map(|r| (r.id, r.event_id)).collect::<Vec<_>>())
+        },
+        sqlite: |c, one| {
+            diesel::insert_into(crate::schema::meter_entries::table)
+                .values(one)
+                .returning((
+                    crate::schema::meter_entries::id,
+                    crate::schema::meter_entries::event_id,
+                ))
+                .get_results::<(i64, Option<String>)>(c)
+        },
+    );
     let entry_ids: HashMap<String, i64> = inserted
         .into_iter()
         .flatten()
@@ -494,11 +550,33 @@ fn write_batch(
             })
         })
         .collect();
-    prepared::insert_rows!(&mut *conn, logs, |c, values| {
-        diesel::insert_into(smartcar_sync_logs::table)
-            .values(values)
+    prepared::insert_rows!(&mut *conn, logs,
+        pg: |c, all| {
+            use prepared::column;
+            prepared::fixed!(
+                "INSERT INTO smartcar_sync_logs (sync_type, smartcar_vehicle_id, vehicle_id, \
+                     event_id, status, outcome, data, created_at) \
+                     SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], \
+                     ?::text[], ?::text[], ?::text[], ?::timestamp[])",
+                [
+                    Bind::Texts(column(all, |r| r.sync_type)),
+                    Bind::OptionalTexts(column(all, |r| r.smartcar_vehicle_id)),
+                    Bind::OptionalTexts(column(all, |r| r.vehicle_id)),
+                    Bind::OptionalTexts(column(all, |r| r.event_id)),
+                    Bind::Texts(column(all, |r| r.status)),
+                    Bind::Texts(column(all, |r| r.outcome)),
+                    Bind::Texts(column(all, |r| r.data)),
+                    Bind::Timestamps(column(all, |r| r.created_at)),
+                ]
+            )
             .execute(c)
-    });
+        },
+        sqlite: |c, one| {
+            diesel::insert_into(crate::schema::smartcar_sync_logs::table)
+                .values(one)
+                .execute(c)
+        },
+    );
 
     let mut answers = vec![Written::AlreadySeen; items.len()];
     for d in done {
@@ -527,24 +605,18 @@ fn load_stored(conn: &mut DbConnection, ids: &[&str]) -> Result<HashMap<String, 
     // One constant statement whatever the batch's size, so that it is prepared once.
     let rows: Vec<SeenRow> = match conn {
         #[cfg(feature = "postgres")]
-        DbConnection::Pg(c) => diesel::sql_query(
-            "SELECT event_id, processed FROM smartcar_webhook_events WHERE event_id = ANY($1)",
+        DbConnection::Pg(c) => prepared::fixed!(
+            "SELECT event_id, processed FROM smartcar_webhook_events WHERE event_id = ANY(?)",
+            [Bind::Texts(ids.to_vec())]
         )
-        .bind::<diesel::sql_types::Array<Text>, _>(ids)
         .load(c)?,
         #[cfg(feature = "sqlite")]
-        DbConnection::Sqlite(c) => {
-            struct Sql;
-            impl prepared::Sql for Sql {
-                const PARTS: &'static [&'static str] = &[
-                    "SELECT event_id, processed FROM smartcar_webhook_events \
-                     WHERE event_id IN (SELECT value FROM json_each(",
-                    "))",
-                ];
-            }
-            prepared::Fixed::<Sql>::new(vec![serde_json::to_string(ids).unwrap_or_default()])
-                .load(c)?
-        }
+        DbConnection::Sqlite(c) => prepared::fixed!(
+            "SELECT event_id, processed FROM smartcar_webhook_events \
+             WHERE event_id IN (SELECT value FROM json_each(?))",
+            [Bind::Text(serde_json::to_string(ids).unwrap_or_default())]
+        )
+        .load(c)?,
     };
     stored.extend(rows.into_iter().map(|r| (r.event_id, r.processed)));
     Ok(stored)
@@ -555,47 +627,39 @@ fn load_stored(conn: &mut DbConnection, ids: &[&str]) -> Result<HashMap<String, 
 /// the order of their ids, so two transactions that share vehicles cannot deadlock. SQLite's
 /// single write lock (taken by `BEGIN IMMEDIATE`) serialises writers already.
 fn lock_vehicles(conn: &mut DbConnection, smartcar_vehicle_ids: &[&str]) -> Result<Vec<Vehicle>> {
-    use crate::schema::smartcar_vehicles::dsl as v;
     if smartcar_vehicle_ids.is_empty() {
         return Ok(Vec::new());
     }
+    // One statement text whatever the number of vehicles (an array, not `IN (?, ?, …)`), so
+    // that it is prepared once (`crate::prepared`).
     match conn {
         // PostgreSQL locks the rows in the ORDER BY order (LockRows sits above the sort).
         #[cfg(feature = "postgres")]
-        DbConnection::Pg(c) => {
-            let siblings = diesel::alias!(crate::schema::smartcar_vehicles as siblings);
-            Ok(v::smartcar_vehicles
-                .filter(
-                    v::smartcar_vehicle_id
-                        .eq_any(smartcar_vehicle_ids)
-                        .or(v::vehicle_id.eq_any(
-                            siblings
-                                .filter(
-                                    siblings
-                                        .field(v::smartcar_vehicle_id)
-                                        .eq_any(smartcar_vehicle_ids),
-                                )
-                                .select(siblings.field(v::vehicle_id)),
-                        )),
-                )
-                .order(v::smartcar_vehicle_id.asc())
-                .select(Vehicle::as_select())
-                .for_update()
-                .load(c)?)
-        }
-        // A JSON array rather than `IN (?, ?, …)`: one statement text whatever the number, so it
-        // is prepared once (`crate::prepared`).
+        DbConnection::Pg(c) => Ok(prepared::fixed!(
+            "SELECT id, smartcar_vehicle_id, vehicle_id, is_active, last_error, last_error_at, \
+               created_at, updated_at, needs_reconnection \
+             FROM smartcar_vehicles \
+             WHERE smartcar_vehicle_id = ANY(?) OR vehicle_id IN ( \
+               SELECT s.vehicle_id FROM smartcar_vehicles s WHERE s.smartcar_vehicle_id = ANY(?)) \
+             ORDER BY smartcar_vehicle_id \
+             FOR UPDATE",
+            [
+                Bind::Texts(smartcar_vehicle_ids.to_vec()),
+                Bind::Texts(smartcar_vehicle_ids.to_vec())
+            ]
+        )
+        .load(c)?),
         #[cfg(feature = "sqlite")]
-        DbConnection::Sqlite(c) => Ok(v::smartcar_vehicles
-            .filter(
-                diesel::dsl::sql::<Bool>("smartcar_vehicle_id IN (SELECT value FROM json_each(")
-                    .bind::<Text, _>(
-                        serde_json::to_string(smartcar_vehicle_ids).unwrap_or_default(),
-                    )
-                    .sql("))"),
-            )
-            .select(Vehicle::as_select())
-            .load(c)?),
+        DbConnection::Sqlite(c) => Ok(prepared::fixed!(
+            "SELECT id, smartcar_vehicle_id, vehicle_id, is_active, last_error, last_error_at, \
+               created_at, updated_at, needs_reconnection \
+             FROM smartcar_vehicles \
+             WHERE smartcar_vehicle_id IN (SELECT value FROM json_each(?))",
+            [Bind::Text(
+                serde_json::to_string(smartcar_vehicle_ids).unwrap_or_default()
+            )]
+        )
+        .load(c)?),
     }
 }
 
@@ -652,13 +716,41 @@ fn write_events(
             }
         }
     }
-    let stored: usize = prepared::insert_rows!(&mut *conn, rows, |c, values| {
-        diesel::insert_into(e::smartcar_webhook_events)
-            .values(values)
-            .on_conflict(e::event_id)
-            .do_nothing()
+    let stored: usize = prepared::insert_rows!(&mut *conn, rows,
+        pg: |c, all| {
+            use prepared::column;
+            prepared::fixed!(
+                "INSERT INTO smartcar_webhook_events (event_id, event_type, \
+                     smartcar_vehicle_id, payload, received_at, processed, processed_at, \
+                     outcome, error, attempts, next_attempt_at) \
+                     SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], \
+                     ?::timestamp[], ?::boolean[], ?::timestamp[], ?::text[], ?::text[], \
+                     ?::integer[], ?::timestamp[]) \
+                     ON CONFLICT (event_id) DO NOTHING",
+                [
+                    Bind::Texts(column(all, |r| r.event_id)),
+                    Bind::Texts(column(all, |r| r.event_type)),
+                    Bind::OptionalTexts(column(all, |r| r.smartcar_vehicle_id)),
+                    Bind::Texts(column(all, |r| r.payload)),
+                    Bind::Timestamps(column(all, |r| r.received_at)),
+                    Bind::Bools(column(all, |r| r.processed)),
+                    Bind::OptionalTimestamps(column(all, |r| r.processed_at)),
+                    Bind::Texts(column(all, |r| r.outcome)),
+                    Bind::OptionalTexts(column(all, |r| r.error)),
+                    Bind::Integers(column(all, |r| r.attempts)),
+                    Bind::OptionalTimestamps(column(all, |r| r.next_attempt_at)),
+                ]
+            )
             .execute(c)
-    })
+        },
+        sqlite: |c, one| {
+            diesel::insert_into(e::smartcar_webhook_events)
+                .values(one)
+                .on_conflict(e::event_id)
+                .do_nothing()
+                .execute(c)
+        },
+    )
     .into_iter()
     .sum();
     if stored != rows.len() {
@@ -690,29 +782,54 @@ fn write_signals(
             let Some(observed_at) = to_timestamp(s.observed_at) else {
                 continue;
             };
-            rows.push((
-                vehicle_signals::smartcar_vehicle_id.eq(vehicle),
-                vehicle_signals::code.eq(s.code.as_str()),
-                vehicle_signals::value.eq(s.value.filter(|v| v.is_finite())),
-                vehicle_signals::unit.eq(s.unit.as_deref()),
-                vehicle_signals::raw.eq(s.raw.as_str()),
-                vehicle_signals::observed_at.eq(observed_at),
-                vehicle_signals::event_id.eq(item.event_id),
-                vehicle_signals::created_at.eq(at),
-                vehicle_signals::test.eq(*test),
-            ));
+            rows.push(SignalRow {
+                smartcar_vehicle_id: vehicle,
+                code: s.code.as_str(),
+                value: s.value.filter(|v| v.is_finite()),
+                unit: s.unit.as_deref(),
+                raw: s.raw.as_str(),
+                observed_at,
+                event_id: item.event_id,
+                created_at: at,
+                test: *test,
+            });
         }
     }
-    prepared::insert_rows!(&mut *conn, rows, |c, values| {
-        diesel::insert_into(vehicle_signals::table)
-            .values(values)
-            .on_conflict((
-                vehicle_signals::smartcar_vehicle_id,
-                vehicle_signals::code,
-                vehicle_signals::observed_at,
-            ))
-            .do_nothing()
+    prepared::insert_rows!(&mut *conn, rows,
+        pg: |c, all| {
+            use prepared::column;
+            prepared::fixed!(
+                "INSERT INTO vehicle_signals (smartcar_vehicle_id, code, value, unit, raw, \
+                     observed_at, event_id, created_at, test) \
+                     SELECT * FROM unnest(?::text[], ?::text[], ?::double precision[], \
+                     ?::text[], ?::text[], ?::timestamp[], ?::text[], ?::timestamp[], \
+                     ?::boolean[]) \
+                     ON CONFLICT (smartcar_vehicle_id, code, observed_at) DO NOTHING",
+                [
+                    Bind::Texts(column(all, |r| r.smartcar_vehicle_id)),
+                    Bind::Texts(column(all, |r| r.code)),
+                    Bind::OptionalDoubles(column(all, |r| r.value)),
+                    Bind::OptionalTexts(column(all, |r| r.unit)),
+                    Bind::Texts(column(all, |r| r.raw)),
+                    Bind::Timestamps(column(all, |r| r.observed_at)),
+                    Bind::Texts(column(all, |r| r.event_id)),
+                    Bind::Timestamps(column(all, |r| r.created_at)),
+                    Bind::Bools(column(all, |r| r.test)),
+                ]
+            )
             .execute(c)
-    });
+        },
+        sqlite: |c, one| {
+            diesel::insert_into(vehicle_signals::table)
+                .values(one)
+                .on_conflict((
+                    vehicle_signals::smartcar_vehicle_id,
+                    vehicle_signals::code,
+                    vehicle_signals::observed_at,
+                ))
+                .do_nothing()
+                .execute(c)
+        },
+    );
     Ok(())
 }

@@ -7,6 +7,7 @@ use diesel::sql_types::{BigInt, Text, Timestamp};
 use meterhook_domain::{judge, Candidate, Decision, Distance, Policy, Reading, Stored};
 
 use crate::db::{on_backend, DbConnection};
+use crate::prepared::{self, Bind};
 use crate::schema::meter_entries;
 use crate::vehicles::lock_app_vehicle;
 use crate::{to_timestamp, Result, Store, StoreError};
@@ -375,6 +376,7 @@ pub(crate) fn load_neighbours(
         let hi = at.checked_add_signed(window).unwrap_or(NaiveDateTime::MAX);
         bounds.push((c.vehicle, at, c.reading.distance.metres(), lo, hi));
     }
+    // One statement text whatever the batch's size, so that it is prepared once.
     let rows: Vec<NeighbourRow> = match conn {
         #[cfg(feature = "postgres")]
         DbConnection::Pg(c) => {
@@ -383,9 +385,9 @@ pub(crate) fn load_neighbours(
             let value: Vec<i64> = bounds.iter().map(|b| b.2).collect();
             let lo: Vec<NaiveDateTime> = bounds.iter().map(|b| b.3).collect();
             let hi: Vec<NaiveDateTime> = bounds.iter().map(|b| b.4).collect();
-            diesel::sql_query(
+            prepared::fixed!(
                 "SELECT b.i - 1 AS i, n.side, n.value_m, n.entry_date \
-                 FROM unnest($1::text[], $2::timestamp[], $3::bigint[], $4::timestamp[], $5::timestamp[]) \
+                 FROM unnest(?::text[], ?::timestamp[], ?::bigint[], ?::timestamp[], ?::timestamp[]) \
                    WITH ORDINALITY AS b(vehicle_id, at, value_m, lo, hi, i) \
                  CROSS JOIN LATERAL ( \
                    (SELECT 0::bigint AS side, x.value_m, x.entry_date FROM meter_entries x \
@@ -399,12 +401,14 @@ pub(crate) fn load_neighbours(
                    (SELECT 2::bigint, x.value_m, x.entry_date FROM meter_entries x \
                      WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.value_m = b.value_m \
                      AND x.entry_date BETWEEN b.lo AND b.hi)) n",
+                [
+                    Bind::Texts(vehicle),
+                    Bind::Timestamps(at),
+                    Bind::BigInts(value),
+                    Bind::Timestamps(lo),
+                    Bind::Timestamps(hi),
+                ]
             )
-            .bind::<diesel::sql_types::Array<Text>, _>(vehicle)
-            .bind::<diesel::sql_types::Array<Timestamp>, _>(at)
-            .bind::<diesel::sql_types::Array<BigInt>, _>(value)
-            .bind::<diesel::sql_types::Array<Timestamp>, _>(lo)
-            .bind::<diesel::sql_types::Array<Timestamp>, _>(hi)
             .load(c)?
         }
         // SQLite has no arrays: the same over a JSON array of [vehicle, at, value, lo, hi], the
@@ -418,13 +422,10 @@ pub(crate) fn load_neighbours(
                     serde_json::json!([vehicle, at, value, lo, hi])
                 })
                 .collect();
-            struct Sql;
-            impl crate::prepared::Sql for Sql {
-                const PARTS: &'static [&'static str] = &[
-                    "WITH b(i, vehicle_id, at, value_m, lo, hi) AS ( \
+            prepared::fixed!(
+                "WITH b(i, vehicle_id, at, value_m, lo, hi) AS ( \
                    SELECT j.key, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, \
-                     j.value ->> 4 FROM json_each(",
-                    ") j) \
+                     j.value ->> 4 FROM json_each(?) j) \
                  SELECT b.i AS i, 0 AS side, m.value_m, m.entry_date FROM b \
                    JOIN meter_entries m ON m.id = (SELECT x.id FROM meter_entries x \
                      WHERE x.vehicle_id = b.vehicle_id AND x.void = FALSE AND x.entry_date <= b.at \
@@ -438,10 +439,9 @@ pub(crate) fn load_neighbours(
                  SELECT b.i, 2, m.value_m, m.entry_date FROM b \
                    JOIN meter_entries m ON m.vehicle_id = b.vehicle_id AND m.void = FALSE \
                      AND m.value_m = b.value_m AND m.entry_date BETWEEN b.lo AND b.hi",
-                ];
-            }
-            crate::prepared::Fixed::<Sql>::new(vec![serde_json::Value::Array(json).to_string()])
-                .load(c)?
+                [Bind::Text(serde_json::Value::Array(json).to_string())]
+            )
+            .load(c)?
         }
     };
     for row in rows {

@@ -15,6 +15,7 @@ use meterhook_domain::{judge, supersession, Candidate, Policy, Reading};
 use crate::db::{on_backend, DbConnection};
 use crate::entries::{load_neighbours, stored_reading, timestamp};
 use crate::outcome::SyncStatus;
+use crate::prepared::{self, Bind};
 use crate::schema::{meter_entries, smartcar_sync_logs};
 use crate::sync_logs::NewSyncLog;
 use crate::{Result, StoreError};
@@ -159,15 +160,16 @@ fn refusers(
         bounds.push((*vehicle, timestamp(*by)?, by.distance.metres()));
     }
     let latest = i64::try_from(latest).unwrap_or(i64::MAX).max(1);
+    // One statement text whatever the batch's size, so that it is prepared once.
     let mut rows: Vec<RefuserRow> = match conn {
         #[cfg(feature = "postgres")]
         DbConnection::Pg(c) => {
             let vehicle: Vec<&str> = bounds.iter().map(|b| b.0).collect();
             let at: Vec<NaiveDateTime> = bounds.iter().map(|b| b.1).collect();
             let value: Vec<i64> = bounds.iter().map(|b| b.2).collect();
-            diesel::sql_query(
+            prepared::fixed!(
                 "SELECT k.i - 1 AS i, e.id AS entry, r.id AS refused, r.value_m, r.entry_date \
-                 FROM unnest($1::text[], $2::timestamp[], $3::bigint[]) \
+                 FROM unnest(?::text[], ?::timestamp[], ?::bigint[]) \
                    WITH ORDINALITY AS k(vehicle_id, at, value_m, i) \
                  LEFT JOIN LATERAL (SELECT x.id FROM meter_entries x \
                      WHERE x.vehicle_id = k.vehicle_id AND x.void = FALSE \
@@ -175,25 +177,30 @@ fn refusers(
                      ORDER BY x.id LIMIT 1) e ON TRUE \
                  LEFT JOIN LATERAL (SELECT y.id, y.value_m, y.entry_date FROM meter_entries y \
                      WHERE y.refused_by = e.id AND y.void = TRUE \
-                     ORDER BY y.id DESC LIMIT $4) r ON TRUE",
+                     ORDER BY y.id DESC LIMIT ?) r ON TRUE",
+                [
+                    Bind::Texts(vehicle),
+                    Bind::Timestamps(at),
+                    Bind::BigInts(value),
+                    Bind::BigInt(latest),
+                ]
             )
-            .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(vehicle)
-            .bind::<diesel::sql_types::Array<Timestamp>, _>(at)
-            .bind::<diesel::sql_types::Array<BigInt>, _>(value)
-            .bind::<BigInt, _>(latest)
             .load(c)?
         }
         // The refusals kept are those at or after the latest-th newest: one range on the
         // refusals' index per entry.
         #[cfg(feature = "sqlite")]
         DbConnection::Sqlite(c) => {
-            struct Sql;
-            impl crate::prepared::Sql for Sql {
-                const PARTS: &'static [&'static str] = &[
-                    "WITH k(i, vehicle_id, at, value_m) AS ( \
+            let json: Vec<serde_json::Value> = bounds
+                .iter()
+                .map(|(vehicle, at, value)| {
+                    serde_json::json!([vehicle, crate::entries::sqlite_time(at), value])
+                })
+                .collect();
+            prepared::fixed!(
+                "WITH k(i, vehicle_id, at, value_m) AS ( \
                        SELECT j.key, j.value ->> 0, j.value ->> 1, j.value ->> 2 \
-                       FROM json_each(",
-                    ") j), \
+                       FROM json_each(?) j), \
                      e(i, id) AS MATERIALIZED (SELECT k.i, (SELECT x.id FROM meter_entries x \
                        WHERE x.vehicle_id = k.vehicle_id AND x.void = FALSE \
                        AND x.entry_date = k.at AND x.value_m = k.value_m \
@@ -203,20 +210,12 @@ fn refusers(
                      FROM e LEFT JOIN meter_entries y ON y.refused_by = e.id AND y.void = TRUE \
                        AND y.id >= COALESCE((SELECT z.id FROM meter_entries z \
                          WHERE z.refused_by = e.id AND z.void = TRUE \
-                         ORDER BY z.id DESC LIMIT 1 OFFSET CAST(",
-                    " AS INTEGER) - 1), 0)",
-                ];
-            }
-            let json: Vec<serde_json::Value> = bounds
-                .iter()
-                .map(|(vehicle, at, value)| {
-                    serde_json::json!([vehicle, crate::entries::sqlite_time(at), value])
-                })
-                .collect();
-            crate::prepared::Fixed::<Sql>::new(vec![
-                serde_json::Value::Array(json).to_string(),
-                latest.to_string(),
-            ])
+                         ORDER BY z.id DESC LIMIT 1 OFFSET ? - 1), 0)",
+                [
+                    Bind::Text(serde_json::Value::Array(json).to_string()),
+                    Bind::BigInt(latest),
+                ]
+            )
             .load(c)?
         }
     };

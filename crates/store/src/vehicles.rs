@@ -9,7 +9,7 @@ use crate::schema::smartcar_vehicles;
 use crate::{now, Result, Store, StoreError};
 
 /// A registered Smartcar vehicle and the app vehicle it feeds.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Serialize)]
 #[diesel(table_name = smartcar_vehicles)]
 pub struct Vehicle {
     /// Row id.
