@@ -9,6 +9,10 @@ use crate::outcome::Outcome;
 use crate::schema::{meter_entries, smartcar_webhook_events};
 use crate::{now, Result, Store, StoreError, Tx};
 
+/// Event ids per statement when `Store::reprocess` deletes void entries: each statement reads the
+/// void entries once, and stays well under SQLite's 32,766 bound parameters.
+const REPROCESS_IDS_PER_STATEMENT: usize = 10_000;
+
 /// Events younger than this many days are never pruned.
 pub const MIN_RETENTION_DAYS: i64 = 7;
 
@@ -290,16 +294,20 @@ impl Store {
                         )),
                 };
             let mut events: Vec<EventRecord> = query.load(conn)?;
-            for event in &mut events {
-                // The reading is judged anew: the void entry of its last judgement goes.
-                // `void = TRUE` as a literal, so that the planners use the partial index of void
-                // entries by event.
+            // The readings are judged anew: the void entries of their last judgements go. Entries
+            // are not indexed by event (a refused reading would pay a random index page for this
+            // rare command), so each statement reads the void entries once: a few statements for
+            // all the events, never one per event.
+            let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+            for some in ids.chunks(REPROCESS_IDS_PER_STATEMENT) {
                 diesel::delete(
                     meter_entries::table
-                        .filter(meter_entries::event_id.eq(&event.event_id))
-                        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>("void = TRUE")),
+                        .filter(meter_entries::void.eq(true))
+                        .filter(meter_entries::event_id.eq_any(some)),
                 )
                 .execute(conn)?;
+            }
+            for event in &mut events {
                 diesel::update(e::smartcar_webhook_events.filter(e::id.eq(event.id)))
                     .set((
                         e::processed.eq(false),
