@@ -991,3 +991,44 @@ fn background_checkpoints_copy_the_wal_while_the_store_is_open() {
         "commits alone checkpoint at 10,000 pages"
     );
 }
+
+#[test]
+fn under_constant_writes_the_wal_starts_over_instead_of_growing() {
+    // 200 MiB of events, one per transaction, with no pause: the background checkpoints and the
+    // writer's last copy must let the WAL start over at about RESTART_FRAMES (64 MiB), its file
+    // reused, rather than grow by every commit.
+    let db = TestDatabase::sqlite();
+    let options = meterhook_store::PoolOptions {
+        background_checkpoints: true,
+        ..Default::default()
+    };
+    let store = Store::open(db.url(), &options).unwrap();
+    let wal = format!("{}-wal", db.url().trim_start_matches("sqlite://"));
+    let payload = format!("{{\"pad\":\"{}\"}}", "x".repeat(256 * 1024));
+    for i in 0..800 {
+        let id = format!("big-{i}");
+        store
+            .record_event(&NewEvent::pending(
+                &id,
+                "VEHICLE_STATE",
+                Some("sc-1"),
+                &payload,
+                now(),
+            ))
+            .unwrap();
+    }
+    let restart = meterhook_store::RESTART_FRAMES as u64 * 4096;
+    let size = std::fs::metadata(&wal).unwrap().len();
+    assert!(
+        size < restart * 5 / 2,
+        "the WAL grew to {size} bytes for {} written",
+        800 * payload.len()
+    );
+    assert_eq!(
+        store
+            .stats(now() - TimeDelta::days(1))
+            .unwrap()
+            .events_total,
+        800
+    );
+}
