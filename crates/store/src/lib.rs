@@ -23,8 +23,8 @@ pub mod testing;
 mod vehicle_errors;
 mod vehicles;
 
-#[cfg(feature = "testing")]
 pub use checkpoint::RESTART_FRAMES;
+#[cfg(feature = "testing")]
 pub use db::revert_all_migrations;
 pub use db::{
     connect, migration_names, one_line, open_connection, pending_migrations, run_migrations,
