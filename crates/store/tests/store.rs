@@ -9,8 +9,8 @@ use meterhook_domain::{Distance, DistanceUnit, Millis, Policy, Reading};
 use meterhook_store::testing::TestDatabase;
 use meterhook_store::{
     migration_names, now, revert_all_migrations, run_migrations, Backend, ErrorReport, NewEvent,
-    NewSignal, Odometer, Origin, Outcome, ProcessResult, Recorded, Store, StoreError, Work,
-    WorkItem, Written,
+    NewSignal, Odometer, Origin, Outcome, ProcessResult, Recorded, Reprocess, Store, StoreError,
+    Work, WorkItem, Written,
 };
 
 const H: i64 = Millis::HOUR;
@@ -1031,4 +1031,48 @@ fn under_constant_writes_the_wal_starts_over_instead_of_growing() {
             .events_total,
         800
     );
+}
+
+#[test]
+fn reprocessing_by_outcome_removes_the_void_entries_of_those_events_only() {
+    each_backend(|store| {
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        ingest(store, "e1", km(1000.0, T0));
+        for (i, id) in ["low-1", "low-2", "low-3"].iter().enumerate() {
+            let at = T0 + (i as i64 + 1) * H;
+            assert_eq!(
+                ingest(store, id, km(900.0 - i as f64, at)),
+                Outcome::OutOfSequence
+            );
+        }
+        assert_eq!(
+            ingest(store, "jump", km(9000.0, T0 + 4 * H)),
+            Outcome::ImplausibleJump
+        );
+        let void_events = |store: &Store| -> Vec<String> {
+            let mut ids: Vec<String> = store
+                .list_entries("car-1", true)
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.void)
+                .filter_map(|e| e.event_id)
+                .collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(void_events(store), ["jump", "low-1", "low-2", "low-3"]);
+
+        let reset = store
+            .reset_for_reprocess(Reprocess::Outcome(Outcome::OutOfSequence))
+            .unwrap();
+        let mut ids: Vec<&str> = reset.iter().map(|e| e.event_id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["low-1", "low-2", "low-3"]);
+        // Their void entries go (they are judged anew); the other refusal's stays.
+        assert_eq!(void_events(store), ["jump"]);
+        assert_eq!(
+            store.find_event("low-2").unwrap().unwrap().outcome,
+            "pending"
+        );
+    });
 }
