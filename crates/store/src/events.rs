@@ -9,7 +9,7 @@ use crate::outcome::Outcome;
 use crate::schema::{meter_entries, smartcar_webhook_events};
 use crate::{now, Result, Store, StoreError, Tx};
 
-/// Event ids per statement when `Store::reprocess` deletes void entries: each statement reads the
+/// Event ids per statement when `Store::reset_for_reprocess` deletes void entries: each statement reads the
 /// void entries once, and stays well under SQLite's 32,766 bound parameters.
 const REPROCESS_IDS_PER_STATEMENT: usize = 10_000;
 

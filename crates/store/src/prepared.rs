@@ -157,7 +157,7 @@ pub(crate) use fixed;
 /// results in a `Vec`:
 /// - PostgreSQL: `$pg` (a closure of the connection and all the rows), one statement of fixed
 ///   text for the whole batch, its columns bound as arrays and read back with `unnest`, so it is
-///   prepared and planned once per connection, and one round trip;
+///   prepared once per connection (still planned on every run, see above), and one round trip;
 /// - SQLite: `$sqlite` (a closure of the connection and one row) for each row, always the same
 ///   text, so it is prepared once per connection. A multi-row insert of any length would be
 ///   parsed again on every call, and SQLite has no round trips to save.
