@@ -20,7 +20,7 @@ use crate::db::DbConnection;
 use crate::prepared::{self, Bind};
 use crate::schema::{change_positions, changes};
 use crate::views;
-use crate::{MeterEntry, Result, StoreError, Vehicle, VehicleErrorRow};
+use crate::{EntryCursor, MeterEntry, Result, Store, StoreError, Vehicle, VehicleErrorRow};
 
 /// What a change is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -221,4 +221,230 @@ pub(crate) fn record_changes(conn: &mut DbConnection, new: &[NewChange]) -> Resu
         }
     }
     Ok(())
+}
+
+/// A recorded change, as stored.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = changes)]
+pub struct Change {
+    /// Its place in the record: strictly increasing, without gaps (until pruned).
+    pub position: i64,
+    /// What it is about: `meter_entry.created`, … ([`ChangeType::as_str`]).
+    pub change_type: String,
+    /// The app's vehicle id.
+    pub vehicle_id: Option<String>,
+    /// The Smartcar vehicle id.
+    pub smartcar_vehicle_id: Option<String>,
+    /// The object as the API showed it when it changed, as JSON.
+    pub data: String,
+    /// When it was recorded (UTC).
+    pub created_at: NaiveDateTime,
+}
+
+/// Which changes a reader wants; every change when empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeFilter {
+    /// Only these types (all when empty).
+    pub types: Vec<ChangeType>,
+    /// Only those of this app vehicle.
+    pub vehicle_id: Option<String>,
+}
+
+/// A page of the record read after a position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangesPage {
+    /// The changes, by position.
+    pub changes: Vec<Change>,
+    /// Where the next read continues: the last change's position, or further when the filter
+    /// skipped changes that were all read (so a filtered reader does not scan them again).
+    pub next: i64,
+    /// Whether more changes than `limit` were there.
+    pub has_more: bool,
+}
+
+/// Why a page of changes cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ChangesError {
+    /// Changes after the position were pruned: a reader would miss them.
+    #[error("changes after position {after} were pruned (the oldest kept is {oldest}); read from the start again")]
+    Gone {
+        /// The position asked for.
+        after: i64,
+        /// The oldest position still kept.
+        oldest: i64,
+    },
+    /// The position is beyond the last one recorded (a cursor of another database).
+    #[error("position {after} is beyond the last recorded change ({last})")]
+    Ahead {
+        /// The position asked for.
+        after: i64,
+        /// The last position recorded.
+        last: i64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Store {
+    /// Up to `limit` changes after position `after` that pass `filter`, by position; `None` reads
+    /// from the oldest change kept. A position older than what is kept is
+    /// [`ChangesError::Gone`], never a silent skip.
+    pub fn changes_after(
+        &self,
+        after: Option<i64>,
+        limit: i64,
+        filter: &ChangeFilter,
+    ) -> std::result::Result<ChangesPage, ChangesError> {
+        use changes::dsl as c;
+        let limit = limit.max(1);
+        let mut conn = self.conn()?;
+        // Read first: every position up to `last` had committed, so the page below sees them all.
+        let last = last_position(&mut conn)?;
+        let from = after.unwrap_or(0);
+        if from > last {
+            return Err(ChangesError::Ahead { after: from, last });
+        }
+        let mut query = c::changes
+            .filter(c::position.gt(from))
+            .order(c::position.asc())
+            .limit(limit + 1)
+            .select(Change::as_select())
+            .into_boxed();
+        if !filter.types.is_empty() {
+            query = query.filter(c::change_type.eq_any(filter.types.iter().map(|t| t.as_str())));
+        }
+        if let Some(vehicle) = &filter.vehicle_id {
+            query = query.filter(c::vehicle_id.eq(vehicle));
+        }
+        let mut found = query.load(&mut *conn).map_err(StoreError::from)?;
+        // Checked after the read: a prune that ran before it shows here, so a page with a hole
+        // is never answered (one that runs after it may make this answer Gone needlessly).
+        if after.is_some() {
+            let oldest = oldest_position(&mut conn, last)?;
+            if from < oldest - 1 {
+                return Err(ChangesError::Gone {
+                    after: from,
+                    oldest,
+                });
+            }
+        }
+        let has_more = found.len() as i64 > limit;
+        found.truncate(limit as usize);
+        let next = match found.last() {
+            Some(change) if has_more => change.position,
+            Some(change) => change.position.max(last),
+            None => from.max(last),
+        };
+        Ok(ChangesPage {
+            changes: found,
+            next,
+            has_more,
+        })
+    }
+
+    /// The last position recorded (0 before the first change).
+    pub fn last_change_position(&self) -> Result<i64> {
+        let mut conn = self.conn()?;
+        last_position(&mut conn)
+    }
+
+    /// Deletes the changes recorded before `before`, `batch` rows per transaction; returns how
+    /// many went. Positions follow time closely, so the first kept position is found by walking
+    /// the primary key (there is no index on `created_at`), and everything below it goes.
+    pub fn prune_changes(
+        &self,
+        before: NaiveDateTime,
+        batch: i64,
+        progress: impl FnMut(u64),
+    ) -> Result<u64> {
+        use changes::dsl as c;
+        let mut conn = self.conn()?;
+        let first_kept: Option<i64> = c::changes
+            .filter(c::created_at.ge(before))
+            .order(c::position.asc())
+            .select(c::position)
+            .first(&mut *conn)
+            .optional()?;
+        let cut = match first_kept {
+            Some(position) => position,
+            None => last_position(&mut conn)? + 1,
+        };
+        crate::delete_in_batches(
+            &mut conn,
+            batch,
+            progress,
+            |conn, batch| {
+                Ok(c::changes
+                    .filter(c::position.lt(cut))
+                    .order(c::position.asc())
+                    .limit(batch)
+                    .select(c::position)
+                    .load(conn)?)
+            },
+            |conn, positions| {
+                let (Some(first), Some(last)) = (positions.first(), positions.last()) else {
+                    return Ok(0);
+                };
+                Ok(diesel::delete(
+                    c::changes
+                        .filter(c::position.ge(first))
+                        .filter(c::position.le(last)),
+                )
+                .execute(conn)?)
+            },
+        )
+    }
+}
+
+/// The last position handed out by a committed transaction.
+fn last_position(conn: &mut DbConnection) -> Result<i64> {
+    use change_positions::dsl as p;
+    Ok(p::change_positions
+        .filter(p::id.eq(1))
+        .select(p::last_position)
+        .first(conn)?)
+}
+
+/// The oldest position kept; `last + 1` when none is.
+fn oldest_position(conn: &mut DbConnection, last: i64) -> Result<i64> {
+    use changes::dsl as c;
+    let oldest: Option<i64> = c::changes
+        .select(diesel::dsl::min(c::position))
+        .first(conn)?;
+    Ok(oldest.unwrap_or(last + 1))
+}
+
+impl Store {
+    /// A page of an app vehicle's entries written, voided or unvoided at or after `since`, in the
+    /// order and with the cursor of [`Store::entries_page`] (newest reading first).
+    pub fn entries_updated_since(
+        &self,
+        vehicle_id: &str,
+        since: NaiveDateTime,
+        include_void: bool,
+        limit: i64,
+        after: Option<EntryCursor>,
+    ) -> Result<Vec<MeterEntry>> {
+        use crate::schema::meter_entries::dsl as m;
+        let mut conn = self.conn()?;
+        let mut query = m::meter_entries
+            .filter(m::vehicle_id.eq(vehicle_id))
+            .filter(m::updated_at.ge(since))
+            .order((m::entry_date.desc(), m::id.desc()))
+            .limit(limit.max(0))
+            .select(MeterEntry::as_select())
+            .into_boxed();
+        if !include_void {
+            query = query.filter(m::void.eq(false));
+        }
+        if let Some(c) = after {
+            query = query.filter(
+                m::entry_date
+                    .lt(c.entry_date)
+                    .or(m::entry_date.eq(c.entry_date).and(m::id.lt(c.id))),
+            );
+        }
+        Ok(query.load(&mut *conn)?)
+    }
 }

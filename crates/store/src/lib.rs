@@ -25,7 +25,7 @@ mod vehicle_errors;
 mod vehicles;
 pub mod views;
 
-pub use changes::ChangeType;
+pub use changes::{Change, ChangeFilter, ChangeType, ChangesError, ChangesPage};
 pub use checkpoint::RESTART_FRAMES;
 #[cfg(feature = "testing")]
 pub use db::revert_all_migrations;

@@ -135,6 +135,24 @@ impl Drop for TestDatabase {
     }
 }
 
+/// Records a change of `vehicle_id` with `data` in `tx`, as the writers do: as the
+/// transaction's last write. For tests of the record itself, without the change it stands for.
+pub fn record_change(
+    tx: &mut crate::Tx<'_>,
+    change_type: crate::ChangeType,
+    vehicle_id: &str,
+    data: &str,
+) -> crate::Result<()> {
+    let change = crate::changes::NewChange {
+        change_type,
+        vehicle_id: Some(vehicle_id.to_owned()),
+        smartcar_vehicle_id: None,
+        data: data.to_owned(),
+        created_at: crate::now(),
+    };
+    crate::changes::record_changes(tx.conn, &[change])
+}
+
 /// `url` with its database name replaced by `name`; the query (host, user, …) is kept.
 pub fn with_database(url: &str, name: &str) -> String {
     let (head, query) = match url.find('?') {

@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::changes::{record_changes, ChangeType, NewChange};
 use crate::db::{on_backend, DbConnection};
 use crate::schema::smartcar_vehicles;
 use crate::{now, Result, Store, StoreError};
@@ -52,7 +53,6 @@ impl Store {
                 "vehicle ids must not be empty".to_owned(),
             ));
         }
-        let mut conn = self.conn()?;
         let at = now();
         let row = (
             v::smartcar_vehicle_id.eq(smartcar_vehicle_id),
@@ -66,32 +66,52 @@ impl Store {
             v::is_active.eq(true),
             v::updated_at.eq(at),
         );
-        on_backend!(&mut *conn, |c| diesel::insert_into(v::smartcar_vehicles)
-            .values(row)
-            .on_conflict(v::smartcar_vehicle_id)
-            .do_update()
-            .set(update)
-            .execute(c))?;
-        find_vehicle(&mut conn, smartcar_vehicle_id)?
-            .ok_or_else(|| StoreError::NotFound(format!("vehicle {smartcar_vehicle_id} vanished")))
+        self.write(|tx| {
+            let before = find_vehicle(tx.conn, smartcar_vehicle_id)?;
+            on_backend!(&mut *tx.conn, |c| diesel::insert_into(v::smartcar_vehicles)
+                .values(row)
+                .on_conflict(v::smartcar_vehicle_id)
+                .do_update()
+                .set(update)
+                .execute(c))?;
+            let vehicle = find_vehicle(tx.conn, smartcar_vehicle_id)?.ok_or_else(|| {
+                StoreError::NotFound(format!("vehicle {smartcar_vehicle_id} vanished"))
+            })?;
+            // A registration that changes nothing (the same mapping, active) records nothing.
+            if before.is_none_or(|b| b.vehicle_id != vehicle.vehicle_id || !b.is_active) {
+                let change = NewChange::vehicle(ChangeType::VehicleRegistered, &vehicle, at);
+                record_changes(tx.conn, &[change])?;
+            }
+            Ok(vehicle)
+        })
     }
 
     /// Turns processing for a vehicle on or off.
     pub fn set_vehicle_active(&self, smartcar_vehicle_id: &str, active: bool) -> Result<Vehicle> {
         use smartcar_vehicles::dsl as v;
-        let mut conn = self.conn()?;
-        let n = diesel::update(
-            v::smartcar_vehicles.filter(v::smartcar_vehicle_id.eq(smartcar_vehicle_id)),
-        )
-        .set((v::is_active.eq(active), v::updated_at.eq(now())))
-        .execute(&mut *conn)?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!(
-                "no vehicle with Smartcar id {smartcar_vehicle_id}"
-            )));
-        }
-        find_vehicle(&mut conn, smartcar_vehicle_id)?
-            .ok_or_else(|| StoreError::NotFound(format!("vehicle {smartcar_vehicle_id} vanished")))
+        let at = now();
+        self.write(|tx| {
+            let before = find_vehicle(tx.conn, smartcar_vehicle_id)?.ok_or_else(|| {
+                StoreError::NotFound(format!("no vehicle with Smartcar id {smartcar_vehicle_id}"))
+            })?;
+            diesel::update(
+                v::smartcar_vehicles.filter(v::smartcar_vehicle_id.eq(smartcar_vehicle_id)),
+            )
+            .set((v::is_active.eq(active), v::updated_at.eq(at)))
+            .execute(&mut *tx.conn)?;
+            let vehicle = find_vehicle(tx.conn, smartcar_vehicle_id)?.ok_or_else(|| {
+                StoreError::NotFound(format!("vehicle {smartcar_vehicle_id} vanished"))
+            })?;
+            if before.is_active != active {
+                let change_type = if active {
+                    ChangeType::VehicleActivated
+                } else {
+                    ChangeType::VehicleDeactivated
+                };
+                record_changes(tx.conn, &[NewChange::vehicle(change_type, &vehicle, at)])?;
+            }
+            Ok(vehicle)
+        })
     }
 
     /// All registered vehicles, oldest first.
