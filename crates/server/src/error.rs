@@ -7,6 +7,7 @@
 //! | `BadToken` | 401 + `WWW-Authenticate: Bearer` | the read API without the right bearer token |
 //! | `BadPassword` | 401 + `WWW-Authenticate: Basic` | the status pages without the right password (the browser asks for it) |
 //! | `NotFound` | 404 | the read API or a status page asked about a vehicle that is not registered |
+//! | `Gone` | 410 | a change feed cursor older than what is kept: the reader must start again, never skip silently |
 //! | `Timeout` | 408 | the body did not arrive within `client_timeout` (the head is bounded by actix) |
 //! | `PayloadTooLarge` | 413 | over `body_limit` (64 KiB; Smartcar sends at most 50 KB) |
 //! | `Unavailable` | 503 + `Retry-After` | the event could not be stored now (storage away, writers' queues full, spool full); Smartcar retries |
@@ -39,6 +40,9 @@ pub enum ApiError {
     /// 404.
     #[error("{0}")]
     NotFound(String),
+    /// 410.
+    #[error("{0}")]
+    Gone(String),
     /// 408.
     #[error("the request body did not arrive in time")]
     Timeout,
@@ -86,6 +90,7 @@ impl ResponseError for ApiError {
                 StatusCode::UNAUTHORIZED
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

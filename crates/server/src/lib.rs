@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod feed;
 pub mod metrics;
 pub mod registration;
 pub mod rejections;

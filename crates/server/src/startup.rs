@@ -80,7 +80,12 @@ impl Background {
             rejections.log(&over);
             std::future::ready(())
         });
-        vec![gauges, summary]
+        let state = self.state.clone();
+        let tail = every(crate::feed::TAIL_EVERY, stop.clone(), move || {
+            let state = state.clone();
+            async move { state.changes.tick(&state.store).await }
+        });
+        vec![gauges, summary, tail]
     }
 }
 
@@ -224,6 +229,7 @@ impl Application {
                 .ui_password
                 .as_ref()
                 .map(|p| UiPassword::new(p.expose())),
+            changes: crate::feed::ChangeTail::default(),
         };
         let api_on = app_state.api_token.is_some();
         if api_on {

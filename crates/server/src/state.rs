@@ -30,6 +30,8 @@ pub struct AppState {
     /// The ingest pipeline, for the API's registrations (which process the events that waited
     /// for a vehicle).
     pub pipeline: meterhook_ingest::Pipeline,
+    /// The change feed's last position, for the readers that wait for the next change.
+    pub changes: crate::feed::ChangeTail,
 }
 
 /// How large a request body may be and how long it may take to arrive.

@@ -254,7 +254,7 @@ fn a_reader_following_concurrent_writers_sees_every_change_once_in_order() {
                     ..meterhook_store::PoolOptions::default()
                 });
                 thread::spawn(move || {
-                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (w + 1) * 0x1234_5678_9ABC);
+                    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((w + 1) * 0x1234_5678_9ABC));
                     for i in 0..CHANGES_PER_WRITER {
                         // Two vehicles per writer, in random order: each vehicle's changes are
                         // made by one writer, in order.

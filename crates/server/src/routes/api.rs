@@ -27,28 +27,29 @@ const MAX_LIMIT: i64 = 1_000;
 
 /// Registers the routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/vehicles/{vehicle_id}")
-            .route("/meter-entries", web::get().to(meter_entries))
-            .route("/signals/latest", web::get().to(latest_signals))
-            .route("/health", web::get().to(health)),
-    )
-    .route("/api/smartcar-vehicles", web::get().to(list_vehicles))
-    .route(
-        "/api/smartcar-vehicles/{smartcar_vehicle_id}",
-        web::put().to(register_vehicle),
-    )
-    .route(
-        "/api/smartcar-vehicles/{smartcar_vehicle_id}/deactivate",
-        web::post().to(deactivate_vehicle),
-    )
-    .route(
-        "/api/smartcar-vehicles/{smartcar_vehicle_id}/activate",
-        web::post().to(activate_vehicle),
-    );
+    cfg.route("/api/changes", web::get().to(super::changes::changes))
+        .service(
+            web::scope("/api/vehicles/{vehicle_id}")
+                .route("/meter-entries", web::get().to(meter_entries))
+                .route("/signals/latest", web::get().to(latest_signals))
+                .route("/health", web::get().to(health)),
+        )
+        .route("/api/smartcar-vehicles", web::get().to(list_vehicles))
+        .route(
+            "/api/smartcar-vehicles/{smartcar_vehicle_id}",
+            web::put().to(register_vehicle),
+        )
+        .route(
+            "/api/smartcar-vehicles/{smartcar_vehicle_id}/deactivate",
+            web::post().to(deactivate_vehicle),
+        )
+        .route(
+            "/api/smartcar-vehicles/{smartcar_vehicle_id}/activate",
+            web::post().to(activate_vehicle),
+        );
 }
 
-fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+pub(crate) fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
     match &state.api_token {
         Some(token) if token.admits(req) => Ok(()),
         _ => Err(ApiError::BadToken),
@@ -56,14 +57,14 @@ fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
 }
 
 /// The query, parsed after the token check; unknown parameters (`offset`) are refused.
-fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
+pub(crate) fn query<T: serde::de::DeserializeOwned>(req: &HttpRequest) -> Result<T, ApiError> {
     web::Query::<T>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .map_err(|e| ApiError::BadRequest(format!("bad query: {e}")))
 }
 
 /// `limit`, checked: 1 to [`MAX_LIMIT`], `default` when absent.
-fn page_limit(limit: Option<i64>, default: i64) -> Result<i64, ApiError> {
+pub(crate) fn page_limit(limit: Option<i64>, default: i64) -> Result<i64, ApiError> {
     let limit = limit.unwrap_or(default);
     if (1..=MAX_LIMIT).contains(&limit) {
         Ok(limit)
@@ -81,6 +82,8 @@ struct EntriesQuery {
     limit: Option<i64>,
     after: Option<String>,
     include_void: Option<bool>,
+    /// Only entries written, voided or unvoided at or after this time (RFC 3339).
+    updated_since: Option<String>,
 }
 
 /// An entry cursor as text: `<reading time in µs since the epoch>_<id>`; opaque to clients.
@@ -110,11 +113,23 @@ async fn meter_entries(
     let limit = page_limit(page.limit, 100)?;
     let after = page.after.as_deref().map(parse_entry_cursor).transpose()?;
     let include_void = page.include_void.unwrap_or(false);
+    let updated_since = page
+        .updated_since
+        .as_deref()
+        .map(|text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| t.naive_utc())
+                .map_err(|_| ApiError::BadRequest("updated_since is not an RFC 3339 time".into()))
+        })
+        .transpose()?;
     let store = state.store.clone();
     let id = vehicle_id.clone();
     // One more than asked tells whether there is a next page.
-    let mut entries =
-        blocking(move || store.entries_page(&id, include_void, limit + 1, after)).await?;
+    let mut entries = blocking(move || match updated_since {
+        Some(since) => store.entries_updated_since(&id, since, include_void, limit + 1, after),
+        None => store.entries_page(&id, include_void, limit + 1, after),
+    })
+    .await?;
     let more = entries.len() as i64 > limit;
     entries.truncate(limit as usize);
     let next_after = more

@@ -1,6 +1,7 @@
 //! HTTP routes.
 
 pub mod api;
+pub mod changes;
 pub mod health;
 pub mod metrics;
 pub mod ui;

@@ -3,6 +3,7 @@
 
 mod auth;
 mod backup;
+mod changes;
 mod cli;
 mod config;
 mod deploy;
