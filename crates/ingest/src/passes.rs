@@ -37,6 +37,8 @@ pub struct Retention {
     pub signals: Option<Duration>,
     /// Sync logs.
     pub sync_logs: Option<Duration>,
+    /// The record of changes the app follows.
+    pub changes: Option<Duration>,
 }
 
 /// The running background tasks.
@@ -235,6 +237,9 @@ pub fn prune_pass(pipeline: &Pipeline, retention: &Retention) -> u64 {
             before,
             store.prune_sync_logs(before, 500, |_| {}),
         );
+    }
+    if let Some(before) = retention.changes.and_then(cut) {
+        report("changes", before, store.prune_changes(before, 500, |_| {}));
     }
     pruned
 }

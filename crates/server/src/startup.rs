@@ -167,6 +167,7 @@ impl Application {
             events: settings.retention,
             signals: settings.signal_retention,
             sync_logs: settings.sync_log_retention,
+            changes: Some(crate::feed::CHANGE_RETENTION),
         };
         ingest_settings.schedule.prune = (retention != meterhook_ingest::Retention::default())
             .then_some((retention, Duration::from_secs(3600)));

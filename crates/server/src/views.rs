@@ -118,4 +118,6 @@ pub struct PruneSummary {
     pub signal_values: Option<Pruned>,
     /// Sync logs.
     pub sync_logs: Option<Pruned>,
+    /// The record of changes the app follows.
+    pub changes: Option<Pruned>,
 }

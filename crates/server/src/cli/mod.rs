@@ -13,6 +13,7 @@ use crate::config::Settings;
 use crate::startup::{Application, StartError};
 
 mod backup;
+mod changes;
 mod doctor;
 mod entries;
 mod events;
@@ -24,6 +25,7 @@ mod signals;
 mod stats;
 mod vehicles;
 
+pub use changes::ChangesArgs;
 pub use doctor::DoctorArgs;
 pub use entries::{EntriesCommand, ExportFormat};
 pub use events::EventsCommand;
@@ -61,6 +63,9 @@ pub enum Command {
     /// Received webhook events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// The record of changes the app follows (GET /api/changes), one line each; --follow keeps
+    /// printing them as they come.
+    Changes(ChangesArgs),
     /// Signal values (battery, fuel, location, tires, …).
     #[command(subcommand)]
     Signals(SignalsCommand),
@@ -195,6 +200,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Vehicles(cmd) => vehicles::run(&open_store(&settings)?, &settings, cmd),
         Command::Entries(cmd) => entries::run(&open_store(&settings)?, &settings, cmd),
         Command::Signals(cmd) => signals::run(&open_store(&settings)?, cmd),
+        Command::Changes(args) => changes::run(&open_store(&settings)?, &args),
         Command::Events(cmd) => events::run(&open_store(&settings)?, &settings, cmd),
         Command::Stats { since, json } => stats::run(&open_store(&settings)?, since, json),
         Command::Prune(args) => prune::run(&open_store(&settings)?, &settings, &args),

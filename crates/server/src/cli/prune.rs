@@ -22,6 +22,10 @@ pub struct PruneArgs {
     /// Sync logs written before this window (default METERHOOK_SYNC_LOG_RETENTION, 400d).
     #[arg(long, value_parser = window)]
     pub sync_logs_older_than: Option<Duration>,
+    /// Changes recorded before this window (default METERHOOK_CHANGE_RETENTION, 30d); a reader
+    /// whose cursor is older is told so (410), never skipped silently.
+    #[arg(long, value_parser = window)]
+    pub changes_older_than: Option<Duration>,
     /// Rows deleted per transaction (1 to 100000).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch: u32,
@@ -40,6 +44,9 @@ pub fn run(store: &Store, settings: &Settings, args: &PruneArgs) -> Result<(), C
     }
     let signals = args.signals_older_than.or(settings.signal_retention);
     let sync_logs = args.sync_logs_older_than.or(settings.sync_log_retention);
+    let changes = args
+        .changes_older_than
+        .or(Some(crate::feed::CHANGE_RETENTION));
     let batch = i64::from(args.batch);
 
     let mut summary = views::PruneSummary::default();
@@ -63,6 +70,13 @@ pub fn run(store: &Store, settings: &Settings, args: &PruneArgs) -> Result<(), C
         let deleted = store.prune_sync_logs(before, batch, |n| bar.set_position(n))?;
         bar.finish_and_clear();
         summary.sync_logs = Some(Pruned::new(deleted, before));
+    }
+    if let Some(w) = changes {
+        let before = ago(w, "--changes-older-than")?;
+        let bar = progress::counter("changes");
+        let deleted = store.prune_changes(before, batch, |n| bar.set_position(n))?;
+        bar.finish_and_clear();
+        summary.changes = Some(Pruned::new(deleted, before));
     }
 
     if args.json {
@@ -90,6 +104,12 @@ pub fn run(store: &Store, settings: &Settings, args: &PruneArgs) -> Result<(), C
         "sync logs",
         "written",
         "METERHOOK_SYNC_LOG_RETENTION is off",
+    );
+    line(
+        &summary.changes,
+        "changes",
+        "recorded",
+        "METERHOOK_CHANGE_RETENTION is off",
     );
     Ok(())
 }

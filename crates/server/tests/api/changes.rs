@@ -213,3 +213,69 @@ fn entries_updated_since_leaves_out_what_did_not_change_since() {
         assert_eq!(bad.status, 400, "{}", bad.body);
     }
 }
+
+#[test]
+fn the_changes_command_prints_a_line_each_and_follows_new_ones() {
+    let db = TestDatabase::sqlite();
+    let store = db.store();
+    let dir = tempfile::tempdir().expect("dir");
+    let env = [("DATABASE_URL", db.url())];
+    store.register_vehicle("sc-1", "car-1").expect("register");
+    store.set_vehicle_active("sc-1", false).expect("deactivate");
+
+    let out = meterhook(dir.path(), &env, &["changes"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].contains("vehicle.registered"), "{text}");
+    assert!(lines[0].contains("car-1 (sc-1)"), "{text}");
+    assert!(lines[1].contains("vehicle.deactivated") && lines[1].contains("inactive"));
+    assert!(stderr(&out).contains("next cursor: 2"), "{}", stderr(&out));
+
+    let out = meterhook(dir.path(), &env, &["changes", "--after", "1", "--json"]);
+    let text = stdout(&out);
+    let change: Value = serde_json::from_str(text.trim()).expect("one JSON line");
+    assert_eq!(change["id"], "chg_2");
+    assert_eq!(change["type"], "vehicle.deactivated");
+
+    let out = meterhook(dir.path(), &env, &["changes", "--after", "x"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = meterhook(dir.path(), &env, &["changes", "--types", "vehicle.sold"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    // --follow: each change as it is committed, after the cursor.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_meterhook"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("DATABASE_URL", db.url())
+        .args(["changes", "--follow", "--after", "2", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let child_out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(child_out).lines() {
+            if tx.send(line.expect("line")).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |expected: &str| {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("a line within 30 s");
+        let change: Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(change["type"], expected, "{line}");
+        change["position"].as_i64().expect("position")
+    };
+    store.set_vehicle_active("sc-1", true).expect("activate");
+    assert_eq!(next("vehicle.activated"), 3);
+    // Printed once it was read: the next one comes after it, as it is committed.
+    store.register_vehicle("sc-2", "car-2").expect("register");
+    assert_eq!(next("vehicle.registered"), 4);
+    child.kill().expect("kill");
+    let _ = child.wait();
+}

@@ -622,7 +622,8 @@ fn prune_deletes_old_signal_values_and_sync_logs_by_their_own_windows() {
         let mut conn = meterhook_store::connect(&url, Duration::from_secs(5)).expect("connect");
         conn.batch_execute(
             "UPDATE vehicle_signals SET created_at = '2020-01-01 00:00:00' WHERE event_id = 'old'; \
-             UPDATE smartcar_sync_logs SET created_at = '2020-01-01 00:00:00' WHERE event_id = 'old';",
+             UPDATE smartcar_sync_logs SET created_at = '2020-01-01 00:00:00' WHERE event_id = 'old'; \
+             UPDATE changes SET created_at = '2020-01-01 00:00:00' WHERE position = 1;",
         )
         .expect("age the rows");
         let dir = tempfile::tempdir().expect("tmp");
@@ -635,6 +636,8 @@ fn prune_deletes_old_signal_values_and_sync_logs_by_their_own_windows() {
         assert_eq!(summary["events"], serde_json::Value::Null, "{summary}");
         assert_eq!(summary["signal_values"]["deleted"], 1, "{summary}");
         assert_eq!(summary["sync_logs"]["deleted"], 1, "{summary}");
+        // The registration's change, by the default window (30 days).
+        assert_eq!(summary["changes"]["deleted"], 1, "{summary}");
         assert!(app
             .store
             .sync_logs_for_event("old")
@@ -657,7 +660,7 @@ fn prune_deletes_old_signal_values_and_sync_logs_by_their_own_windows() {
         );
         assert!(out.status.success(), "{}", stderr(&out));
         assert_eq!(
-            stdout(&out).lines().skip(1).collect::<Vec<_>>(),
+            stdout(&out).lines().skip(1).take(2).collect::<Vec<_>>(),
             [
                 "signal values kept (METERHOOK_SIGNAL_RETENTION is off)",
                 "sync logs kept (METERHOOK_SYNC_LOG_RETENTION is off)"
