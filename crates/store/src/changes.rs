@@ -383,9 +383,11 @@ impl Store {
                     .load(conn)?)
             },
             |conn, positions| {
-                let (Some(first), Some(last)) = (positions.first(), positions.last()) else {
+                let (Some(&first), Some(&last)) = (positions.first(), positions.last()) else {
                     return Ok(0);
                 };
+                // Their notifications and attempts go with them.
+                crate::notifications::delete_range(conn, first, last)?;
                 Ok(diesel::delete(
                     c::changes
                         .filter(c::position.ge(first))
@@ -398,7 +400,7 @@ impl Store {
 }
 
 /// The last position handed out by a committed transaction.
-fn last_position(conn: &mut DbConnection) -> Result<i64> {
+pub(crate) fn last_position(conn: &mut DbConnection) -> Result<i64> {
     use change_positions::dsl as p;
     Ok(p::change_positions
         .filter(p::id.eq(1))

@@ -12,6 +12,7 @@ mod db;
 mod deliveries;
 mod entries;
 mod events;
+mod notifications;
 mod outcome;
 mod prepared;
 pub mod schema;
@@ -36,6 +37,7 @@ pub use db::{
 pub use deliveries::{Odometer, Origin, ProcessResult, Work, WorkItem, Written};
 pub use entries::{EntryCursor, LastReading, MeterEntry, UnvoidRefusal, SOURCE_SMARTCAR_WEBHOOK};
 pub use events::{EventRecord, EventSummary, NewEvent, Recorded, Reprocess, MIN_RETENTION_DAYS};
+pub use notifications::{Attempt, AttemptResult, AttemptRow, Claimed, NextStep, NotifyStatus};
 pub use outcome::{Outcome, SyncStatus};
 pub use signals::{NewSignal, SignalRow};
 pub use statistics::{Backlog, HourlyCount, Stats, TypeCount};

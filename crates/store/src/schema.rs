@@ -114,7 +114,42 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    notifications (position) {
+        position -> BigInt,
+        lane -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    notification_attempts (id) {
+        id -> BigInt,
+        position -> BigInt,
+        attempted_at -> Timestamp,
+        result -> Text,
+        status -> Nullable<Integer>,
+        answer -> Nullable<Text>,
+        duration_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    notify_progress (id) {
+        id -> Integer,
+        queued_through -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
+    notifications,
+    notification_attempts,
     smartcar_vehicles,
     smartcar_webhook_events,
     smartcar_sync_logs,

@@ -297,3 +297,120 @@ fn a_reader_following_concurrent_writers_sees_every_change_once_in_order() {
         }
     });
 }
+
+fn attempt(result: meterhook_store::AttemptResult) -> meterhook_store::Attempt {
+    meterhook_store::Attempt {
+        at: now(),
+        result,
+        status: Some(500),
+        answer: Some("oops".into()),
+        duration_ms: 3,
+    }
+}
+
+fn claim(store: &Store, owner: &str) -> Vec<i64> {
+    store
+        .notify_claim(owner, 10, now() + TimeDelta::seconds(60))
+        .unwrap()
+        .into_iter()
+        .map(|c| c.change.position)
+        .collect()
+}
+
+#[test]
+fn notifications_go_one_sender_at_a_time_in_order_per_vehicle() {
+    use meterhook_store::{AttemptResult, NextStep};
+    each_backend(|store| {
+        // Recorded before notifications were on: not sent, unless asked.
+        store.register_vehicle("sc-0", "car-0").unwrap();
+        assert_eq!(store.notify_queue(100).unwrap(), 0);
+        assert!(claim(store, "a").is_empty());
+
+        store.register_vehicle("sc-1", "car-1").unwrap(); // 2
+        store.set_vehicle_active("sc-1", false).unwrap(); // 3
+        store.register_vehicle("sc-2", "car-2").unwrap(); // 4
+        assert_eq!(store.notify_queue(100).unwrap(), 3);
+        assert_eq!(store.notify_queue(100).unwrap(), 0);
+        let status = store.notify_status().unwrap();
+        assert_eq!((status.pending, status.lag_records()), (3, 3));
+
+        // The earliest of each vehicle; a second sender gets nothing while the leases hold.
+        assert_eq!(claim(store, "a"), [2, 4]);
+        assert!(claim(store, "b").is_empty());
+        // car-1's first fails and is retried later: its second waits, car-2 flows.
+        store
+            .notify_finish(
+                2,
+                "a",
+                &attempt(AttemptResult::Rejected),
+                NextStep::RetryAt(now() + TimeDelta::hours(1)),
+            )
+            .unwrap();
+        store
+            .notify_finish(
+                4,
+                "a",
+                &attempt(AttemptResult::Delivered),
+                NextStep::Delivered,
+            )
+            .unwrap();
+        assert!(claim(store, "b").is_empty());
+        assert_eq!(store.notify_status().unwrap().pending, 2);
+        let attempts = store.notify_attempts(2).unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(
+            (attempts[0].result.as_str(), attempts[0].status),
+            ("rejected", Some(500))
+        );
+
+        // Given up on: the next of that vehicle goes.
+        store.notify_requeue(None, true).unwrap();
+        let claimed = store
+            .notify_claim("c", 10, now() + TimeDelta::seconds(60))
+            .unwrap();
+        assert!(claimed.is_empty(), "2 is pending and due later, not failed");
+        // A lease that expired (its sender died) is claimed again by another.
+        store.set_vehicle_active("sc-2", false).unwrap(); // 5
+        store.notify_queue(100).unwrap();
+        let held = store
+            .notify_claim("dead", 10, now() - TimeDelta::seconds(1))
+            .unwrap();
+        assert_eq!(
+            held.iter().map(|c| c.change.position).collect::<Vec<_>>(),
+            [5]
+        );
+        assert_eq!(claim(store, "alive"), [5]);
+        store
+            .notify_finish(
+                5,
+                "dead",
+                &attempt(AttemptResult::Timeout),
+                NextStep::Failed,
+            )
+            .unwrap();
+        // The dead sender's late answer is recorded, but the row is the live one's.
+        assert_eq!(store.notify_attempts(5).unwrap().len(), 1);
+        store
+            .notify_finish(
+                5,
+                "alive",
+                &attempt(AttemptResult::Rejected),
+                NextStep::Failed,
+            )
+            .unwrap();
+        assert_eq!(store.notify_status().unwrap().failed, 1);
+        assert_eq!(store.notify_requeue(None, true).unwrap(), 1);
+        assert_eq!(claim(store, "d"), [5]);
+
+        // Everything after a cursor, including what was recorded before notifications were on.
+        assert_eq!(store.notify_requeue(Some(0), false).unwrap(), 5);
+        assert_eq!(claim(store, "e"), [1, 2, 4]);
+
+        // Pruning the changes takes their notifications and attempts.
+        store
+            .prune_changes(now() + TimeDelta::hours(1), 100, |_| {})
+            .unwrap();
+        assert!(store.notify_attempts(2).unwrap().is_empty());
+        assert_eq!(store.notify_status().unwrap().pending, 0);
+    });
+}

@@ -1,0 +1,3 @@
+DROP TABLE notify_progress;
+DROP TABLE notification_attempts;
+DROP TABLE notifications;
