@@ -117,6 +117,16 @@ pub struct Settings {
     /// `METERHOOK_SYNC_LOG_RETENTION`: `meterhook prune` deletes sync logs written longer ago
     /// than this (default 400 days; `off` keeps them).
     pub sync_log_retention: Option<Duration>,
+    /// `METERHOOK_CHANGE_RETENTION`: changes (`GET /api/changes`) recorded longer ago than this
+    /// are pruned (default 30 days; `off` keeps them).
+    pub change_retention: Option<Duration>,
+    /// `METERHOOK_NOTIFY_URL`: where each change is POSTed as a signed notification.
+    pub notify_url: Option<String>,
+    /// `METERHOOK_NOTIFY_SECRET`: the notifications' signing secret, `whsec_…`.
+    pub notify_secret: Option<Secret>,
+    /// `METERHOOK_NOTIFY_ALLOW_HTTP`: allows a plain `http` notification URL to a host that is
+    /// not loopback.
+    pub notify_allow_http: bool,
 }
 
 /// What the sources hold, before parsing: every value as the text it was written as.
@@ -151,6 +161,10 @@ struct Raw {
     retention: Option<String>,
     signal_retention: Option<String>,
     sync_log_retention: Option<String>,
+    change_retention: Option<String>,
+    notify_url: Option<String>,
+    notify_secret: Option<Secret>,
+    notify_allow_http: Option<String>,
 }
 
 /// A setting that stops the start, with the setting's name in the message.
@@ -307,7 +321,38 @@ impl Settings {
                 Some(window)
             }
         };
+        let notify_allow_http = flag(
+            "METERHOOK_NOTIFY_ALLOW_HTTP",
+            raw.notify_allow_http.as_deref(),
+        )?;
+        let notify_url = raw
+            .notify_url
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty());
+        let notify_secret = key("METERHOOK_NOTIFY_SECRET", raw.notify_secret)?;
+        if let Some(url) = &notify_url {
+            crate::notify::check_url(url, notify_allow_http)
+                .or_else(|reason| invalid("METERHOOK_NOTIFY_URL", &reason))?;
+            if notify_secret.is_none() {
+                return invalid(
+                    "METERHOOK_NOTIFY_SECRET",
+                    "is needed with METERHOOK_NOTIFY_URL (meterhook notify new-secret makes one)",
+                );
+            }
+        }
+        if let Some(secret) = &notify_secret {
+            crate::notify::NotifySecret::parse(secret.expose())
+                .or_else(|reason| invalid("METERHOOK_NOTIFY_SECRET", &reason))?;
+        }
         Ok(Settings {
+            change_retention: retention_or_off(
+                "METERHOOK_CHANGE_RETENTION",
+                raw.change_retention.as_deref(),
+                DEFAULT_CHANGE_RETENTION,
+            )?,
+            notify_url,
+            notify_secret,
+            notify_allow_http,
             signal_retention: retention_or_off(
                 "METERHOOK_SIGNAL_RETENTION",
                 raw.signal_retention.as_deref(),
@@ -444,6 +489,21 @@ impl Settings {
                 self.sync_log_retention
                     .map_or_else(|| "off".to_owned(), span),
             ),
+            (
+                "METERHOOK_CHANGE_RETENTION",
+                self.change_retention.map_or_else(|| "off".to_owned(), span),
+            ),
+            (
+                "METERHOOK_NOTIFY_URL",
+                self.notify_url
+                    .as_deref()
+                    .map_or_else(|| "not set".to_owned(), crate::notify::redacted_url),
+            ),
+            ("METERHOOK_NOTIFY_SECRET", secret(&self.notify_secret)),
+            (
+                "METERHOOK_NOTIFY_ALLOW_HTTP",
+                self.notify_allow_http.to_string(),
+            ),
         ]
     }
 
@@ -493,6 +553,24 @@ impl Settings {
             max_attempts: self.max_attempts,
             backoff: self.retry_backoff,
         }
+    }
+
+    /// Where and how notifications are sent; `None` when `METERHOOK_NOTIFY_URL` is not set.
+    #[cfg(feature = "http-client")]
+    pub fn notify(&self) -> Result<Option<crate::notify::NotifySettings>, ConfigError> {
+        let (Some(url), Some(secret)) = (&self.notify_url, &self.notify_secret) else {
+            return Ok(None);
+        };
+        let secret = crate::notify::NotifySecret::parse(secret.expose()).map_err(|reason| {
+            ConfigError::Invalid {
+                name: "METERHOOK_NOTIFY_SECRET",
+                reason,
+            }
+        })?;
+        Ok(Some(crate::notify::NotifySettings {
+            url: url.clone(),
+            secret,
+        }))
     }
 
     /// The spool file, when the main database is PostgreSQL and the spool is not turned off.
@@ -548,7 +626,7 @@ static INHERITED: std::sync::OnceLock<std::collections::HashSet<String>> =
     std::sync::OnceLock::new();
 
 /// Every setting: its key in `meterhook.toml` and the environment variable that sets it.
-pub const SETTINGS: [(&str, &str); 19] = [
+pub const SETTINGS: [(&str, &str); 23] = [
     ("management_token", "SMARTCAR_MANAGEMENT_TOKEN"),
     ("webhook_secret", "SMARTCAR_WEBHOOK_SECRET"),
     ("database_url", "DATABASE_URL"),
@@ -568,6 +646,10 @@ pub const SETTINGS: [(&str, &str); 19] = [
     ("retention", "METERHOOK_RETENTION"),
     ("signal_retention", "METERHOOK_SIGNAL_RETENTION"),
     ("sync_log_retention", "METERHOOK_SYNC_LOG_RETENTION"),
+    ("change_retention", "METERHOOK_CHANGE_RETENTION"),
+    ("notify_url", "METERHOOK_NOTIFY_URL"),
+    ("notify_secret", "METERHOOK_NOTIFY_SECRET"),
+    ("notify_allow_http", "METERHOOK_NOTIFY_ALLOW_HTTP"),
 ];
 
 /// Where a setting's value came from.
@@ -646,6 +728,9 @@ pub const DEFAULT_SIGNAL_RETENTION: &str = "90d";
 /// The default `METERHOOK_SYNC_LOG_RETENTION`: a year of the audit trail, and a month more so that
 /// a yearly review still finds the whole year.
 pub const DEFAULT_SYNC_LOG_RETENTION: &str = "400d";
+
+/// The default `METERHOOK_CHANGE_RETENTION`: a month of changes for an app to catch up on.
+pub const DEFAULT_CHANGE_RETENTION: &str = "30d";
 
 /// Events younger than this are never pruned: Smartcar redelivers, and dedup needs their ids.
 pub const MIN_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -59,9 +59,6 @@ pub fn parse_cursor(text: &str) -> Option<i64> {
     text.parse().ok()
 }
 
-/// How long changes are kept by default.
-pub const CHANGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
-
 /// How often the tail reads the last position while someone waits: it catches changes written
 /// by other instances and by the CLI as well as this process's own.
 pub const TAIL_EVERY: Duration = Duration::from_millis(250);

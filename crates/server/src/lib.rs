@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod feed;
 pub mod metrics;
+pub mod notify;
 pub mod registration;
 pub mod rejections;
 pub mod routes;

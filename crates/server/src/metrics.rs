@@ -33,6 +33,13 @@ struct RefusalLabels {
     reason: &'static str,
 }
 
+/// Labels of the notification attempts counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    /// `delivered`, `rejected`, `timeout` or `unreachable`.
+    result: &'static str,
+}
+
 /// The process's counters, and gauges refreshed from the database in the background.
 #[derive(Debug)]
 pub struct Metrics {
@@ -48,6 +55,12 @@ pub struct Metrics {
     queued: Gauge,
     newest_age: Gauge<f64, AtomicU64>,
     needing_reconnection: Gauge,
+    notify_attempts: Family<AttemptLabels, Counter>,
+    notify_lag_records: Gauge,
+    notify_lag_seconds: Gauge<f64, AtomicU64>,
+    notify_failed: Gauge,
+    /// Whether notifications are on (their gauges are read then only).
+    notify_on: std::sync::atomic::AtomicBool,
     /// When the newest stored event arrived, epoch ms (`i64::MIN`: none, or not read yet); the
     /// age is worked out from it at each scrape.
     newest_at_ms: AtomicI64,
@@ -137,8 +150,37 @@ impl Default for Metrics {
             "Vehicles with an open error only their owner can fix (reconnect, renew, grant)",
             needing_reconnection.clone(),
         );
+        let notify_attempts = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "notify_attempts",
+            "Attempts to send a change to METERHOOK_NOTIFY_URL, by result (delivered, rejected, timeout, unreachable)",
+            notify_attempts.clone(),
+        );
+        let notify_lag_records = Gauge::default();
+        registry.register(
+            "notify_lag_records",
+            "Changes recorded and not yet delivered to METERHOOK_NOTIFY_URL (nor given up on)",
+            notify_lag_records.clone(),
+        );
+        let notify_lag_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "notify_lag_seconds",
+            "Age of the oldest change not yet delivered (0 when none waits)",
+            notify_lag_seconds.clone(),
+        );
+        let notify_failed = Gauge::default();
+        registry.register(
+            "notify_failed",
+            "Changes given up on after every retry (meterhook notify retry --failed sends them again)",
+            notify_failed.clone(),
+        );
         Metrics {
             registry,
+            notify_attempts,
+            notify_lag_records,
+            notify_lag_seconds,
+            notify_failed,
+            notify_on: std::sync::atomic::AtomicBool::new(false),
             events,
             signature_failures,
             refusals,
@@ -206,6 +248,35 @@ impl Metrics {
         );
     }
 
+    /// Counts an attempt to send a change.
+    pub fn notify_attempt(&self, result: meterhook_store::AttemptResult) {
+        self.notify_attempts
+            .get_or_create(&AttemptLabels {
+                result: result.as_str(),
+            })
+            .inc();
+    }
+
+    /// Turns the notification gauges on (refreshed with the backlog from then on).
+    pub fn notify_on(&self) {
+        self.notify_on.store(true, Ordering::Relaxed);
+        for result in meterhook_store::AttemptResult::ALL {
+            let _ = self.notify_attempts.get_or_create(&AttemptLabels {
+                result: result.as_str(),
+            });
+        }
+    }
+
+    /// Sets the notification gauges.
+    pub fn set_notify(&self, status: &meterhook_store::NotifyStatus) {
+        self.notify_lag_records.set(status.lag_records());
+        self.notify_failed.set(status.failed);
+        self.notify_lag_seconds
+            .set(status.oldest_unsent_at.map_or(0.0, |t| {
+                (meterhook_store::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+            }));
+    }
+
     /// Sets the spool gauge alone (readable while the database is not).
     pub fn set_spooled(&self, spooled: i64) {
         self.spooled.set(spooled);
@@ -233,6 +304,12 @@ impl Metrics {
             Ok(backlog) => self.set_backlog(&backlog),
             // The counters are still worth scraping while the database is away.
             Err(e) => log::warn!("metrics: backlog unavailable: {e}"),
+        }
+        if self.notify_on.load(Ordering::Relaxed) {
+            match store.notify_status() {
+                Ok(status) => self.set_notify(&status),
+                Err(e) => log::warn!("metrics: notification status unavailable: {e}"),
+            }
         }
     }
 

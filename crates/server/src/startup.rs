@@ -40,6 +40,9 @@ pub struct Application {
     server: Server,
     ingest: meterhook_ingest::Ingest,
     background: Background,
+    /// The notifications' sender, when `METERHOOK_NOTIFY_URL` is set.
+    #[cfg(feature = "http-client")]
+    notify: Option<crate::notify::Notifier>,
 }
 
 /// The server's own periodic work: the database gauges and the summary of refused requests.
@@ -111,6 +114,37 @@ where
     })
 }
 
+/// Starts sending notifications when `METERHOOK_NOTIFY_URL` is set.
+#[cfg(feature = "http-client")]
+fn start_notify(
+    settings: &Settings,
+    store: &Store,
+    metrics: &std::sync::Arc<Metrics>,
+) -> Result<Option<crate::notify::Notifier>, StartError> {
+    let Some(notify) = settings.notify()? else {
+        return Ok(None);
+    };
+    metrics.notify_on();
+    crate::notify::Notifier::start(store, notify, metrics.clone())
+        .map(Some)
+        .map_err(|source| StartError::Bind {
+            address: "notification sender thread".to_owned(),
+            source,
+        })
+}
+
+/// Without an HTTP client, a notification URL stops the start.
+#[cfg(not(feature = "http-client"))]
+fn refuse_notify(settings: &Settings) -> Result<(), StartError> {
+    if settings.notify_url.is_some() {
+        return Err(StartError::Config(ConfigError::Invalid {
+            name: "METERHOOK_NOTIFY_URL",
+            reason: "this build has no HTTP client (feature http-client)".to_owned(),
+        }));
+    }
+    Ok(())
+}
+
 impl Application {
     /// Opens the store (applying migrations) and binds the listen address (`:0` picks a port).
     ///
@@ -167,7 +201,7 @@ impl Application {
             events: settings.retention,
             signals: settings.signal_retention,
             sync_logs: settings.sync_log_retention,
-            changes: Some(crate::feed::CHANGE_RETENTION),
+            changes: settings.change_retention,
         };
         ingest_settings.schedule.prune = (retention != meterhook_ingest::Retention::default())
             .then_some((retention, Duration::from_secs(3600)));
@@ -200,6 +234,10 @@ impl Application {
                 source,
             })?;
         let metrics = std::sync::Arc::new(Metrics::default());
+        #[cfg(feature = "http-client")]
+        let notify = start_notify(settings, &store, &metrics)?;
+        #[cfg(not(feature = "http-client"))]
+        refuse_notify(settings)?;
         metrics.set_spool_limit(if spool.is_some() {
             settings.spool_max_events
         } else {
@@ -285,6 +323,8 @@ impl Application {
             server,
             ingest,
             background,
+            #[cfg(feature = "http-client")]
+            notify,
         })
     }
 
@@ -306,6 +346,8 @@ impl Application {
             server,
             mut ingest,
             background,
+            #[cfg(feature = "http-client")]
+            notify,
             ..
         } = self;
         ingest.start_background();
@@ -321,6 +363,11 @@ impl Application {
         // What was refused since the last summary is not lost with the process.
         rejections.log("before stopping");
         info!("HTTP server stopped; finishing background work");
+        #[cfg(feature = "http-client")]
+        if let Some(notify) = notify {
+            // Attempts in flight finish (or their leases expire and they go again).
+            let _ = tokio::task::spawn_blocking(move || notify.stop()).await;
+        }
         // The server's handlers held the other submitters: the writers now drain and end.
         ingest.shutdown(Duration::from_secs(30)).await;
         info!("meterhook stopped");

@@ -64,6 +64,12 @@ pub fn run(config_path: Option<&Path>, args: &DoctorArgs) -> Result<(), CliError
             if let Some(url) = &args.url {
                 check_url(&settings, url, &mut report);
             }
+            #[cfg(feature = "http-client")]
+            match super::notify::doctor_ping(&settings) {
+                Some(Ok(line)) => report.ok(line),
+                Some(Err((what, fix))) => report.problem(what, fix),
+                None => {}
+            }
         }
         Err(e) => report.problem(
             meterhook_store::one_line(&e.to_string()),

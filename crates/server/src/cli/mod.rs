@@ -17,6 +17,7 @@ mod changes;
 mod doctor;
 mod entries;
 mod events;
+mod notify;
 mod progress;
 mod prune;
 #[cfg(feature = "http-client")]
@@ -29,6 +30,7 @@ pub use changes::ChangesArgs;
 pub use doctor::DoctorArgs;
 pub use entries::{EntriesCommand, ExportFormat};
 pub use events::EventsCommand;
+pub use notify::NotifyCommand;
 pub use prune::PruneArgs;
 #[cfg(feature = "http-client")]
 pub use send_test_event::{ModeArg, SendTestEvent, UnitArg};
@@ -66,6 +68,9 @@ pub enum Command {
     /// The record of changes the app follows (GET /api/changes), one line each; --follow keeps
     /// printing them as they come.
     Changes(ChangesArgs),
+    /// Signed notifications of the changes (METERHOOK_NOTIFY_URL): a new secret, retries, status.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
     /// Signal values (battery, fuel, location, tires, …).
     #[command(subcommand)]
     Signals(SignalsCommand),
@@ -181,6 +186,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     let command = match command {
         Command::Completions { shell } => return completions(shell),
         Command::Doctor(args) => return doctor::run(cli.config.as_deref(), &args),
+        Command::Notify(NotifyCommand::NewSecret) => return notify::new_secret(),
         command => command,
     };
     let settings = Settings::load(cli.config.as_deref()).map_err(CliError::config)?;
@@ -201,6 +207,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Entries(cmd) => entries::run(&open_store(&settings)?, &settings, cmd),
         Command::Signals(cmd) => signals::run(&open_store(&settings)?, cmd),
         Command::Changes(args) => changes::run(&open_store(&settings)?, &args),
+        Command::Notify(cmd) => notify::run(&open_store(&settings)?, cmd),
         Command::Events(cmd) => events::run(&open_store(&settings)?, &settings, cmd),
         Command::Stats { since, json } => stats::run(&open_store(&settings)?, since, json),
         Command::Prune(args) => prune::run(&open_store(&settings)?, &settings, &args),

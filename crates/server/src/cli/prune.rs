@@ -44,9 +44,7 @@ pub fn run(store: &Store, settings: &Settings, args: &PruneArgs) -> Result<(), C
     }
     let signals = args.signals_older_than.or(settings.signal_retention);
     let sync_logs = args.sync_logs_older_than.or(settings.sync_log_retention);
-    let changes = args
-        .changes_older_than
-        .or(Some(crate::feed::CHANGE_RETENTION));
+    let changes = args.changes_older_than.or(settings.change_retention);
     let batch = i64::from(args.batch);
 
     let mut summary = views::PruneSummary::default();

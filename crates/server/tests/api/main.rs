@@ -11,6 +11,7 @@ mod doctor;
 mod fleet;
 mod helpers;
 mod hostile;
+mod notify;
 mod openapi;
 mod overload;
 mod readings;
