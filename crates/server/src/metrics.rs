@@ -267,6 +267,11 @@ impl Metrics {
         }
     }
 
+    /// Whether notifications are on.
+    pub fn notifying(&self) -> bool {
+        self.notify_on.load(Ordering::Relaxed)
+    }
+
     /// Sets the notification gauges.
     pub fn set_notify(&self, status: &meterhook_store::NotifyStatus) {
         self.notify_lag_records.set(status.lag_records());

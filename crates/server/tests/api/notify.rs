@@ -102,12 +102,15 @@ impl Receiver {
     }
 }
 
+const UI_PASSWORD: &str = "ui-password-0123456789";
+
 fn notifying_app(db: TestDatabase, receiver: &Receiver, secret: &NotifySecret) -> TestApp {
     let url = receiver.url.clone();
     let secret = secret.expose();
     spawn_app_with(db, PoolOptions::default(), move |s| {
         s.notify_url = Some(url);
         s.notify_secret = Some(meterhook::Secret::new(secret));
+        s.ui_password = Some(meterhook::Secret::new(UI_PASSWORD));
     })
 }
 
@@ -173,6 +176,34 @@ fn each_change_is_signed_sent_retried_and_kept_in_order_per_vehicle() {
         assert!(
             metrics.contains("meterhook_notify_attempts_total{result=\"rejected\"} 1"),
             "{metrics}"
+        );
+        assert!(
+            metrics.contains("meterhook_notify_lag_records "),
+            "{metrics}"
+        );
+        let overview = answer(
+            agent()
+                .get(format!("{}/ui/", app.address))
+                .header(
+                    "Authorization",
+                    &format!(
+                        "Basic {}",
+                        base64::Engine::encode(
+                            &base64::engine::general_purpose::STANDARD,
+                            format!("admin:{UI_PASSWORD}")
+                        )
+                    ),
+                )
+                .call()
+                .expect("sent"),
+        );
+        assert_eq!(overview.status, 200);
+        assert!(
+            overview
+                .body
+                .contains("changes waiting to be sent to the app"),
+            "{}",
+            overview.body
         );
     }
 }
@@ -264,4 +295,37 @@ fn an_unsafe_or_incomplete_notification_setting_stops_the_start() {
     let parsed = NotifySecret::parse(printed.trim()).expect("a valid secret");
     assert!(printed.starts_with("whsec_"));
     assert_ne!(parsed.expose(), secret, "a new one each time");
+}
+
+/// Two instances on one database: each change is sent by one of them, once (no attempt fails, so
+/// a second copy could only come from both sending it).
+#[test]
+fn two_instances_on_one_database_send_each_change_once() {
+    for db in TestDatabase::all() {
+        let secret = NotifySecret::generate().expect("secret");
+        let receiver = Receiver::start(Box::new(|_, _| 200));
+        let second_db = db.share();
+        let first = notifying_app(db, &receiver, &secret);
+        let second = notifying_app(second_db, &receiver, &secret);
+        for i in 0..20 {
+            let store = if i % 2 == 0 {
+                &first.store
+            } else {
+                &second.store
+            };
+            store
+                .register_vehicle(&format!("sc-{i}"), &format!("car-{}", i % 4))
+                .expect("register");
+        }
+        wait_until(60, "20 changes delivered", || {
+            receiver.delivered_ids().len() >= 20
+        });
+        let mut ids = receiver.delivered_ids();
+        ids.sort();
+        let before = ids.len();
+        ids.dedup();
+        assert_eq!((before, ids.len()), (20, 20), "{ids:?}");
+        drop(second);
+        drop(first);
+    }
 }

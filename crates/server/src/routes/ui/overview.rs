@@ -28,6 +28,8 @@ struct Figures {
     vehicles: Vec<Vehicle>,
     last_readings: Vec<LastReading>,
     errors: Vec<VehicleErrorRow>,
+    /// Where sending notifications stands, when they are on.
+    notify: Option<meterhook_store::NotifyStatus>,
 }
 
 /// Why an app vehicle is listed under "Needs attention".
@@ -49,6 +51,7 @@ pub async fn show(state: web::Data<AppState>) -> Result<HttpResponse, PageError>
     let since = this_hour - TimeDelta::hours(23);
     let store = state.store.clone();
     let spool = state.spool.clone();
+    let notifying = state.metrics.notifying();
     let figures = blocking(move || {
         Ok(Figures {
             hourly: store.hourly_outcomes(since)?,
@@ -58,6 +61,7 @@ pub async fn show(state: web::Data<AppState>) -> Result<HttpResponse, PageError>
             vehicles: store.list_vehicles()?,
             last_readings: store.last_readings(MAX_VEHICLES)?,
             errors: store.all_open_errors(MAX_ERRORS)?,
+            notify: notifying.then(|| store.notify_status()).transpose()?,
         })
     })
     .await?;
@@ -197,6 +201,16 @@ fn backlog(f: &Figures) -> Markup {
             @match f.spooled {
                 Some(n) => (tile(n, "spooled (waiting for PostgreSQL)", None)),
                 None => div.tile { span.n { "–" } span.k { "spooled (no spool on SQLite)" } },
+            }
+            @if let Some(n) = &f.notify {
+                (tile(n.lag_records(), "changes waiting to be sent to the app", None))
+                (tile(n.failed, "notifications failed (notify retry --failed)", None))
+                @if let Some(oldest) = n.oldest_unsent_at {
+                    div.tile {
+                        span.n { ((meterhook_store::now() - oldest).num_seconds().max(0)) " s" }
+                        span.k { "oldest change waiting" }
+                    }
+                }
             }
         }
     }
