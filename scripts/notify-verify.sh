@@ -71,7 +71,7 @@ fi
 "$bin" serve >"$tmp/server.log" 2>&1 &
 server_pid=$!
 deadline=$((SECONDS + 30))
-until grep -q "meterhook listening on" "$tmp/server.log"; do
+until grep -q "meterhook listening on" "$tmp/server.log" 2>/dev/null; do
   kill -0 "$server_pid" 2>/dev/null || { echo "notify-verify: serve exited:" >&2; tail -20 "$tmp/server.log" >&2; exit 1; }
   [ $SECONDS -lt $deadline ] || { echo "notify-verify: serve did not start" >&2; exit 1; }
   sleep 0.05

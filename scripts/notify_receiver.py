@@ -2,14 +2,15 @@
 """A receiver of meterhook's notifications that verifies each with the official Standard Webhooks
 library (`pip install standardwebhooks`), as an app would.
 
-    notify_receiver.py --secret whsec_... --port-file PATH --log PATH [--mode ok|soak]
+    notify_receiver.py --secret whsec_... --port-file PATH --log PATH
+                       [--down-until UNIX_SECONDS] [--flaky-until UNIX_SECONDS]
 
 Listens on 127.0.0.1 (a free port, written to --port-file). Each POST is verified with
 `standardwebhooks.Webhook(secret).verify(body, headers)`; a verified message is answered 204 and
 logged as one JSON line {"id", "type", "verified": true, "status"}; one that does not verify is
-answered 400 and logged with "verified": false. With --mode soak, --down-until (Unix seconds)
-answers every request with a closed connection until then, and --flaky-until answers 500 at
-random (half the time) until then.
+answered 400 and logged with "verified": false. Until --down-until, every request is answered by
+closing the connection (logged with "verified": null, "status": 0); until --flaky-until, half
+the verified messages are answered 500, at random.
 """
 import argparse
 import json
@@ -39,6 +40,8 @@ def main() -> None:
             now = time.time()
             if now < args.down_until:
                 # As if nothing listened: the connection closes without an answer.
+                log.write(json.dumps({"id": self.headers.get("webhook-id"), "type": None,
+                                      "verified": None, "status": 0}) + "\n")
                 self.close_connection = True
                 return
             try:

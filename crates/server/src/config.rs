@@ -127,6 +127,8 @@ pub struct Settings {
     /// `METERHOOK_NOTIFY_ALLOW_HTTP`: allows a plain `http` notification URL to a host that is
     /// not loopback.
     pub notify_allow_http: bool,
+    /// `METERHOOK_NOTIFY_RETRY_SCHEDULE`: the delays before each retry of a notification.
+    pub notify_retry_schedule: Vec<Duration>,
 }
 
 /// What the sources hold, before parsing: every value as the text it was written as.
@@ -165,6 +167,7 @@ struct Raw {
     notify_url: Option<String>,
     notify_secret: Option<Secret>,
     notify_allow_http: Option<String>,
+    notify_retry_schedule: Option<String>,
 }
 
 /// A setting that stops the start, with the setting's name in the message.
@@ -353,6 +356,18 @@ impl Settings {
             notify_url,
             notify_secret,
             notify_allow_http,
+            notify_retry_schedule: raw
+                .notify_retry_schedule
+                .as_deref()
+                .filter(|t| !t.trim().is_empty())
+                .map_or_else(
+                    || Ok(crate::notify::RETRY_DELAYS.to_vec()),
+                    |text| {
+                        text.split(',')
+                            .map(|d| parse_duration("METERHOOK_NOTIFY_RETRY_SCHEDULE", d))
+                            .collect()
+                    },
+                )?,
             signal_retention: retention_or_off(
                 "METERHOOK_SIGNAL_RETENTION",
                 raw.signal_retention.as_deref(),
@@ -504,6 +519,14 @@ impl Settings {
                 "METERHOOK_NOTIFY_ALLOW_HTTP",
                 self.notify_allow_http.to_string(),
             ),
+            (
+                "METERHOOK_NOTIFY_RETRY_SCHEDULE",
+                self.notify_retry_schedule
+                    .iter()
+                    .map(|d| span(*d))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
         ]
     }
 
@@ -570,6 +593,7 @@ impl Settings {
         Ok(Some(crate::notify::NotifySettings {
             url: url.clone(),
             secret,
+            retry_schedule: self.notify_retry_schedule.clone(),
         }))
     }
 
@@ -626,7 +650,7 @@ static INHERITED: std::sync::OnceLock<std::collections::HashSet<String>> =
     std::sync::OnceLock::new();
 
 /// Every setting: its key in `meterhook.toml` and the environment variable that sets it.
-pub const SETTINGS: [(&str, &str); 23] = [
+pub const SETTINGS: [(&str, &str); 24] = [
     ("management_token", "SMARTCAR_MANAGEMENT_TOKEN"),
     ("webhook_secret", "SMARTCAR_WEBHOOK_SECRET"),
     ("database_url", "DATABASE_URL"),
@@ -650,6 +674,7 @@ pub const SETTINGS: [(&str, &str); 23] = [
     ("notify_url", "METERHOOK_NOTIFY_URL"),
     ("notify_secret", "METERHOOK_NOTIFY_SECRET"),
     ("notify_allow_http", "METERHOOK_NOTIFY_ALLOW_HTTP"),
+    ("notify_retry_schedule", "METERHOOK_NOTIFY_RETRY_SCHEDULE"),
 ];
 
 /// Where a setting's value came from.

@@ -18,10 +18,11 @@ use crate::feed;
 /// The prefix of a secret's text.
 const SECRET_PREFIX: &str = "whsec_";
 
-/// Delays before each retry: Svix's schedule (after the first attempt at once: 5 s, 5 min,
-/// 30 min, 2 h, 5 h, 10 h, 10 h; 8 attempts over about 27 h), each stretched or shortened by
-/// up to 20 % at random so that retries of many changes spread out. After the last, the change
-/// is marked failed (`meterhook notify retry --failed` sends it again).
+/// The default delays before each retry (`METERHOOK_NOTIFY_RETRY_SCHEDULE`): Svix's schedule
+/// (after the first attempt at once: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h; 8 attempts over
+/// about 27 h), each stretched or shortened by up to 20 % at random so that retries of many
+/// changes spread out. After the last, the change is marked failed (`meterhook notify retry
+/// --failed` sends it again).
 pub const RETRY_DELAYS: [Duration; 7] = [
     Duration::from_secs(5),
     Duration::from_secs(5 * 60),
@@ -205,10 +206,10 @@ impl Message {
     }
 }
 
-/// When to try again after `attempts` failed attempts (this one included), with `jitter` in
-/// [0, 1) spreading it by ±20 %; `None` when they are all spent.
-pub fn retry_delay(attempts: usize, jitter: f64) -> Option<Duration> {
-    let base = RETRY_DELAYS.get(attempts.checked_sub(1)?)?;
+/// When to try again after `attempts` failed attempts (this one included) by `schedule`, with
+/// `jitter` in [0, 1) spreading it by ±20 %; `None` when they are all spent.
+pub fn retry_delay(schedule: &[Duration], attempts: usize, jitter: f64) -> Option<Duration> {
+    let base = schedule.get(attempts.checked_sub(1)?)?;
     Some(base.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0)))
 }
 
@@ -239,6 +240,8 @@ mod sender {
         pub url: String,
         /// The signing secret.
         pub secret: NotifySecret,
+        /// Delays before each retry; a change fails after `len() + 1` attempts.
+        pub retry_schedule: Vec<Duration>,
     }
 
     /// The agent every attempt goes through: no redirects, bounded times.
@@ -475,7 +478,7 @@ mod sender {
         let attempts = usize::try_from(item.attempts).unwrap_or(0) + 1;
         let next = match attempt.result {
             AttemptResult::Delivered => NextStep::Delivered,
-            _ => match retry_delay(attempts, jitter()) {
+            _ => match retry_delay(&settings.retry_schedule, attempts, jitter()) {
                 Some(delay) => NextStep::RetryAt(
                     meterhook_store::now()
                         + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::hours(1)),
@@ -562,10 +565,12 @@ mod tests {
 
     #[test]
     fn the_retry_schedule_spans_about_a_day_and_ends() {
-        assert_eq!(retry_delay(1, 0.5), Some(Duration::from_secs(5)));
-        assert_eq!(retry_delay(2, 0.0), Some(Duration::from_secs(240)));
-        assert_eq!(retry_delay(7, 0.5), Some(Duration::from_secs(36_000)));
-        assert_eq!(retry_delay(8, 0.5), None);
+        let s = &RETRY_DELAYS;
+        assert_eq!(retry_delay(s, 1, 0.5), Some(Duration::from_secs(5)));
+        assert_eq!(retry_delay(s, 2, 0.0), Some(Duration::from_secs(240)));
+        assert_eq!(retry_delay(s, 7, 0.5), Some(Duration::from_secs(36_000)));
+        assert_eq!(retry_delay(s, 8, 0.5), None);
+        assert_eq!(retry_delay(&[], 1, 0.5), None);
         let total: Duration = RETRY_DELAYS.iter().sum();
         assert!((24..=30).contains(&(total.as_secs() / 3600)), "{total:?}");
     }
