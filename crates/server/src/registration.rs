@@ -2,8 +2,9 @@
 //! the API (`PUT /api/smartcar-vehicles/{id}`) both do it: the mapping, then the events that
 //! waited for it.
 
+use meterhook_domain::Outcome;
 use meterhook_ingest::{IngestError, Pipeline};
-use meterhook_store::{Outcome, Reprocess, StoreError, Vehicle};
+use meterhook_store::{Reprocess, StoreError, Vehicle};
 
 /// A registration, with the events that had waited for the vehicle and were processed now.
 #[derive(Debug)]
