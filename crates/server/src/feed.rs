@@ -60,21 +60,25 @@ pub fn parse_cursor(text: &str) -> Option<i64> {
 }
 
 /// How often the tail reads the last position while someone waits: it catches changes written
-/// by other instances and by the CLI as well as this process's own.
+/// by other instances and by the CLI; this process's own commits poke it at once.
 pub const TAIL_EVERY: Duration = Duration::from_millis(250);
 
 /// The last position recorded, as last read, for long-polling readers to wait on. One task reads
-/// it while anyone waits (one small query per [`TAIL_EVERY`], however many wait); a waiting
-/// reader holds a receiver, never a database connection.
+/// it while anyone waits, every [`TAIL_EVERY`] and whenever this process committed something
+/// ([`ChangeTail::poke`]; pokes that come while it reads make one more read, not one each), so
+/// the reads do not grow with the readers; a waiting reader holds a receiver, never a database
+/// connection.
 #[derive(Debug, Clone)]
 pub struct ChangeTail {
     last: Arc<watch::Sender<i64>>,
+    poked: Arc<tokio::sync::Notify>,
 }
 
 impl Default for ChangeTail {
     fn default() -> Self {
         ChangeTail {
             last: Arc::new(watch::channel(0).0),
+            poked: Arc::default(),
         }
     }
 }
@@ -83,6 +87,25 @@ impl ChangeTail {
     /// A receiver that sees each new last position.
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.last.subscribe()
+    }
+
+    /// Says that this process committed something that may have recorded changes.
+    pub fn poke(&self) {
+        if self.last.receiver_count() > 0 {
+            self.poked.notify_one();
+        }
+    }
+
+    /// Reads the last position at every poke and every [`TAIL_EVERY`] until `stop` changes.
+    pub async fn run(&self, store: &Store, mut stop: watch::Receiver<bool>) {
+        loop {
+            tokio::select! {
+                () = self.poked.notified() => {}
+                () = tokio::time::sleep(TAIL_EVERY) => {}
+                _ = stop.changed() => return,
+            }
+            self.tick(store).await;
+        }
     }
 
     /// Reads the last position if anyone waits, and wakes them if it moved.

@@ -84,9 +84,9 @@ impl Background {
             std::future::ready(())
         });
         let state = self.state.clone();
-        let tail = every(crate::feed::TAIL_EVERY, stop.clone(), move || {
-            let state = state.clone();
-            async move { state.changes.tick(&state.store).await }
+        let stopped = stop.clone();
+        let tail = actix_web::rt::spawn(async move {
+            state.changes.run(&state.store, stopped).await;
         });
         vec![gauges, summary, tail]
     }

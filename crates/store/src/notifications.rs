@@ -354,7 +354,7 @@ impl Store {
             .filter(q::id.eq(1))
             .select(q::queued_through)
             .first(&mut *conn)?;
-        let count = |conn: &mut crate::DbConnection, state: &str| -> Result<i64> {
+        let count = |conn: &mut crate::db::DbConnection, state: &str| -> Result<i64> {
             Ok(n::notifications
                 .filter(n::state.eq(state))
                 .count()
@@ -399,7 +399,7 @@ impl Store {
 }
 
 /// Locks the progress row until the transaction ends, and reads it.
-fn lock_progress(conn: &mut crate::DbConnection) -> Result<Option<i64>> {
+fn lock_progress(conn: &mut crate::db::DbConnection) -> Result<Option<i64>> {
     use notify_progress::dsl as q;
     diesel::update(q::notify_progress.filter(q::id.eq(1)))
         .set(q::queued_through.eq(q::queued_through))
@@ -410,7 +410,7 @@ fn lock_progress(conn: &mut crate::DbConnection) -> Result<Option<i64>> {
         .first(conn)?)
 }
 
-fn set_progress(conn: &mut crate::DbConnection, through: i64) -> Result<()> {
+fn set_progress(conn: &mut crate::db::DbConnection, through: i64) -> Result<()> {
     use notify_progress::dsl as q;
     diesel::update(q::notify_progress.filter(q::id.eq(1)))
         .set(q::queued_through.eq(Some(through)))
@@ -420,7 +420,7 @@ fn set_progress(conn: &mut crate::DbConnection, through: i64) -> Result<()> {
 
 /// Queues `(position, lane)` rows as pending, due now; rows already there are left as they are.
 fn insert_pending(
-    conn: &mut crate::DbConnection,
+    conn: &mut crate::db::DbConnection,
     rows: &[(i64, String)],
     at: NaiveDateTime,
 ) -> Result<()> {
@@ -447,7 +447,11 @@ fn insert_pending(
 }
 
 /// Deletes the notifications and attempts of the changes at positions `first..=last`, with them.
-pub(crate) fn delete_range(conn: &mut crate::DbConnection, first: i64, last: i64) -> Result<()> {
+pub(crate) fn delete_range(
+    conn: &mut crate::db::DbConnection,
+    first: i64,
+    last: i64,
+) -> Result<()> {
     use notification_attempts::dsl as a;
     use notifications::dsl as n;
     diesel::delete(

@@ -258,6 +258,7 @@ async fn register_vehicle(
         RegistrationError::Store(e) => ApiError::from_store(e),
         RegistrationError::Ingest(e) => ApiError::from_ingest(e),
     })?;
+    state.changes.poke();
     Ok(HttpResponse::Ok().json(json!({
         "vehicle": views::vehicle(&registered.vehicle),
         "processed_events": registered.processed,
@@ -281,6 +282,7 @@ async fn set_active(
             meterhook_store::StoreError::NotFound(reason) => ApiError::NotFound(reason),
             e => ApiError::from_store(e),
         })?;
+    state.changes.poke();
     Ok(HttpResponse::Ok().json(views::vehicle(&vehicle)))
 }
 

@@ -188,7 +188,12 @@ async fn submit(
     state: &AppState,
     delivery: Delivery,
 ) -> Result<Ingested, ApiError> {
-    state.ingest.submit(delivery).await.map_err(|e| {
+    let ingested = state.ingest.submit(delivery).await;
+    if ingested.is_ok() {
+        // What it committed may be a change a long-polling reader waits for.
+        state.changes.poke();
+    }
+    ingested.map_err(|e| {
         match e {
             IngestError::Overloaded => {
                 state.metrics.refused("queue_full");
