@@ -343,8 +343,11 @@ mod sender {
             settings: NotifySettings,
             metrics: Arc<Metrics>,
         ) -> std::io::Result<Notifier> {
+            // A few connections of its own, and patience for them: a sender waiting for one
+            // delays only notifications, never a delivery.
             let store = store.with_own_pool(&PoolOptions {
-                max_size: 2,
+                max_size: 4,
+                connection_timeout: Duration::from_secs(30),
                 ..PoolOptions::default()
             });
             // Where sending starts is marked now: a change recorded from here on is sent.
