@@ -156,7 +156,7 @@ impl Application {
             }
             None => None,
         };
-        let mut ingest_settings = meterhook_ingest::Settings::new(&store, policy, retry);
+        let mut ingest_settings = meterhook_ingest::IngestOptions::new(&store, policy, retry);
         ingest_settings.intake = settings.intake();
         let retention = meterhook_ingest::Retention {
             events: settings.retention,
