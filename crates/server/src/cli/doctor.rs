@@ -98,18 +98,32 @@ pub fn run(config_path: Option<&Path>, args: &DoctorArgs) -> Result<(), CliError
 fn print_settings(settings: &Settings, config_path: Option<&Path>) {
     let origins = config::origins(config_path);
     println!("Settings (value, then where it came from)");
+    let width = config::SETTINGS
+        .iter()
+        .map(|s| s.var.len())
+        .max()
+        .unwrap_or(0);
     for (var, value) in settings.shown() {
         let origin = origins
             .iter()
             .find(|(name, _)| *name == var)
             .map_or_else(|| "?".to_owned(), |(_, o)| o.to_string());
-        println!("  {var:<28} {value:<40} {origin}");
+        println!("  {var:<width$} {value:<40} {origin}");
     }
+}
+
+/// Whose secret it is: Smartcar's tokens are copied, meterhook's own are chosen.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Copied from the Smartcar dashboard: too short means a part of it.
+    Copied,
+    /// Chosen by the operator: too short can be guessed, and `serve` refuses it.
+    Chosen,
 }
 
 /// A secret's problems: whitespace inside it (surrounding whitespace is already trimmed) and a
 /// length too short to be a whole token.
-fn check_secret(name: &str, secret: &Secret, report: &mut Report) -> bool {
+fn check_secret(name: &'static str, secret: &Secret, kind: Kind, report: &mut Report) -> bool {
     let value = secret.expose();
     let mut sane = true;
     if value.chars().any(char::is_whitespace) {
@@ -119,11 +133,18 @@ fn check_secret(name: &str, secret: &Secret, report: &mut Report) -> bool {
         );
         sane = false;
     }
-    if value.len() < 16 {
-        report.problem(
-            format!("{name} is only {} bytes long", value.len()),
-            format!("check that {name} holds the whole token, not a part or a placeholder"),
-        );
+    if value.len() < config::MIN_SECRET_BYTES {
+        let fix = match kind {
+            Kind::Copied => {
+                format!("check that {name} holds the whole token, not a part or a placeholder")
+            }
+            Kind::Chosen => format!(
+                "serve refuses it: set {name} to a long random value (at least {} bytes), e.g. \
+                 the output of `openssl rand -hex 32`",
+                config::MIN_SECRET_BYTES
+            ),
+        };
+        report.problem(format!("{name} is only {} bytes long", value.len()), fix);
         sane = false;
     }
     sane
@@ -137,7 +158,7 @@ fn check_tokens(settings: &Settings, report: &mut Report) {
              Smartcar dashboard",
         ),
         Some(token) => {
-            if check_secret("SMARTCAR_MANAGEMENT_TOKEN", token, report) {
+            if check_secret("SMARTCAR_MANAGEMENT_TOKEN", token, Kind::Copied, report) {
                 report.ok(format!(
                     "SMARTCAR_MANAGEMENT_TOKEN: {} bytes, no whitespace",
                     token.expose().len()
@@ -146,13 +167,21 @@ fn check_tokens(settings: &Settings, report: &mut Report) {
         }
     }
     if let Some(secret) = &settings.webhook_secret {
-        check_secret("SMARTCAR_WEBHOOK_SECRET", secret, report);
+        check_secret("SMARTCAR_WEBHOOK_SECRET", secret, Kind::Copied, report);
     }
     match &settings.api_token {
         None => report.ok("the app API is off (METERHOOK_API_TOKEN not set)"),
         Some(token) => {
-            if check_secret("METERHOOK_API_TOKEN", token, report) {
+            if check_secret("METERHOOK_API_TOKEN", token, Kind::Chosen, report) {
                 report.ok("METERHOOK_API_TOKEN: the app API is on");
+            }
+        }
+    }
+    match &settings.ui_password {
+        None => report.ok("the status pages are off (METERHOOK_UI_PASSWORD not set)"),
+        Some(password) => {
+            if check_secret("METERHOOK_UI_PASSWORD", password, Kind::Chosen, report) {
+                report.ok("METERHOOK_UI_PASSWORD: the status pages are on");
             }
         }
     }
