@@ -1,5 +1,6 @@
 //! `meterhook doctor`, run for real against real servers.
 
+use base64::Engine as _;
 use meterhook::config::SETTINGS;
 use meterhook::Secret;
 use meterhook_store::testing::TestDatabase;
@@ -296,4 +297,109 @@ fn a_short_ui_password_or_api_token_is_a_problem_with_its_fix() {
         );
     }
     assert!(!printed.contains("abcd-1234"), "{printed}");
+}
+
+/// The trap: VERIFY passes (it is answered with the service's own token), but Smartcar signs live
+/// deliveries with another one, and each is refused. doctor asks the running service, and the
+/// status page says so first.
+#[test]
+fn live_signature_refusals_are_reported_by_doctor_and_the_status_page() {
+    const UI_PASSWORD: &str = "status-page-password-01";
+    let mut server = BinaryServer::start(&[
+        ("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN),
+        ("METERHOOK_UI_PASSWORD", UI_PASSWORD),
+    ]);
+    let env = [
+        ("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN),
+        ("METERHOOK_LISTEN", server.address.as_str()),
+    ];
+    let doctor = || {
+        let out = meterhook(server.dir.path(), &env, &["doctor"]);
+        (out.status.code(), stdout(&out))
+    };
+    let post = |signature: Option<String>| {
+        let body = odometer_event("e-1", "sc-1", 100.0, "km", 1_700_000_000_000);
+        let mut request = agent()
+            .post(server.url("/api/smartcar/webhook"))
+            .content_type("application/json");
+        if let Some(signature) = signature {
+            request = request.header("SC-Signature", signature);
+        }
+        let status = request.send(body.as_bytes()).expect("sent").status();
+        assert_eq!(status.as_u16(), 401);
+    };
+    let page = || {
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("ops:{UI_PASSWORD}"));
+        let mut answer = agent()
+            .get(server.url("/ui/"))
+            .header("Authorization", format!("Basic {credentials}"))
+            .call()
+            .expect("sent");
+        assert_eq!(answer.status().as_u16(), 200);
+        answer.body_mut().read_to_string().expect("page")
+    };
+    // Unsigned requests are anyone's: they are not this trap.
+    post(None);
+    let (code, printed) = doctor();
+    assert_eq!(code, Some(0), "{printed}");
+    assert!(
+        printed.contains("refused no delivery for an invalid signature since it started"),
+        "{printed}"
+    );
+    assert!(!page().contains("signatures refused"));
+
+    let other_token = "the-token-smartcar-really-uses";
+    post(Some(meterhook_smartcar::sign(
+        other_token.as_bytes(),
+        odometer_event("e-1", "sc-1", 100.0, "km", 1_700_000_000_000).as_bytes(),
+    )));
+    post(Some("v1=deadbeef".to_owned()));
+    let (code, printed) = doctor();
+    assert_eq!(code, Some(1), "{printed}");
+    let at = printed
+        .find(&format!(
+            "PROBLEM  the service at {} refused 2 deliveries for an invalid SC-Signature",
+            server.address
+        ))
+        .unwrap_or_else(|| panic!("no refusal problem in {printed}"));
+    let problem = &printed[at..];
+    assert!(
+        problem.contains("another token than the service's SMARTCAR_MANAGEMENT_TOKEN"),
+        "{problem}"
+    );
+    let fix = problem
+        .lines()
+        .find(|l| l.trim_start().starts_with("fix: "))
+        .unwrap_or_default();
+    assert!(
+        fix.contains("copy the Application Management Token"),
+        "{problem}"
+    );
+    assert!(!printed.contains(other_token), "{printed}");
+
+    let html = page();
+    let first_section = html.find("<h2").unwrap_or(html.len());
+    let alert = html
+        .find("signatures refused")
+        .unwrap_or_else(|| panic!("no refusals on the page: {html}"));
+    assert!(alert < first_section, "the refusals are not first: {html}");
+    assert!(
+        html.contains("2 deliveries refused for an invalid SC-Signature"),
+        "{html}"
+    );
+
+    let metrics = agent()
+        .get(server.url("/metrics"))
+        .call()
+        .expect("sent")
+        .body_mut()
+        .read_to_string()
+        .expect("metrics");
+    assert!(
+        metrics.contains("meterhook_invalid_signatures_total 2")
+            && metrics.contains("meterhook_signature_failures_total 3"),
+        "{metrics}"
+    );
+    server.stop();
 }
