@@ -114,6 +114,7 @@ impl Application {
     pub fn build(settings: &Settings) -> Result<Application, StartError> {
         // Before the database: a start without a token must not leave a new database behind.
         settings.signing_keys()?;
+        settings.refuse_weak_secrets()?;
         let url = settings.database_url.expose();
         // A long-running writer: SQLite checkpoints on a thread of their own, not in its commits.
         let options = meterhook_store::PoolOptions {
@@ -139,12 +140,7 @@ impl Application {
         if settings.token_is_short() {
             warn!("SMARTCAR_MANAGEMENT_TOKEN is shorter than 16 bytes; check that it is the whole token");
         }
-        if settings.api_token_is_short() {
-            warn!("METERHOOK_API_TOKEN is shorter than 16 bytes; a short bearer token can be guessed, use a long random one");
-        }
-        if settings.ui_password_is_short() {
-            warn!("METERHOOK_UI_PASSWORD is shorter than 16 bytes; a short password can be guessed, use a long random one");
-        }
+        settings.refuse_weak_secrets()?;
         let policy = settings.policy();
         let retry = settings.retry();
         let client_timeout = settings.client_timeout;
@@ -156,7 +152,7 @@ impl Application {
             }
             None => None,
         };
-        let mut ingest_settings = meterhook_ingest::Settings::new(&store, policy, retry);
+        let mut ingest_settings = meterhook_ingest::IngestOptions::new(&store, policy, retry);
         ingest_settings.intake = settings.intake();
         let retention = meterhook_ingest::Retention {
             events: settings.retention,

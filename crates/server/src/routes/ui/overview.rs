@@ -11,6 +11,7 @@ use meterhook_store::{Backlog, HourlyCount, LastReading, SyncStatus, Vehicle, Ve
 use super::chart::{self, Bar, Segment};
 use super::layout::{self, ago, minute, Section};
 use super::{html_page, outcome_badge, status_of, status_style, vehicle_href, PageError};
+use crate::metrics::InvalidSignatures;
 use crate::routes::blocking;
 use crate::state::AppState;
 
@@ -65,6 +66,7 @@ pub async fn show(state: web::Data<AppState>) -> Result<HttpResponse, PageError>
         Section::Overview,
         "Fleet status",
         html! {
+            (refused_signatures(&state.metrics.invalid_signatures(), now))
             (delivering(&figures, now))
             (backlog(&figures))
             (deliveries(&figures.hourly, since))
@@ -72,6 +74,23 @@ pub async fn show(state: web::Data<AppState>) -> Result<HttpResponse, PageError>
             (fleet(&figures, now))
         },
     )))
+}
+
+/// Deliveries refused for an invalid signature: first on the page, since each is a reading lost
+/// once Smartcar stops retrying, and nothing else on the page would show it.
+fn refused_signatures(refused: &InvalidSignatures, now: NaiveDateTime) -> Markup {
+    html! {
+        @if let Some(last) = refused.last {
+            p.warn role="alert" {
+                span.badge.failed { "signatures refused" } " "
+                (refused.count) " deliver" (if refused.count == 1 { "y" } else { "ies" })
+                " refused for an invalid SC-Signature since the service started, the last "
+                (ago(now, last)) " (" (minute(last)) "). Most likely Smartcar signs with another "
+                "token than SMARTCAR_MANAGEMENT_TOKEN, and every such delivery is lost after "
+                "Smartcar's retries: run " code { "meterhook doctor" } "."
+            }
+        }
+    }
 }
 
 fn delivering(f: &Figures, now: NaiveDateTime) -> Markup {
