@@ -32,6 +32,14 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// A thread the service needs could not be started.
+    #[error("cannot start the {what}: {source}")]
+    Threads {
+        /// Which threads.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// A bound, not yet running, meterhook server.
@@ -185,8 +193,8 @@ impl Application {
             if keys.len() == 1 { "" } else { "s" }
         );
         let ingest = meterhook_ingest::Ingest::start(ingest_settings, store.clone(), spool.clone())
-            .map_err(|source| StartError::Bind {
-                address: "writer threads".to_owned(),
+            .map_err(|source| StartError::Threads {
+                what: "writer threads",
                 source,
             })?;
         let metrics = std::sync::Arc::new(Metrics::default());

@@ -18,7 +18,7 @@ use meterhook_domain::{Distance, Policy};
 use meterhook_ingest::{Intake, RetryPolicy};
 use meterhook_smartcar::SigningKeys;
 
-pub use sources::{load_env_files, origins, Origin, DEFAULT_CONFIG_FILE};
+pub use sources::{load_env_files, origins, ValueSource, DEFAULT_CONFIG_FILE};
 pub use values::{parse, show, Secret, MIN_RETENTION};
 
 /// A setting that stops the start, with the setting's name in the message.

@@ -95,7 +95,7 @@ pub(super) fn written(config: config::Config) -> Result<BTreeMap<String, String>
 
 /// Where a setting's value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub enum ValueSource {
     /// Nothing set it.
     Default,
     /// The configuration file.
@@ -106,13 +106,13 @@ pub enum Origin {
     Environment,
 }
 
-impl fmt::Display for Origin {
+impl fmt::Display for ValueSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Origin::Default => f.write_str("default"),
-            Origin::File(path) => write!(f, "file {}", path.display()),
-            Origin::EnvFile(name) => f.write_str(name),
-            Origin::Environment => f.write_str("environment"),
+            ValueSource::Default => f.write_str("default"),
+            ValueSource::File(path) => write!(f, "file {}", path.display()),
+            ValueSource::EnvFile(name) => f.write_str(name),
+            ValueSource::Environment => f.write_str("environment"),
         }
     }
 }
@@ -120,7 +120,7 @@ impl fmt::Display for Origin {
 /// Where each setting of [`SETTINGS`] came from, by variable name, following the precedence of
 /// [`super::Settings::load`]: environment, `.env.local`, `.env`, file, default. Call after
 /// [`load_env_files`].
-pub fn origins(config_path: Option<&Path>) -> Vec<(&'static str, Origin)> {
+pub fn origins(config_path: Option<&Path>) -> Vec<(&'static str, ValueSource)> {
     let inherited = INHERITED.get();
     let env_files: Vec<(&'static str, HashSet<String>)> = ENV_FILES
         .iter()
@@ -143,19 +143,19 @@ pub fn origins(config_path: Option<&Path>) -> Vec<(&'static str, Origin)> {
             let prefixed = setting.prefixed_var();
             let names = [setting.var, prefixed.as_str()];
             let origin = if inherited.is_some_and(|set| names.iter().any(|n| set.contains(*n))) {
-                Origin::Environment
+                ValueSource::Environment
             } else if let Some((name, _)) = env_files
                 .iter()
                 .find(|(_, set)| names.iter().any(|n| set.contains(*n)))
             {
-                Origin::EnvFile(name)
+                ValueSource::EnvFile(name)
             } else if in_file
                 .as_ref()
                 .is_some_and(|c| c.get::<config::Value>(setting.key).is_ok())
             {
-                Origin::File(file.clone())
+                ValueSource::File(file.clone())
             } else {
-                Origin::Default
+                ValueSource::Default
             };
             (setting.var, origin)
         })
