@@ -376,6 +376,7 @@ impl Settings {
         Intake {
             max_clock_skew: self.max_clock_skew,
             process_test_events: self.process_test_events,
+            replay_window: self.retention,
         }
     }
 

@@ -15,5 +15,6 @@ mod overload;
 mod readings;
 mod registrations;
 mod reliability;
+mod replays;
 mod status_page;
 mod webhook;
