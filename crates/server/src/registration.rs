@@ -3,6 +3,7 @@
 //! waited for it.
 
 use meterhook_ingest::{IngestError, Pipeline};
+use meterhook_smartcar::limits::{check_id, LimitError};
 use meterhook_store::{Outcome, Reprocess, StoreError, Vehicle};
 
 /// A registration, with the events that had waited for the vehicle and were processed now.
@@ -19,6 +20,10 @@ pub struct Registration {
 /// Why a registration failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistrationError {
+    /// An id breaks the rule every id follows (at most 128 characters of printable ASCII, no
+    /// spaces); nothing is stored.
+    #[error(transparent)]
+    Invalid(#[from] LimitError),
     /// The mapping could not be stored (or the ids are empty).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -34,6 +39,8 @@ pub fn register(
     smartcar_vehicle_id: &str,
     vehicle_id: &str,
 ) -> Result<Registration, RegistrationError> {
+    check_id("smartcar_vehicle_id", smartcar_vehicle_id)?;
+    check_id("vehicle_id", vehicle_id)?;
     let vehicle = pipeline
         .store()
         .register_vehicle(smartcar_vehicle_id, vehicle_id)?;

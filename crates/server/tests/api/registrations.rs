@@ -198,3 +198,98 @@ fn the_vehicle_list_pages_with_a_cursor_that_new_registrations_do_not_shift() {
         assert_eq!(status, 400, "{query}: {body}");
     }
 }
+
+#[test]
+fn ids_follow_the_webhooks_rule_wherever_they_enter() {
+    // Long, but within the body limit.
+    let long = "c".repeat(10_000);
+    for db in TestDatabase::all() {
+        let app = spawn_app_with(db, PoolOptions::default(), |s| {
+            s.api_token = Some(meterhook::Secret::new(API_TOKEN));
+            s.ui_password = Some(meterhook::Secret::new("ui-password-0123456789"));
+        });
+        // In the body: 400 naming the rule, nothing stored.
+        for vehicle_id in [
+            "car\nforged line",
+            "car\u{1b}[2J",
+            "car\u{0}x",
+            "car 1",
+            &long,
+        ] {
+            let body = serde_json::json!({ "vehicle_id": vehicle_id }).to_string();
+            let (status, answer) = call(&app, "PUT", "/api/smartcar-vehicles/sc-ok", Some(&body));
+            assert_eq!(status, 400, "{:.40?}: {answer}", vehicle_id);
+            let error = answer["error"].as_str().expect("message");
+            assert!(error.starts_with("vehicle_id "), "{error}");
+        }
+        // In the path: 400 for the registration routes and the reads, never 500.
+        for path in [
+            "/api/smartcar-vehicles/sc%00x",
+            "/api/smartcar-vehicles/sc%0Ax",
+            "/api/smartcar-vehicles/sc%1B%5B2J",
+        ] {
+            let (status, answer) = call(&app, "PUT", path, Some(r#"{"vehicle_id":"car-ok"}"#));
+            assert_eq!(status, 400, "{path}: {answer}");
+            assert!(
+                answer["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("smartcar_vehicle_id ")),
+                "{answer}"
+            );
+            for action in ["activate", "deactivate"] {
+                let (status, answer) = call(&app, "POST", &format!("{path}/{action}"), None);
+                assert_eq!(status, 400, "{path}/{action}: {answer}");
+            }
+        }
+        assert!(app.store.list_vehicles().expect("list").is_empty());
+        for read in ["meter-entries", "signals/latest", "health"] {
+            let (status, answer) =
+                call(&app, "GET", &format!("/api/vehicles/car%00x/{read}"), None);
+            assert_eq!(status, 400, "{read}: {answer}");
+        }
+        let page = answer(
+            agent()
+                .get(format!("{}/ui/vehicles/car%00x", app.address))
+                .header(
+                    "Authorization",
+                    &format!("Basic {}", base64_of("admin:ui-password-0123456789")),
+                )
+                .call()
+                .expect("sent"),
+        );
+        assert_eq!(page.status, 400, "{}", page.body);
+        // A good id still registers.
+        let (status, _) = call(
+            &app,
+            "PUT",
+            "/api/smartcar-vehicles/sc-ok",
+            Some(r#"{"vehicle_id":"car-ok"}"#),
+        );
+        assert_eq!(status, 200);
+
+        // `vehicles add`: the same rule, one line on stderr, exit 1, nothing stored.
+        let dir = tempfile::tempdir().expect("tmp");
+        let env = [("DATABASE_URL", app.db.url())];
+        for (smartcar_id, vehicle_id, field) in [
+            ("sc-cli", "car\nforged", "vehicle_id"),
+            ("sc-cli", long.as_str(), "vehicle_id"),
+            ("sc\u{1b}[2J", "car-cli", "smartcar_vehicle_id"),
+        ] {
+            let out = meterhook(
+                dir.path(),
+                &env,
+                &["vehicles", "add", smartcar_id, "--vehicle-id", vehicle_id],
+            );
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            let err = stderr(&out);
+            assert!(err.contains(&format!("{field} ")), "{err}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        }
+        assert_eq!(app.store.list_vehicles().expect("list").len(), 1);
+    }
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
