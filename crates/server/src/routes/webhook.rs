@@ -76,7 +76,8 @@ pub async fn receive(
             let delivery = Delivery::malformed(&body, &parse_error, received_at);
             let answer = submit(&req, &state, delivery).await?;
             state.metrics.event("other", Outcome::Malformed.as_str());
-            let event_id = meterhook_smartcar::EventId::from_body(&body).value;
+            let id = meterhook_smartcar::EventId::from_body(&body).value;
+            let event_id = meterhook_smartcar::Escaped(&id);
             match answer {
                 Ingested::AlreadyReceived => {
                     info!("Webhook event {event_id}: malformed again; already kept")
