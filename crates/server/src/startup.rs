@@ -224,6 +224,7 @@ impl Application {
                 .ui_password
                 .as_ref()
                 .map(|p| UiPassword::new(p.expose())),
+            failures: std::sync::Arc::default(),
         };
         let api_on = app_state.api_token.is_some();
         if api_on {

@@ -27,6 +27,8 @@ pub struct AppState {
     pub api_token: Option<crate::auth::ApiToken>,
     /// The status pages' password; the pages are off without one.
     pub ui_password: Option<crate::auth::UiPassword>,
+    /// Failed logins to the API and the pages, limited per peer and overall.
+    pub failures: std::sync::Arc<crate::auth::Failures>,
     /// Where verified deliveries go to be made durable.
     pub ingest: Submitter,
     /// The ingest pipeline, for the API's registrations (which process the events that waited

@@ -49,10 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    match &state.api_token {
-        Some(token) if token.admits(req) => Ok(()),
-        _ => Err(ApiError::BadToken),
-    }
+    crate::auth::check(req, state, crate::auth::Realm::Api)
 }
 
 /// The query, parsed after the token check; unknown parameters (`offset`) are refused.
