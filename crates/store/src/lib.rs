@@ -38,7 +38,7 @@ pub use signals::{NewSignal, SignalRow};
 pub use statistics::{Backlog, HourlyCount, Stats, TypeCount};
 pub use sync_logs::SyncLog;
 pub use vehicle_errors::{ErrorReport, VehicleErrorRow};
-pub use vehicles::Vehicle;
+pub use vehicles::{Purged, Vehicle};
 
 /// A pooled connection.
 pub type Pool = r2d2::Pool<db::Manager>;

@@ -39,6 +39,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::put().to(register_vehicle),
     )
     .route(
+        "/api/smartcar-vehicles/{smartcar_vehicle_id}",
+        web::delete().to(purge_vehicle),
+    )
+    .route(
         "/api/smartcar-vehicles/{smartcar_vehicle_id}/deactivate",
         web::post().to(deactivate_vehicle),
     )
@@ -289,4 +293,50 @@ async fn activate_vehicle(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     set_active(req, path, state, true).await
+}
+
+/// The query of a purge: `purge=true`, said explicitly.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeQuery {
+    purge: Option<bool>,
+}
+
+async fn purge_vehicle(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let confirm: PurgeQuery = query(&req)?;
+    let smartcar_vehicle_id = path_id("smartcar_vehicle_id", path.into_inner())?;
+    if confirm.purge != Some(true) {
+        return Err(ApiError::BadRequest(
+            "deleting erases the vehicle and everything it sent: confirm with ?purge=true \
+             (or deactivate it to keep the data)"
+                .into(),
+        ));
+    }
+    let store = state.pipeline.store().clone();
+    let by = match req.peer_addr() {
+        Some(peer) => format!("the API from {}", peer.ip()),
+        None => "the API".to_owned(),
+    };
+    let purged = web::block(move || registration::purge(&store, &smartcar_vehicle_id, &by))
+        .await
+        .map_err(|_| ApiError::Internal("the purge task stopped".into()))?
+        .map_err(|e| match e {
+            meterhook_store::StoreError::NotFound(reason) => ApiError::NotFound(reason),
+            e => ApiError::from_store(e),
+        })?;
+    Ok(HttpResponse::Ok().json(json!({
+        "vehicle": views::vehicle(&purged.vehicle),
+        "erased": {
+            "meter_entries": purged.entries,
+            "signals": purged.signals,
+            "errors": purged.errors,
+            "sync_logs": purged.sync_logs,
+            "events": purged.events,
+        },
+    })))
 }

@@ -32,15 +32,23 @@ fn call_with(
             r.call()
         }
         (m, body) => {
-            let mut r = match m {
-                "PUT" => agent.put(&url),
-                _ => agent.post(&url),
+            if m == "DELETE" {
+                let mut r = agent.delete(&url);
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.call()
+            } else {
+                let mut r = match m {
+                    "PUT" => agent.put(&url),
+                    _ => agent.post(&url),
+                }
+                .content_type("application/json");
+                if let Some(a) = &auth {
+                    r = r.header("Authorization", a);
+                }
+                r.send(body.unwrap_or(""))
             }
-            .content_type("application/json");
-            if let Some(a) = &auth {
-                r = r.header("Authorization", a);
-            }
-            r.send(body.unwrap_or(""))
         }
     }
     .expect("sent");
@@ -292,4 +300,159 @@ fn ids_follow_the_webhooks_rule_wherever_they_enter() {
 fn base64_of(text: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// A vehicle `sc-1` for `car-1` with a reading, and `sc-2` for `car-2` with one.
+fn two_vehicles(app: &TestApp) {
+    for (sc, car) in [("sc-1", "car-1"), ("sc-2", "car-2")] {
+        app.store.register_vehicle(sc, car).expect("register");
+        let answer =
+            app.post_signed(odometer_event(&format!("e-{sc}"), sc, 10.0, "km", T0).as_bytes());
+        assert_eq!(answer.json()["outcome"], "created", "{}", answer.body);
+    }
+}
+
+#[test]
+fn the_api_purges_a_vehicle_only_when_told_to() {
+    for db in TestDatabase::all() {
+        let app = api_app(db);
+        two_vehicles(&app);
+        let (status, _) = call_with(
+            &app,
+            "DELETE",
+            "/api/smartcar-vehicles/sc-1?purge=true",
+            None,
+            None,
+        );
+        assert_eq!(status, 401);
+        for path in [
+            "/api/smartcar-vehicles/sc-1",
+            "/api/smartcar-vehicles/sc-1?purge=false",
+            "/api/smartcar-vehicles/sc-1?purge=yes",
+        ] {
+            let (status, body) = call(&app, "DELETE", path, None);
+            assert_eq!(status, 400, "{path}: {body}");
+        }
+        assert!(app.store.find_vehicle("sc-1").expect("query").is_some());
+        let (status, body) = call(
+            &app,
+            "DELETE",
+            "/api/smartcar-vehicles/sc-1?purge=true",
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["vehicle"]["vehicle_id"], "car-1");
+        assert_eq!(body["erased"]["meter_entries"], 1);
+        assert_eq!(body["erased"]["events"], 1);
+        assert!(app.store.find_vehicle("sc-1").expect("query").is_none());
+        assert!(app.store.find_event("e-sc-1").expect("query").is_none());
+        assert!(app
+            .store
+            .list_entries("car-1", true)
+            .expect("entries")
+            .is_empty());
+        assert_eq!(
+            app.store
+                .list_entries("car-2", true)
+                .expect("entries")
+                .len(),
+            1
+        );
+        let (status, _) = call(
+            &app,
+            "DELETE",
+            "/api/smartcar-vehicles/sc-1?purge=true",
+            None,
+        );
+        assert_eq!(status, 404);
+        let (status, _) = call(
+            &app,
+            "DELETE",
+            "/api/smartcar-vehicles/sc%00?purge=true",
+            None,
+        );
+        assert_eq!(status, 400);
+    }
+}
+
+#[test]
+fn vehicles_delete_purges_after_confirmation_and_writes_one_audit_line() {
+    for db in TestDatabase::all() {
+        let app = api_app(db);
+        two_vehicles(&app);
+        let dir = tempfile::tempdir().expect("tmp");
+        let env = [("DATABASE_URL", app.db.url())];
+        // Without --purge, and without --yes when nobody can be asked: refused, nothing erased.
+        for args in [
+            &["vehicles", "delete", "sc-1"][..],
+            &["vehicles", "delete", "sc-1", "--purge"][..],
+        ] {
+            let out = meterhook(dir.path(), &env, args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        }
+        assert!(app.store.find_vehicle("sc-1").expect("query").is_some());
+        // On a terminal, the id typed again confirms; anything else does not.
+        let on_terminal = |typed: &str| {
+            let command = format!(
+                "{} vehicles delete sc-1 --purge",
+                env!("CARGO_BIN_EXE_meterhook")
+            );
+            let mut child = std::process::Command::new("script")
+                .args(["-qec", &command, "/dev/null"])
+                .current_dir(dir.path())
+                .env_clear()
+                .env("DATABASE_URL", app.db.url())
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("script");
+            {
+                use std::io::Write;
+                let mut stdin = child.stdin.take().expect("stdin");
+                stdin.write_all(typed.as_bytes()).expect("typed");
+            }
+            child.wait_with_output().expect("ran")
+        };
+        let out = on_terminal("sc-2\n");
+        let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(shown.contains("Type the Smartcar id to confirm"), "{shown}");
+        assert!(shown.contains("not confirmed"), "{shown}");
+        assert!(app.store.find_vehicle("sc-1").expect("query").is_some());
+        let out = on_terminal("sc-1\n");
+        let shown = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(shown.contains("erased Smartcar vehicle sc-1"), "{shown}");
+        assert!(app.store.find_vehicle("sc-1").expect("query").is_none());
+
+        // For scripts: --yes, one audit line on stderr.
+        let out = meterhook(
+            dir.path(),
+            &env,
+            &["vehicles", "delete", "sc-2", "--purge", "--yes"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("erased Smartcar vehicle sc-2 (vehicle car-2): 1 meter entries"),
+            "{}",
+            stdout(&out)
+        );
+        let audit: Vec<String> = stderr(&out)
+            .lines()
+            .filter(|l| l.contains("meterhook::audit"))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(audit.len(), 1, "{}", stderr(&out));
+        assert!(
+            audit[0].contains("purged Smartcar vehicle sc-2 (vehicle car-2) by the CLI"),
+            "{audit:?}"
+        );
+        assert!(app.store.list_vehicles().expect("list").is_empty());
+        let out = meterhook(
+            dir.path(),
+            &env,
+            &["vehicles", "delete", "sc-2", "--purge", "--yes"],
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    }
 }
