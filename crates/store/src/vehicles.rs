@@ -109,6 +109,11 @@ impl Store {
                     })
                 },
                 |conn, ids| {
+                    // Another car's refused readings may name one of these as what refused
+                    // them: the link goes with it (the readings stay as they are).
+                    diesel::update(m::meter_entries.filter(m::refused_by.eq_any(ids)))
+                        .set(m::refused_by.eq(None::<i64>))
+                        .execute(conn)?;
                     Ok(diesel::delete(m::meter_entries.filter(m::id.eq_any(ids))).execute(conn)?)
                 },
             )?;

@@ -1145,5 +1145,40 @@ fn purging_a_vehicle_erases_what_it_sent_and_nothing_else() {
             store.purge_vehicle("sc-1"),
             Err(StoreError::NotFound(_))
         ));
+
+        // Two Smartcar vehicles feeding one app vehicle: only the purged one's entries go.
+        store.register_vehicle("sc-a", "car-x").unwrap();
+        store.register_vehicle("sc-b", "car-x").unwrap();
+        for (event, vehicle, value, at) in [("xa", "sc-a", 10.0, T0), ("xb", "sc-b", 20.0, T0 + H)]
+        {
+            store
+                .record_event(&NewEvent::pending(
+                    event,
+                    "VEHICLE_STATE",
+                    Some(vehicle),
+                    "{}",
+                    now(),
+                ))
+                .unwrap();
+            processed(process_of(
+                store,
+                vehicle,
+                event,
+                Work::State {
+                    signals: &[],
+                    odometer: Odometer::Reading {
+                        reading: km(value, at),
+                        correction: None,
+                    },
+                    test: false,
+                },
+                &Policy::default(),
+            ));
+        }
+        assert_eq!(entry_values(store, "car-x"), [10_000, 20_000]);
+        let purged = store.purge_vehicle("sc-a").unwrap();
+        assert_eq!((purged.entries, purged.events), (1, 1));
+        assert_eq!(entry_values(store, "car-x"), [20_000]);
+        assert!(store.find_vehicle("sc-b").unwrap().is_some());
     });
 }
