@@ -85,17 +85,6 @@ pub enum Decision {
 }
 
 impl Decision {
-    /// The stable outcome name stored and reported: `created`, `duplicate`, `out_of_sequence`,
-    /// `implausible_jump`.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Decision::Accept { .. } => "created",
-            Decision::Duplicate { .. } => "duplicate",
-            Decision::OutOfSequence { .. } => "out_of_sequence",
-            Decision::ImplausibleJump { .. } => "implausible_jump",
-        }
-    }
-
     /// Whether the reading becomes an active meter entry.
     pub fn is_accept(&self) -> bool {
         matches!(self, Decision::Accept { .. })
@@ -252,7 +241,7 @@ mod tests {
     fn check_with(new: Reading, neighbours: Neighbours, policy: Policy, expected: &str) {
         let decision = decide(new, &neighbours, &policy);
         assert_eq!(
-            decision.outcome(),
+            crate::Outcome::of(&decision).as_str(),
             expected,
             "{new} with {neighbours:?}: {decision}"
         );

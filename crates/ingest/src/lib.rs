@@ -1,16 +1,18 @@
 #![doc = include_str!("../README.md")]
 
-mod delivery;
+pub mod classify;
 mod passes;
 mod pipeline;
 mod writer;
 
 use std::time::Duration;
 
+use meterhook_domain::Outcome;
 use meterhook_domain::Policy;
-use meterhook_store::{Outcome, Store, StoreError};
+use meterhook_store::{Store, StoreError};
 
-pub use delivery::{Delivery, Intake};
+pub use classify::Intake;
+pub use meterhook_store::Delivery;
 pub use passes::{drain_pass, prune_pass, retry_pass, Retention, Schedule};
 pub use pipeline::{Answers, Pipeline, RetryPolicy};
 pub use writer::Submitter;

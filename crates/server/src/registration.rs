@@ -3,9 +3,10 @@
 //! waited for it. And erasing one (`vehicles delete --purge`, `DELETE
 //! /api/smartcar-vehicles/{id}?purge=true`), with its audit line.
 
+use meterhook_domain::Outcome;
 use meterhook_ingest::{IngestError, Pipeline};
 use meterhook_smartcar::limits::{check_id, LimitError};
-use meterhook_store::{Outcome, Purged, Reprocess, Store, StoreError, Vehicle};
+use meterhook_store::{Purged, Reprocess, Store, StoreError, Vehicle};
 
 /// A registration, with the events that had waited for the vehicle and were processed now.
 #[derive(Debug)]

@@ -5,11 +5,13 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::db::{on_backend, DbConnection};
+use crate::prepared::{self, Bind};
 use crate::schema::{
     meter_entries, smartcar_sync_logs, smartcar_vehicles, smartcar_webhook_events, vehicle_errors,
     vehicle_signals,
 };
-use crate::{delete_in_batches, now, Result, Store, StoreError};
+use crate::store::delete_in_batches;
+use crate::{now, Result, Store, StoreError};
 
 /// A registered Smartcar vehicle and the app vehicle it feeds.
 #[derive(Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Serialize)]
@@ -327,4 +329,48 @@ pub(crate) fn smartcar_ids(conn: &mut DbConnection, vehicle_id: &str) -> Result<
         .filter(v::vehicle_id.eq(vehicle_id))
         .select(v::smartcar_vehicle_id)
         .load(conn)?)
+}
+
+/// The rows of these Smartcar vehicles. On PostgreSQL they are locked until the transaction ends,
+/// with every other Smartcar vehicle feeding the same app vehicles (returned too), all taken in
+/// the order of their ids, so two transactions that share vehicles cannot deadlock. SQLite's
+/// single write lock (taken by `BEGIN IMMEDIATE`) serialises writers already.
+pub(crate) fn lock_vehicles(
+    conn: &mut DbConnection,
+    smartcar_vehicle_ids: &[&str],
+) -> Result<Vec<Vehicle>> {
+    if smartcar_vehicle_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One statement text whatever the number of vehicles (an array, not `IN (?, ?, …)`), so
+    // that it is prepared once (`crate::prepared`).
+    match conn {
+        // PostgreSQL locks the rows in the ORDER BY order (LockRows sits above the sort).
+        #[cfg(feature = "postgres")]
+        DbConnection::Pg(c) => Ok(prepared::fixed!(
+            "SELECT id, smartcar_vehicle_id, vehicle_id, is_active, last_error, last_error_at, \
+               created_at, updated_at, needs_reconnection \
+             FROM smartcar_vehicles \
+             WHERE smartcar_vehicle_id = ANY(?) OR vehicle_id IN ( \
+               SELECT s.vehicle_id FROM smartcar_vehicles s WHERE s.smartcar_vehicle_id = ANY(?)) \
+             ORDER BY smartcar_vehicle_id \
+             FOR UPDATE",
+            [
+                Bind::Texts(smartcar_vehicle_ids.to_vec()),
+                Bind::Texts(smartcar_vehicle_ids.to_vec())
+            ]
+        )
+        .load(c)?),
+        #[cfg(feature = "sqlite")]
+        DbConnection::Sqlite(c) => Ok(prepared::fixed!(
+            "SELECT id, smartcar_vehicle_id, vehicle_id, is_active, last_error, last_error_at, \
+               created_at, updated_at, needs_reconnection \
+             FROM smartcar_vehicles \
+             WHERE smartcar_vehicle_id IN (SELECT value FROM json_each(?))",
+            [Bind::Text(
+                serde_json::to_string(smartcar_vehicle_ids).unwrap_or_default()
+            )]
+        )
+        .load(c)?),
+    }
 }

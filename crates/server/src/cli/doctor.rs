@@ -66,7 +66,7 @@ pub fn run(config_path: Option<&Path>, args: &DoctorArgs) -> Result<(), CliError
             }
         }
         Err(e) => report.problem(
-            meterhook_store::one_line(&e.to_string()),
+            e.to_string(),
             "correct that setting where it is set (the environment, .env.local, .env or the \
              configuration file; docs/CONFIGURATION.md); the other checks need valid settings",
         ),
@@ -173,18 +173,12 @@ fn check_database(settings: &Settings, report: &mut Report) {
             "run `meterhook migrate` (serve also applies them at start)",
         ),
         Err(e) if e.is_transient() => report.problem(
-            format!(
-                "database {shown}: {}",
-                meterhook_store::one_line(&e.to_string())
-            ),
+            format!("database {shown}: {e}"),
             "check that the database server runs and that DATABASE_URL's host, port, user, \
              password and database name are right",
         ),
         Err(e) => report.problem(
-            format!(
-                "database {shown}: {}",
-                meterhook_store::one_line(&e.to_string())
-            ),
+            format!("database {shown}: {e}"),
             "check DATABASE_URL and the database's permissions",
         ),
     }

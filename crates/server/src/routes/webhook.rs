@@ -6,12 +6,12 @@
 use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpRequest, HttpResponse};
 use log::{info, warn};
-use meterhook_ingest::{Delivery, IngestError, Ingested};
+use meterhook_domain::Outcome;
+use meterhook_ingest::{classify, Delivery, IngestError, Ingested};
 use meterhook_smartcar::{
     is_safe_challenge, parse_event, parse_event_with, ChallengeAnswer, DeliveryHeaders, Event,
     EventType, SignatureCheck, DATA_AGE_HEADER, SIGNATURE_HEADER, UNIT_SYSTEM_HEADER,
 };
-use meterhook_store::Outcome;
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -67,13 +67,13 @@ pub async fn receive(
             return answer_challenge(&req, &state, &event)
         }
         Ok(event) => (
-            Delivery::received(&event, &body, received_at, state.ingest.intake()),
+            classify::received(&event, &body, received_at, state.ingest.intake()),
             event.event_type.as_str().to_owned(),
         ),
         // A signed body that is not a JSON object, or breaks the string limits: kept as
         // received, then 400.
         Err(parse_error) => {
-            let delivery = Delivery::malformed(&body, &parse_error, received_at);
+            let delivery = classify::malformed(&body, &parse_error, received_at);
             let answer = submit(&req, &state, delivery).await?;
             state.metrics.event("other", Outcome::Malformed.as_str());
             let id = meterhook_smartcar::EventId::from_body(&body).value;
@@ -95,7 +95,7 @@ pub async fn receive(
     let started = std::time::Instant::now();
     let mut answers = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
-        let event_id = delivery.event_id().to_owned();
+        let event_id = delivery.event_id.clone();
         let outcome = submit(&req, &state, delivery).await?;
         let (status, outcome) = match outcome {
             Ingested::Stored(outcome) => ("accepted", outcome.as_str()),

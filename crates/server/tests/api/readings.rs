@@ -1,7 +1,7 @@
 //! Readings as Smartcar really sends them: test deliveries, car clocks ahead, failed odometer
 //! signals, and signals of many values. Realistic v4 bodies, on every backend.
 
-use meterhook_store::Outcome;
+use meterhook_domain::Outcome;
 use serde_json::{json, Value};
 
 use crate::helpers::*;

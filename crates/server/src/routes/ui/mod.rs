@@ -20,7 +20,8 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpResponse, ResponseError};
 use maud::html;
-use meterhook_store::{Outcome, SyncStatus};
+use meterhook_domain::Outcome;
+use meterhook_store::SyncStatus;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::error::ApiError;
