@@ -123,6 +123,16 @@ fn a_backup_named_like_a_uri_is_written_exactly_at_that_path() {
             let mode = std::fs::metadata(&at).expect("copy").permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{name}");
         }
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["file:copy.db", "file:other.db#x"]);
+    // Each is a complete database (opening them adds SQLite's own side files).
+    for name in ["file:copy.db", "file:other.db#x"] {
+        let at = dir.path().join(name);
         let url = format!("sqlite://{}", at.display());
         let out = meterhook(
             dir.path(),
@@ -133,10 +143,4 @@ fn a_backup_named_like_a_uri_is_written_exactly_at_that_path() {
         let events: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
         assert_eq!(events.as_array().map(Vec::len), Some(1), "{name}: {events}");
     }
-    let mut names: Vec<String> = std::fs::read_dir(dir.path())
-        .expect("dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["file:copy.db", "file:other.db#x"]);
 }
