@@ -49,16 +49,14 @@ pub async fn receive(
                 }
             }
         }
-        state.metrics.signature_failure();
+        let noted = if check == SignatureCheck::Missing {
+            Noted::MissingSignature
+        } else {
+            Noted::InvalidSignature
+        };
+        state.metrics.signature_failure(noted);
         // Anyone can send these: counted, and logged once per interval (see `rejections`).
-        state.rejections.note(
-            if check == SignatureCheck::Missing {
-                Noted::MissingSignature
-            } else {
-                Noted::InvalidSignature
-            },
-            peer(&req),
-        );
+        state.rejections.note(noted, peer(&req));
         return Err(ApiError::Unauthorized);
     }
 

@@ -13,6 +13,7 @@ use super::chart::{self, Bar, Segment};
 use super::layout::{self, ago, minute, Section};
 use super::{html_page, outcome_badge, status_of, status_style, vehicle_href, PageError};
 use crate::error::ApiError;
+use crate::metrics::InvalidSignatures;
 use crate::routes::blocking;
 use crate::state::AppState;
 
@@ -105,6 +106,7 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         Section::Overview,
         "Fleet status",
         html! {
+            (refused_signatures(&state.metrics.invalid_signatures(), now))
             (delivering(&figures, now))
             (backlog(&figures))
             (deliveries(&figures.hourly, since))
@@ -112,6 +114,23 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             (fleet(&figures, now, vehicles_from))
         },
     )))
+}
+
+/// Deliveries refused for an invalid signature: first on the page, since each is a reading lost
+/// once Smartcar stops retrying, and nothing else on the page would show it.
+fn refused_signatures(refused: &InvalidSignatures, now: NaiveDateTime) -> Markup {
+    html! {
+        @if let Some(last) = refused.last {
+            p.warn role="alert" {
+                span.badge.failed { "signatures refused" } " "
+                (refused.count) " deliver" (if refused.count == 1 { "y" } else { "ies" })
+                " refused for an invalid SC-Signature since the service started, the last "
+                (ago(now, last)) " (" (minute(last)) "). Most likely Smartcar signs with another "
+                "token than SMARTCAR_MANAGEMENT_TOKEN, and every such delivery is lost after "
+                "Smartcar's retries: run " code { "meterhook doctor" } "."
+            }
+        }
+    }
 }
 
 fn delivering(f: &Figures, now: NaiveDateTime) -> Markup {
