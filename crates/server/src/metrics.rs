@@ -35,6 +35,15 @@ struct RefusalLabels {
     reason: &'static str,
 }
 
+/// Labels of the failed logins counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthFailureLabels {
+    /// `api` (bearer token) or `ui` (Basic password).
+    realm: &'static str,
+    /// `missing` (no credentials, 401), `wrong` (401) or `throttled` (429).
+    reason: &'static str,
+}
+
 /// The process's counters, and gauges refreshed from the database in the background.
 #[derive(Debug)]
 pub struct Metrics {
@@ -44,6 +53,7 @@ pub struct Metrics {
     invalid_signatures: Counter,
     last_invalid_signature: Gauge,
     refusals: Family<RefusalLabels, Counter>,
+    auth_failures: Family<AuthFailureLabels, Counter>,
     processing: Histogram,
     unprocessed: Gauge,
     dead: Gauge,
@@ -112,6 +122,12 @@ impl Default for Metrics {
             "Signed deliveries answered 503 because the writers' queues (queue_full) or the outage spool (spool_full) were full",
             refusals.clone(),
         );
+        let auth_failures = Family::<AuthFailureLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Requests to the API (realm api) or the status pages (realm ui) refused for missing credentials (401), wrong ones (401) or too many wrong ones lately (throttled, 429)",
+            auth_failures.clone(),
+        );
         let queued = Gauge::default();
         registry.register(
             "queue_depth",
@@ -169,6 +185,7 @@ impl Default for Metrics {
             invalid_signatures,
             last_invalid_signature,
             refusals,
+            auth_failures,
             processing,
             unprocessed,
             dead,
@@ -227,6 +244,17 @@ impl Metrics {
     /// Counts a signed delivery refused with 503 for `reason` (`queue_full`, `spool_full`).
     pub fn refused(&self, reason: &'static str) {
         self.refusals.get_or_create(&RefusalLabels { reason }).inc();
+    }
+
+    /// Counts a request refused by `realm`'s credentials check for `reason` (`missing`,
+    /// `wrong`, `throttled`).
+    pub fn auth_failure(&self, realm: crate::auth::Realm, reason: &'static str) {
+        self.auth_failures
+            .get_or_create(&AuthFailureLabels {
+                realm: realm.as_str(),
+                reason,
+            })
+            .inc();
     }
 
     /// Sets the spool's capacity (0 without a spool).

@@ -228,6 +228,7 @@ impl Application {
                 .ui_password
                 .as_ref()
                 .map(|p| UiPassword::new(p.expose())),
+            failures: std::sync::Arc::default(),
         };
         let api_on = app_state.api_token.is_some();
         if api_on {
@@ -242,9 +243,14 @@ impl Application {
             state: state.clone(),
             metrics_every: settings.metrics_interval,
         };
+        let body_limit = settings.body_limit;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                // One payload limit for every extractor that reads a body; the routes read theirs
+                // with `BodyLimits::read`, which adds the client timeout.
+                .app_data(web::PayloadConfig::new(body_limit))
+                .app_data(web::JsonConfig::default().limit(body_limit))
                 .route("/api/smartcar/webhook", web::post().to(webhook::receive))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
