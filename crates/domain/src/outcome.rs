@@ -38,6 +38,9 @@ pub enum Outcome {
     Ignored,
     /// A signed body that is not a JSON object; kept as received.
     Malformed,
+    /// A signed delivery Smartcar sent longer ago than any event meterhook may have pruned: a
+    /// replay of an old capture, whose id no longer stops it. Kept for audit, nothing done.
+    Replayed,
     /// Processing failed on every attempt; waits for `events reprocess`.
     Dead,
     /// Self-healing outvoted an accepted entry: the readings it refused agree with each other, so
@@ -47,7 +50,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, for listings and metrics.
-    pub const ALL: [Outcome; 16] = [
+    pub const ALL: [Outcome; 17] = [
         Outcome::Pending,
         Outcome::Created,
         Outcome::Duplicate,
@@ -62,6 +65,7 @@ impl Outcome {
         Outcome::VehicleErrorRecorded,
         Outcome::Ignored,
         Outcome::Malformed,
+        Outcome::Replayed,
         Outcome::Dead,
         Outcome::Superseded,
     ];
@@ -83,6 +87,7 @@ impl Outcome {
             Outcome::VehicleErrorRecorded => "vehicle_error_recorded",
             Outcome::Ignored => "ignored",
             Outcome::Malformed => "malformed",
+            Outcome::Replayed => "replayed",
             Outcome::Dead => "dead",
             Outcome::Superseded => "superseded",
         }
@@ -92,7 +97,7 @@ impl Outcome {
     pub fn is_error(self) -> bool {
         matches!(
             self,
-            Outcome::InvalidReading | Outcome::Malformed | Outcome::Dead
+            Outcome::InvalidReading | Outcome::Malformed | Outcome::Replayed | Outcome::Dead
         )
     }
 

@@ -10,7 +10,8 @@ use meterhook_smartcar::{
     parse_event, Event, EventId, EventType, OdometerError, OdometerReading, ParseError,
 };
 use meterhook_store::{
-    to_millis, Arrival, Delivery, ErrorReport, EventRecord, NewSignal, Odometer, Work,
+    to_millis, to_timestamp, Arrival, Delivery, ErrorReport, EventRecord, NewSignal, Odometer,
+    Work, MIN_RETENTION_DAYS,
 };
 
 /// How deliveries are classified: the rules applied to a delivery before the store sees it. Plain
@@ -24,14 +25,20 @@ pub struct Intake {
     /// By default they are kept with the outcome `test_event`: their signals stored and marked as
     /// test, no meter entry, no vehicle error.
     pub process_test_events: bool,
+    /// Events received longer ago than this are pruned (the events' retention), so their ids no
+    /// longer stop a redelivery: a delivery Smartcar sent longer ago than this is a replay of an
+    /// old capture (`replayed`; Smartcar itself retries within minutes). `None` while events are
+    /// kept for good: their ids stop every replay.
+    pub replay_window: Option<Duration>,
 }
 
 impl Default for Intake {
-    /// Five minutes of clock tolerance; test events kept apart.
+    /// Five minutes of clock tolerance; test events kept apart; events kept for good.
     fn default() -> Self {
         Intake {
             max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
             process_test_events: false,
+            replay_window: None,
         }
     }
 }
@@ -137,6 +144,49 @@ fn classify(
     received_at: NaiveDateTime,
     intake: &Intake,
 ) -> Vec<Delivery> {
+    let mut all = classify_fresh(event, arrival, received_at, intake);
+    if let Some(error) = intake
+        .replay_window
+        .and_then(|window| replayed(event, received_at, window))
+    {
+        for d in &mut all {
+            d.work = Work::Complete {
+                outcome: Outcome::Replayed,
+                error: Some(error.clone()),
+            };
+        }
+    }
+    all
+}
+
+/// Why `event` is a replay, when Smartcar sent it (`meta.deliveredAt`, else when it retrieved
+/// the newest signal) longer before it arrived than `window` ([`Intake::replay_window`], never
+/// under [`MIN_RETENTION_DAYS`]). A body that says neither (the seed's shortened form) cannot
+/// be told apart and is judged on its id alone.
+fn replayed(event: &Event, received_at: NaiveDateTime, window: Duration) -> Option<String> {
+    let sent = event
+        .meta
+        .delivered_at
+        .or_else(|| event.signals.iter().filter_map(|s| s.retrieved_at).max())?;
+    let age = to_millis(received_at).0.saturating_sub(sent);
+    let floor = Duration::from_secs(u64::try_from(MIN_RETENTION_DAYS).unwrap_or(7) * 86_400);
+    let limit = i64::try_from(window.max(floor).as_millis()).unwrap_or(i64::MAX);
+    (age > limit).then(|| {
+        format!(
+            "sent {} days before it arrived, longer ago than the events' retention ({} days): \
+             a replay of an old capture, whose id may have been pruned; nothing done",
+            age / 86_400_000,
+            limit / 86_400_000
+        )
+    })
+}
+
+fn classify_fresh(
+    event: &Event,
+    arrival: Arrival,
+    received_at: NaiveDateTime,
+    intake: &Intake,
+) -> Vec<Delivery> {
     if event.vehicles.is_empty() {
         return vec![classify_one(event, arrival, received_at, intake)];
     }
@@ -209,7 +259,7 @@ fn classify_one(
             error: None,
         },
         (EventType::VehicleError, _) => Work::Errors {
-            reports: error_reports(event),
+            reports: error_reports(event, received_at),
             data: error_data(event).to_string(),
         },
         (EventType::Verify | EventType::Other(_), _) => Work::Complete {
@@ -290,11 +340,19 @@ fn signal_rows(event: &Event, received_at: Millis, max_clock_skew: Duration) -> 
         .collect()
 }
 
-fn error_reports(event: &Event) -> Vec<ErrorReport> {
+/// The conditions of a VEHICLE_ERROR, dated when Smartcar sent it (never later than its
+/// arrival, so a clock running ahead cannot make later reports look stale).
+fn error_reports(event: &Event, received_at: NaiveDateTime) -> Vec<ErrorReport> {
+    let reported_at = event
+        .meta
+        .delivered_at
+        .and_then(|ms| to_timestamp(Millis(ms)))
+        .map(|t| t.min(received_at));
     event
         .errors
         .iter()
         .map(|e| ErrorReport {
+            reported_at,
             error_type: e.error_type.clone().unwrap_or_default(),
             code: e.code.clone().unwrap_or_default(),
             resolved: e.is_resolved(),

@@ -35,11 +35,12 @@ impl RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 5 attempts, 30 s first backoff.
+    /// 8 attempts, 5 s first backoff: the retries come about 5 s to 5 min apart, and an event
+    /// is `dead` after some 10 minutes of failures.
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 5,
-            backoff: Duration::from_secs(30),
+            max_attempts: 8,
+            backoff: Duration::from_secs(5),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! | `Unauthorized` | 401 | missing or invalid `SC-Signature`; nothing is stored |
 //! | `BadToken` | 401 + `WWW-Authenticate: Bearer` | the read API without the right bearer token |
 //! | `BadPassword` | 401 + `WWW-Authenticate: Basic` | the status pages without the right password (the browser asks for it) |
+//! | `TooManyFailures` | 429 + `Retry-After` | wrong credentials again and again from one peer, or from everyone (`crate::auth::Failures`); the right ones are still admitted |
 //! | `NotFound` | 404 | the read API or a status page asked about a vehicle that is not registered |
 //! | `Gone` | 410 | a change feed cursor older than what is kept: the reader must start again, never skip silently |
 //! | `Timeout` | 408 | the body did not arrive within `client_timeout` (the head is bounded by actix) |
@@ -43,6 +44,9 @@ pub enum ApiError {
     /// 410.
     #[error("{0}")]
     Gone(String),
+    /// 429: too many wrong credentials lately; retry after this many seconds.
+    #[error("too many failed logins; retry later")]
+    TooManyFailures(u64),
     /// 408.
     #[error("the request body did not arrive in time")]
     Timeout,
@@ -91,6 +95,7 @@ impl ResponseError for ApiError {
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -105,6 +110,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unavailable) {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        if let ApiError::TooManyFailures(seconds) = self {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         if matches!(self, ApiError::BadToken) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

@@ -41,4 +41,4 @@ pub use store::{Pool, Store, Tx};
 pub use sync_logs::{SyncLog, SyncStatus};
 pub use time::{now, to_millis, to_timestamp};
 pub use vehicle_errors::{ErrorReport, VehicleErrorRow};
-pub use vehicles::Vehicle;
+pub use vehicles::{Purged, Vehicle};

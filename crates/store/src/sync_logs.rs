@@ -215,7 +215,9 @@ impl SyncStatus {
             | Outcome::Ignored
             | Outcome::Pending => SyncStatus::Skipped,
             Outcome::OutOfSequence | Outcome::ImplausibleJump => SyncStatus::Rejected,
-            Outcome::InvalidReading | Outcome::Malformed | Outcome::Dead => SyncStatus::Failed,
+            Outcome::InvalidReading | Outcome::Malformed | Outcome::Replayed | Outcome::Dead => {
+                SyncStatus::Failed
+            }
         }
     }
 }

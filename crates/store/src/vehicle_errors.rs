@@ -30,6 +30,10 @@ pub struct ErrorReport {
     /// Only the vehicle's owner can clear it (meterhook-smartcar's
     /// `VehicleErrorInfo::needs_owner`).
     pub needs_owner: bool,
+    /// When Smartcar sent the report, when known (else: when it is processed). A report older
+    /// than its condition's last change changes nothing: a late retry or a replay never reopens
+    /// what a newer report resolved, nor resolves what a newer one opened.
+    pub reported_at: Option<NaiveDateTime>,
 }
 
 /// An error condition of a vehicle, open until resolved.
@@ -140,6 +144,24 @@ pub(crate) fn record_errors(
     let smartcar_vehicle_id = vehicle.smartcar_vehicle_id.as_str();
     let before = open_errors_in(conn, smartcar_vehicle_id)?;
     for report in reports {
+        let at = report.reported_at.map_or(at, |t| t.min(at));
+        let last_change: Option<NaiveDateTime> = e::vehicle_errors
+            .filter(e::smartcar_vehicle_id.eq(smartcar_vehicle_id))
+            .filter(e::error_type.eq(&report.error_type))
+            .filter(e::code.eq(&report.code))
+            .order(e::id.desc())
+            .select(e::last_seen_at)
+            .first(conn)
+            .optional()?;
+        if last_change.is_some_and(|changed| changed > at) {
+            log::info!(
+                "vehicle {}: a report of {}:{} older than the condition's last change is ignored",
+                smartcar_vehicle_id.escape_debug(),
+                report.error_type.escape_debug(),
+                report.code.escape_debug()
+            );
+            continue;
+        }
         let open = e::vehicle_errors
             .filter(e::smartcar_vehicle_id.eq(smartcar_vehicle_id))
             .filter(e::error_type.eq(&report.error_type))

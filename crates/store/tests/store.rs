@@ -1077,3 +1077,109 @@ fn reprocessing_by_outcome_removes_the_void_entries_of_those_events_only() {
         );
     });
 }
+
+#[test]
+fn purging_a_vehicle_erases_what_it_sent_and_nothing_else() {
+    each_backend(|store| {
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        store.register_vehicle("sc-2", "car-2").unwrap();
+        for (i, value) in [100.0, 110.0, 90.0].into_iter().enumerate() {
+            ingest(store, &format!("r{i}"), km(value, T0 + i as i64 * H));
+        }
+        process_signals(
+            store,
+            "s1",
+            &[signal("location-preciselocation", None, None, T0)],
+        );
+        record(store, "err-1");
+        process_errors(store, "err-1", &[report("PERMISSION", "X", false)]);
+        // Another car's reading, and an event of sc-1 that waits unprocessed.
+        store
+            .record_event(&NewEvent::pending(
+                "other",
+                "VEHICLE_STATE",
+                Some("sc-2"),
+                "{}",
+                now(),
+            ))
+            .unwrap();
+        processed(process_of(
+            store,
+            "sc-2",
+            "other",
+            Work::State {
+                signals: vec![signal("location-preciselocation", None, None, T0)],
+                odometer: Odometer::Reading {
+                    reading: km(5.0, T0),
+                    correction: None,
+                },
+                test: false,
+            },
+            &Policy::default(),
+        ));
+        record(store, "waiting");
+        assert_eq!(store.list_entries("car-1", true).unwrap().len(), 3);
+
+        let purged = store.purge_vehicle("sc-1").unwrap();
+        assert_eq!(purged.vehicle.vehicle_id, "car-1");
+        assert_eq!(
+            (purged.entries, purged.signals, purged.errors, purged.events),
+            (3, 1, 1, 6)
+        );
+        assert!(purged.sync_logs >= 4, "{purged:?}");
+        assert!(store.find_vehicle("sc-1").unwrap().is_none());
+        assert!(store.list_entries("car-1", true).unwrap().is_empty());
+        assert!(store.latest_signals("car-1").unwrap().is_empty());
+        assert!(store.open_errors("sc-1").unwrap().is_empty());
+        for id in ["r0", "r1", "r2", "s1", "err-1", "waiting"] {
+            assert!(store.find_event(id).unwrap().is_none(), "{id}");
+            assert!(store.sync_logs_for_event(id).unwrap().is_empty(), "{id}");
+        }
+        // The other car keeps everything.
+        assert!(store.find_vehicle("sc-2").unwrap().is_some());
+        assert_eq!(entry_values(store, "car-2"), [5_000]);
+        assert_eq!(store.latest_signals("car-2").unwrap().len(), 1);
+        assert!(store.find_event("other").unwrap().is_some());
+        assert!(!store.sync_logs_for_event("other").unwrap().is_empty());
+        // Once gone, it is not found.
+        assert!(matches!(
+            store.purge_vehicle("sc-1"),
+            Err(StoreError::NotFound(_))
+        ));
+
+        // Two Smartcar vehicles feeding one app vehicle: only the purged one's entries go.
+        store.register_vehicle("sc-a", "car-x").unwrap();
+        store.register_vehicle("sc-b", "car-x").unwrap();
+        for (event, vehicle, value, at) in [("xa", "sc-a", 10.0, T0), ("xb", "sc-b", 20.0, T0 + H)]
+        {
+            store
+                .record_event(&NewEvent::pending(
+                    event,
+                    "VEHICLE_STATE",
+                    Some(vehicle),
+                    "{}",
+                    now(),
+                ))
+                .unwrap();
+            processed(process_of(
+                store,
+                vehicle,
+                event,
+                Work::State {
+                    signals: Vec::new(),
+                    odometer: Odometer::Reading {
+                        reading: km(value, at),
+                        correction: None,
+                    },
+                    test: false,
+                },
+                &Policy::default(),
+            ));
+        }
+        assert_eq!(entry_values(store, "car-x"), [10_000, 20_000]);
+        let purged = store.purge_vehicle("sc-a").unwrap();
+        assert_eq!((purged.entries, purged.events), (1, 1));
+        assert_eq!(entry_values(store, "car-x"), [20_000]);
+        assert!(store.find_vehicle("sc-b").unwrap().is_some());
+    });
+}

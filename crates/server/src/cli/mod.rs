@@ -288,11 +288,7 @@ fn ago(window: Duration, flag: &str) -> Result<NaiveDateTime, CliError> {
 /// that a stored id can neither break a table's lines nor drive the terminal. Rows stored before
 /// the id policy (`meterhook_smartcar::limits`) may hold such characters.
 fn cell(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        std::borrow::Cow::Owned(text.escape_debug().to_string())
-    } else {
-        std::borrow::Cow::Borrowed(text)
-    }
+    meterhook_smartcar::escaped(text)
 }
 
 #[cfg(test)]

@@ -17,5 +17,6 @@ mod overload;
 mod readings;
 mod registrations;
 mod reliability;
+mod replays;
 mod status_page;
 mod webhook;
