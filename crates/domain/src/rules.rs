@@ -116,9 +116,13 @@ impl fmt::Display for Decision {
             Decision::ImplausibleJump {
                 neighbour,
                 speed_kmh,
-            } => write!(
+            } if speed_kmh.is_finite() => write!(
                 f,
-                "implausible jump from {neighbour} ({speed_kmh:.0} km/h beyond tolerance)"
+                "implausible jump from {neighbour}: {speed_kmh:.0} km/h beyond the jump tolerance"
+            ),
+            Decision::ImplausibleJump { neighbour, .. } => write!(
+                f,
+                "implausible jump from {neighbour}: a different value at the same time"
             ),
         }
     }
@@ -417,7 +421,7 @@ mod tests {
         );
         assert_eq!(
             decision.to_string(),
-            "lower than the earlier reading 100.000 km at 32400000ms"
+            "lower than the earlier reading 100 km at 1970-01-01 09:00:00 UTC"
         );
     }
 
