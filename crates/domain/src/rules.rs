@@ -17,7 +17,7 @@ pub struct Policy {
     /// Differences up to this distance never count as a jump (rounding between close readings).
     pub jump_tolerance: Distance,
     /// How many readings refused because of one accepted entry, agreeing with each other, void
-    /// it ([`crate::supersession`]); 0 turns self-healing off.
+    /// it ([`crate::supersede`]); 0 turns self-healing off.
     pub supersede_after: u32,
 }
 

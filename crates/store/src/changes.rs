@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::db::DbConnection;
 use crate::prepared::{self, Bind};
+#[cfg(feature = "sqlite")]
 use crate::schema::changes;
 use crate::views;
 use crate::{MeterEntry, Result, StoreError, Vehicle, VehicleErrorRow};
