@@ -17,7 +17,7 @@ pub struct Policy {
     /// Differences up to this distance never count as a jump (rounding between close readings).
     pub jump_tolerance: Distance,
     /// How many readings refused because of one accepted entry, agreeing with each other, void
-    /// it ([`crate::supersession`]); 0 turns self-healing off.
+    /// it ([`crate::supersede`]); 0 turns self-healing off.
     pub supersede_after: u32,
 }
 
@@ -116,9 +116,13 @@ impl fmt::Display for Decision {
             Decision::ImplausibleJump {
                 neighbour,
                 speed_kmh,
-            } => write!(
+            } if speed_kmh.is_finite() => write!(
                 f,
-                "implausible jump from {neighbour} ({speed_kmh:.0} km/h beyond tolerance)"
+                "implausible jump from {neighbour}: {speed_kmh:.0} km/h beyond the jump tolerance"
+            ),
+            Decision::ImplausibleJump { neighbour, .. } => write!(
+                f,
+                "implausible jump from {neighbour}: a different value at the same time"
             ),
         }
     }
@@ -417,7 +421,7 @@ mod tests {
         );
         assert_eq!(
             decision.to_string(),
-            "lower than the earlier reading 100.000 km at 32400000ms"
+            "lower than the earlier reading 100 km at 1970-01-01 09:00:00 UTC"
         );
     }
 

@@ -127,7 +127,7 @@ impl Submitter {
     }
 
     /// How deliveries are to be classified before they are submitted
-    /// ([`crate::Delivery::received`]).
+    /// ([`crate::classify::received`]).
     pub fn intake(&self) -> &crate::Intake {
         &self.intake
     }

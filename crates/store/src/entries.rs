@@ -61,6 +61,8 @@ pub struct MeterEntry {
     pub refused_by: Option<i64>,
     /// When it last changed: written, voided or unvoided (UTC).
     pub updated_at: NaiveDateTime,
+    /// Why it is void, for programs (JSON text: `rule`, and the figures the rule compared).
+    pub void_detail: Option<String>,
 }
 
 /// Where a page of entries continues: after the entry with this reading time and id.
@@ -101,6 +103,7 @@ pub(crate) struct NewMeterEntry<'a> {
     pub created_at: NaiveDateTime,
     pub refused_by: Option<i64>,
     pub updated_at: NaiveDateTime,
+    pub void_detail: Option<String>,
 }
 
 impl NewMeterEntry<'_> {
@@ -119,6 +122,7 @@ impl NewMeterEntry<'_> {
             created_at: self.created_at,
             refused_by: self.refused_by,
             updated_at: self.updated_at,
+            void_detail: self.void_detail.clone(),
         }
     }
 }
@@ -238,6 +242,7 @@ impl Store {
                     m::void.eq(true),
                     m::void_reason.eq(reason),
                     m::updated_at.eq(at),
+                    m::void_detail.eq(Some(r#"{"rule":"operator"}"#)),
                 ))
                 .execute(conn)?;
             let entry = find_entries(conn, &[id])?
@@ -289,6 +294,7 @@ impl Store {
                     m::void.eq(false),
                     m::void_reason.eq(None::<String>),
                     m::updated_at.eq(at),
+                    m::void_detail.eq(None::<String>),
                 ))
                 .execute(conn)?;
             let entry = find_entries(conn, &[id])?
@@ -351,10 +357,11 @@ pub(crate) fn insert_entries(
             use prepared::column;
             prepared::fixed!(
                 "INSERT INTO meter_entries (vehicle_id, value_m, entry_date, source_type, \
-                     notes, event_id, void, void_reason, created_at, refused_by, updated_at) \
+                     notes, event_id, void, void_reason, created_at, refused_by, updated_at, \
+                     void_detail) \
                      SELECT * FROM unnest(?::text[], ?::bigint[], ?::timestamp[], ?::text[], \
                      ?::text[], ?::text[], ?::boolean[], ?::text[], ?::timestamp[], \
-                     ?::bigint[], ?::timestamp[]) \
+                     ?::bigint[], ?::timestamp[], ?::text[]) \
                      RETURNING id, event_id",
                 [
                     Bind::Texts(column(all, |r| r.vehicle_id)),
@@ -368,6 +375,7 @@ pub(crate) fn insert_entries(
                     Bind::Timestamps(column(all, |r| r.created_at)),
                     Bind::OptionalBigInts(column(all, |r| r.refused_by)),
                     Bind::Timestamps(column(all, |r| r.updated_at)),
+                    Bind::OptionalTexts(column(all, |r| r.void_detail.as_deref())),
                 ]
             )
             .load::<EntryId>(c)
@@ -605,4 +613,27 @@ pub(crate) fn load_neighbours(
         }
     }
     Ok(stored)
+}
+
+/// The `void_detail` of a refused reading: the rule, the reading it was compared with, and for
+/// a jump the speed beyond the tolerance (absent when the times are equal).
+pub(crate) fn refusal_detail(decision: &Decision) -> String {
+    let (compared, speed_kmh) = match decision {
+        Decision::OutOfSequence { neighbour, .. } => (Some(*neighbour), None),
+        Decision::ImplausibleJump {
+            neighbour,
+            speed_kmh,
+        } => (Some(*neighbour), Some(*speed_kmh).filter(|s| s.is_finite())),
+        Decision::Duplicate { existing } => (Some(*existing), None),
+        Decision::Accept { .. } => (None, None),
+    };
+    let mut detail =
+        serde_json::json!({ "rule": meterhook_domain::Outcome::of(decision).as_str() });
+    if let Some(reading) = compared {
+        detail["compared_with"] = crate::supersession::reading_json(reading);
+    }
+    if let Some(speed) = speed_kmh {
+        detail["speed_kmh"] = serde_json::json!(speed.round());
+    }
+    detail.to_string()
 }

@@ -6,7 +6,9 @@ use meterhook_domain::Millis;
 use serde::Serialize;
 
 use crate::db::DbConnection;
-use crate::prepared::{self, Bind};
+use crate::prepared;
+#[cfg(feature = "postgres")]
+use crate::prepared::Bind;
 use crate::schema::vehicle_signals;
 use crate::vehicles::smartcar_ids;
 use crate::{Result, Store};

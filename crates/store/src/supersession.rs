@@ -317,6 +317,7 @@ fn supersede_entry(
             m::void.eq(true),
             m::void_reason.eq(&reason),
             m::updated_at.eq(at),
+            m::void_detail.eq(Some(supersession_detail(agreeing))),
         ))
         .execute(&mut *conn)?;
         if voided != 1 {
@@ -378,6 +379,7 @@ fn revive(
             m::void_reason.eq(None::<String>),
             m::refused_by.eq(None::<i64>),
             m::updated_at.eq(at),
+            m::void_detail.eq(None::<String>),
         ))
         .execute(conn)?;
     Ok(revived)
@@ -419,4 +421,18 @@ fn log_supersession(
         refusal.vehicle_id.escape_debug()
     );
     Ok(())
+}
+
+/// The `void_detail` of an entry superseded by `agreeing`.
+fn supersession_detail(agreeing: &[Reading]) -> String {
+    let readings: Vec<serde_json::Value> = agreeing.iter().map(|r| reading_json(*r)).collect();
+    serde_json::json!({ "rule": Outcome::Superseded.as_str(), "agreeing": readings }).to_string()
+}
+
+/// A reading as the JSON details show it: value in km, time in RFC 3339.
+pub(crate) fn reading_json(r: Reading) -> serde_json::Value {
+    serde_json::json!({
+        "value_km": r.distance.km(),
+        "entry_date": crate::to_timestamp(r.observed_at).map(crate::views::rfc3339),
+    })
 }

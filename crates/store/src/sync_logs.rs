@@ -6,7 +6,9 @@ use meterhook_domain::{ClockCorrection, Decision, Outcome, Reading};
 use serde::Serialize;
 
 use crate::db::DbConnection;
-use crate::prepared::{self, Bind};
+use crate::prepared;
+#[cfg(feature = "postgres")]
+use crate::prepared::Bind;
 use crate::schema::smartcar_sync_logs;
 use crate::to_timestamp;
 

@@ -187,3 +187,37 @@ fn void_unvoid_and_self_healing_are_recorded() {
             .all(|(_, void)| *void == Some(false)));
     }
 }
+
+/// A void entry says why for people (a sentence with km and UTC date-times) and for programs
+/// (the rule, the entry that refused it, the figures), in the object a change records.
+#[test]
+fn a_void_entry_says_why_for_people_and_for_programs() {
+    for db in TestDatabase::all() {
+        let store = db.store();
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        write(&store, &[reading("r1", km(51_048, T0))]);
+        // 229,000 km ten minutes later.
+        write(&store, &[reading("r2", km(280_048, T0 + H / 6))]);
+        let url = DatabaseUrl::parse(db.url()).unwrap();
+        let mut conn = connect(&url, std::time::Duration::from_secs(5)).unwrap();
+        let data: String = changes::table
+            .order(changes::position.desc())
+            .select(changes::data)
+            .first(&mut conn)
+            .unwrap();
+        let entry: serde_json::Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(entry["void"], true, "{entry}");
+        let reason = entry["void_reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("implausible jump from 51048 km at 2026-01-31 ")
+                && reason.ends_with(" UTC: 1373994 km/h beyond the jump tolerance"),
+            "{reason}"
+        );
+        let detail = &entry["void_detail"];
+        assert_eq!(detail["rule"], "implausible_jump", "{entry}");
+        assert_eq!(detail["compared_with"]["value_km"], 51048.0, "{entry}");
+        assert_eq!(detail["speed_kmh"], 1373994.0, "{entry}");
+        let first = store.list_entries("car-1", false).unwrap()[0].id;
+        assert_eq!(entry["refused_by"], first, "{entry}");
+    }
+}

@@ -25,7 +25,9 @@ use self::judge::{judge_readings, Verdict};
 use self::plan::{taken, vehicles_named, Plan, Step};
 use crate::changes::{record_changes, ChangeType, NewChange};
 use crate::db::DbConnection;
-use crate::entries::{insert_entries, timestamp, NewMeterEntry, SOURCE_SMARTCAR_WEBHOOK};
+use crate::entries::{
+    insert_entries, refusal_detail, timestamp, NewMeterEntry, SOURCE_SMARTCAR_WEBHOOK,
+};
 use crate::events::{load_seen, record_event, stored_outcome, write_processed, FinishedEvent};
 use crate::events::{NewEvent, Recorded};
 use crate::signals::{insert_signals, SignalInsert};
@@ -326,6 +328,7 @@ fn entry_rows<'a>(
             Keep::Void { reason } => (true, Some(reason.as_str())),
             Keep::Nothing => continue,
         };
+        let void_detail = void.then(|| refusal_detail(&judgement.decision));
         let refused_by = judgement
             .refused_by()
             .and_then(|by| verdict.refusers.stored(&vehicle.vehicle_id, by));
@@ -341,6 +344,7 @@ fn entry_rows<'a>(
             created_at: at,
             refused_by,
             updated_at: at,
+            void_detail,
         });
     }
     Ok(rows)
