@@ -32,6 +32,9 @@ pub enum ChangeType {
     MeterEntryVoided,
     /// A void meter entry was made active again.
     MeterEntryUnvoided,
+    /// A void meter entry was deleted: `events reprocess` judges its reading anew (and writes
+    /// what it decides now as a new entry), or its vehicle was erased.
+    MeterEntryDeleted,
     /// The vehicle needs its owner to reconnect it.
     VehicleNeedsReconnection,
     /// The vehicle answers again after it needed reconnection.
@@ -46,14 +49,18 @@ pub enum ChangeType {
     VehicleDeactivated,
     /// A vehicle was activated again.
     VehicleActivated,
+    /// A vehicle was erased with everything it sent (`vehicles delete --purge`); the earlier
+    /// changes about it keep their place in the record, their objects erased.
+    VehicleDeleted,
 }
 
 impl ChangeType {
     /// Every type, in the order the docs list them.
-    pub const ALL: [ChangeType; 10] = [
+    pub const ALL: [ChangeType; 12] = [
         ChangeType::MeterEntryCreated,
         ChangeType::MeterEntryVoided,
         ChangeType::MeterEntryUnvoided,
+        ChangeType::MeterEntryDeleted,
         ChangeType::VehicleNeedsReconnection,
         ChangeType::VehicleReconnected,
         ChangeType::VehicleErrorOpened,
@@ -61,6 +68,7 @@ impl ChangeType {
         ChangeType::VehicleRegistered,
         ChangeType::VehicleDeactivated,
         ChangeType::VehicleActivated,
+        ChangeType::VehicleDeleted,
     ];
 
     /// The type as stored and sent: `meter_entry.created`, …
@@ -69,6 +77,7 @@ impl ChangeType {
             ChangeType::MeterEntryCreated => "meter_entry.created",
             ChangeType::MeterEntryVoided => "meter_entry.voided",
             ChangeType::MeterEntryUnvoided => "meter_entry.unvoided",
+            ChangeType::MeterEntryDeleted => "meter_entry.deleted",
             ChangeType::VehicleNeedsReconnection => "vehicle.needs_reconnection",
             ChangeType::VehicleReconnected => "vehicle.reconnected",
             ChangeType::VehicleErrorOpened => "vehicle.error_opened",
@@ -76,6 +85,7 @@ impl ChangeType {
             ChangeType::VehicleRegistered => "vehicle.registered",
             ChangeType::VehicleDeactivated => "vehicle.deactivated",
             ChangeType::VehicleActivated => "vehicle.activated",
+            ChangeType::VehicleDeleted => "vehicle.deleted",
         }
     }
 }
@@ -166,6 +176,29 @@ struct LastPosition {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     last_position: i64,
 }
+
+impl NewChange {
+    /// A void entry deleted: `data` names it (`id`, `vehicle_id`, `event_id`).
+    pub(crate) fn entry_deleted(
+        id: i64,
+        vehicle_id: &str,
+        event_id: Option<&str>,
+        smartcar_vehicle_id: Option<&str>,
+        at: NaiveDateTime,
+    ) -> NewChange {
+        let data = serde_json::json!({ "id": id, "vehicle_id": vehicle_id, "event_id": event_id });
+        NewChange {
+            change_type: ChangeType::MeterEntryDeleted,
+            vehicle_id: Some(vehicle_id.to_owned()),
+            smartcar_vehicle_id: smartcar_vehicle_id.map(str::to_owned),
+            data: data.to_string(),
+            created_at: at,
+        }
+    }
+}
+
+/// What an erased vehicle's earlier changes keep of their object.
+pub(crate) const ERASED: &str = r#"{"erased":true}"#;
 
 fn to_json(view: &impl Serialize) -> String {
     // A view of plain fields cannot fail to serialise.
