@@ -6,6 +6,7 @@ mod backup;
 mod cli;
 mod config;
 mod deploy;
+mod docs;
 mod doctor;
 mod fleet;
 mod helpers;
