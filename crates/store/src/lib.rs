@@ -11,6 +11,7 @@ mod db;
 mod deliveries;
 mod entries;
 mod events;
+mod listings;
 mod outcome;
 mod prepared;
 pub mod schema;
@@ -33,6 +34,7 @@ pub use db::{
 pub use deliveries::{Odometer, Origin, ProcessResult, Work, WorkItem, Written};
 pub use entries::{EntryCursor, LastReading, MeterEntry, UnvoidRefusal, SOURCE_SMARTCAR_WEBHOOK};
 pub use events::{EventRecord, EventSummary, NewEvent, Recorded, Reprocess, MIN_RETENTION_DAYS};
+pub use listings::EventFilter;
 pub use outcome::{Outcome, SyncStatus};
 pub use signals::{NewSignal, SignalRow};
 pub use statistics::{Backlog, HourlyCount, Stats, TypeCount};
