@@ -5,6 +5,7 @@ mod auth;
 mod backup;
 mod cli;
 mod config;
+mod dashboard;
 mod deploy;
 mod docs;
 mod doctor;
