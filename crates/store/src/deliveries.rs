@@ -464,6 +464,7 @@ fn write_batch(
             void_reason,
             created_at: at,
             refused_by,
+            updated_at: at,
         });
     }
     let inserted = prepared::insert_rows!(&mut *conn, entries,
@@ -471,10 +472,10 @@ fn write_batch(
             use prepared::column;
             prepared::fixed!(
                 "INSERT INTO meter_entries (vehicle_id, value_m, entry_date, source_type, \
-                     notes, event_id, void, void_reason, created_at, refused_by) \
+                     notes, event_id, void, void_reason, created_at, refused_by, updated_at) \
                      SELECT * FROM unnest(?::text[], ?::bigint[], ?::timestamp[], ?::text[], \
                      ?::text[], ?::text[], ?::boolean[], ?::text[], ?::timestamp[], \
-                     ?::bigint[]) \
+                     ?::bigint[], ?::timestamp[]) \
                      RETURNING id, event_id",
                 [
                     Bind::Texts(column(all, |r| r.vehicle_id)),
@@ -487,6 +488,7 @@ fn write_batch(
                     Bind::OptionalTexts(column(all, |r| r.void_reason)),
                     Bind::Timestamps(column(all, |r| r.created_at)),
                     Bind::OptionalBigInts(column(all, |r| r.refused_by)),
+                    Bind::Timestamps(column(all, |r| r.updated_at)),
                 ]
             )
             .load::<EntryIdRow>(c)

@@ -58,6 +58,8 @@ pub struct MeterEntry {
     pub created_at: NaiveDateTime,
     /// For a refused reading, the active entry that refused it (self-healing counts these).
     pub refused_by: Option<i64>,
+    /// When it last changed: written, voided or unvoided (UTC).
+    pub updated_at: NaiveDateTime,
 }
 
 /// Where a page of entries continues: after the entry with this reading time and id.
@@ -97,6 +99,7 @@ pub(crate) struct NewMeterEntry<'a> {
     pub void_reason: Option<&'a str>,
     pub created_at: NaiveDateTime,
     pub refused_by: Option<i64>,
+    pub updated_at: NaiveDateTime,
 }
 
 /// When an app vehicle's newest active reading was taken.
@@ -215,7 +218,11 @@ impl Store {
         }
         let mut conn = self.conn()?;
         let n = diesel::update(m::meter_entries.filter(m::id.eq(id)))
-            .set((m::void.eq(true), m::void_reason.eq(reason)))
+            .set((
+                m::void.eq(true),
+                m::void_reason.eq(reason),
+                m::updated_at.eq(crate::now()),
+            ))
             .execute(&mut *conn)?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("no meter entry {id}")));
@@ -266,7 +273,11 @@ impl Store {
                 return Ok(Err(UnvoidRefusal::Rules(decision)));
             }
             diesel::update(m::meter_entries.filter(m::id.eq(id)))
-                .set((m::void.eq(false), m::void_reason.eq(None::<String>)))
+                .set((
+                    m::void.eq(false),
+                    m::void_reason.eq(None::<String>),
+                    m::updated_at.eq(crate::now()),
+                ))
                 .execute(conn)?;
             Ok(Ok(()))
         })?;

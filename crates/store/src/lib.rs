@@ -6,6 +6,7 @@ use diesel::Connection;
 use meterhook_domain::Millis;
 
 mod backup;
+mod changes;
 mod checkpoint;
 mod db;
 mod deliveries;
@@ -23,7 +24,9 @@ mod sync_logs;
 pub mod testing;
 mod vehicle_errors;
 mod vehicles;
+pub mod views;
 
+pub use changes::ChangeType;
 pub use checkpoint::RESTART_FRAMES;
 #[cfg(feature = "testing")]
 pub use db::revert_all_migrations;

@@ -59,6 +59,25 @@ diesel::table! {
         void_reason -> Nullable<Text>,
         created_at -> Timestamp,
         refused_by -> Nullable<BigInt>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    changes (position) {
+        position -> BigInt,
+        change_type -> Text,
+        vehicle_id -> Nullable<Text>,
+        smartcar_vehicle_id -> Nullable<Text>,
+        data -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    change_positions (id) {
+        id -> Integer,
+        last_position -> BigInt,
     }
 }
 
@@ -100,6 +119,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     smartcar_webhook_events,
     smartcar_sync_logs,
     meter_entries,
+    changes,
     vehicle_signals,
     vehicle_errors,
 );

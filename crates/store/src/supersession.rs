@@ -316,7 +316,11 @@ fn supersede(
             .filter(m::id.eq(entry))
             .filter(m::void.eq(false)),
     )
-    .set((m::void.eq(true), m::void_reason.eq(&reason)))
+    .set((
+        m::void.eq(true),
+        m::void_reason.eq(&reason),
+        m::updated_at.eq(at),
+    ))
     .execute(conn)?;
     if voided != 1 {
         return rollback();
@@ -353,6 +357,7 @@ fn supersede(
         .set((
             m::void.eq(false),
             m::void_reason.eq(None::<String>),
+            m::updated_at.eq(at),
             m::refused_by.eq(None::<i64>),
         ))
         .execute(conn)?;
