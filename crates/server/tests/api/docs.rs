@@ -171,8 +171,8 @@ fn words(line: &str) -> Vec<String> {
 }
 
 /// The arguments of every meterhook invocation in a shell line: `meterhook ARGS`,
-/// `VAR=value /usr/local/bin/meterhook ARGS`, `cargo run … -p meterhook -- ARGS`, and those
-/// inside `sh -c '…'`.
+/// `VAR=value /usr/local/bin/meterhook ARGS`, `cargo run … -p meterhook -- ARGS`,
+/// `runuser -u USER -- meterhook ARGS`, and those inside `sh -c '…'`.
 fn invocations(line: &str) -> Vec<Vec<String>> {
     let mut found = Vec::new();
     for command in words(line).split(|w| matches!(w.as_str(), "&&" | "||" | ";" | "|" | "&")) {
@@ -201,6 +201,15 @@ fn invocations(line: &str) -> Vec<Vec<String>> {
                     .cloned()
                     .collect();
                 found.push(after);
+            }
+        } else if program == "runuser" {
+            // `runuser -u USER -- meterhook ARGS`
+            let mut after = args.iter().skip_while(|a| *a != "--").skip(1);
+            if after
+                .next()
+                .is_some_and(|p| Path::new(p).file_name().is_some_and(|n| n == "meterhook"))
+            {
+                found.push(after.cloned().collect());
             }
         } else if program == "sh" || program == "bash" {
             // `sh -c 'script'`: the script's own commands.
@@ -387,6 +396,13 @@ fn the_checks_catch_what_they_are_for() {
             .collect::<Vec<_>>()]
     );
     assert!(invocations("sqlite3 meterhook-spool.db 'SELECT 1'").is_empty());
+    assert_eq!(
+        invocations("cd /v && exec runuser -u meterhook -- meterhook --config /c.toml doctor"),
+        vec![vec!["--config", "/c.toml", "doctor"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()]
+    );
     assert_eq!(concrete("ENTRY_ID"), "1");
     assert_eq!(concrete("<event-id>"), "1");
     assert_eq!(concrete("dead"), "dead");
