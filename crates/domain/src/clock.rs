@@ -236,7 +236,7 @@ mod tests {
         );
         assert_eq!(
             got.correction.map(|c| c.to_string()).as_deref(),
-            Some("observation time 1800003600000ms is later than its receipt allows; used the retrieved time 1799999940000ms")
+            Some("observation time 2027-01-15 09:00:00 UTC is later than its receipt allows; used the retrieved time 2027-01-15 07:59:00 UTC")
         );
         assert_eq!(TimeSource::Received.to_string(), "received");
         assert_eq!(DEFAULT_MAX_CLOCK_SKEW, FIVE_MIN);

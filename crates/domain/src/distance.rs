@@ -99,14 +99,15 @@ impl Distance {
 }
 
 impl fmt::Display for Distance {
-    /// Kilometres with the metres as three decimals, e.g. `12345.600 km`.
+    /// Kilometres with only the decimals they need (whole metres at most), e.g. `51048 km`,
+    /// `12345.6 km`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{:03} km",
-            self.0 / METRES_PER_KM,
-            self.0 % METRES_PER_KM
-        )
+        let (km, m) = (self.0 / METRES_PER_KM, self.0 % METRES_PER_KM);
+        if m == 0 {
+            return write!(f, "{km} km");
+        }
+        let decimals = format!("{m:03}");
+        write!(f, "{km}.{} km", decimals.trim_end_matches('0'))
     }
 }
 
@@ -248,8 +249,11 @@ mod tests {
 
     #[test]
     fn display_in_km() {
-        assert_eq!(Distance(12_345_600).to_string(), "12345.600 km");
+        assert_eq!(Distance(12_345_600).to_string(), "12345.6 km");
+        assert_eq!(Distance(51_048_000).to_string(), "51048 km");
+        assert_eq!(Distance(51_048_050).to_string(), "51048.05 km");
         assert_eq!(Distance(5).to_string(), "0.005 km");
+        assert_eq!(Distance(0).to_string(), "0 km");
         assert_eq!(Distance(12_345_600).km(), 12345.6);
     }
 

@@ -21,8 +21,14 @@ impl Millis {
 }
 
 impl fmt::Display for Millis {
+    /// A UTC date-time for people, e.g. `2026-11-30 14:02:46 UTC` (with `.835` when it has
+    /// milliseconds); an instant outside the calendar as its milliseconds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}ms", self.0)
+        match chrono::DateTime::from_timestamp_millis(self.0) {
+            Some(t) if self.0 % Millis::SECOND == 0 => write!(f, "{} UTC", t.format("%F %T")),
+            Some(t) => write!(f, "{} UTC", t.format("%F %T%.3f")),
+            None => write!(f, "{}ms since 1970", self.0),
+        }
     }
 }
 

@@ -17,7 +17,7 @@ pub struct Policy {
     /// Differences up to this distance never count as a jump (rounding between close readings).
     pub jump_tolerance: Distance,
     /// How many readings refused because of one accepted entry, agreeing with each other, void
-    /// it ([`crate::supersession`]); 0 turns self-healing off.
+    /// it ([`crate::supersede`]); 0 turns self-healing off.
     pub supersede_after: u32,
 }
 
@@ -85,17 +85,6 @@ pub enum Decision {
 }
 
 impl Decision {
-    /// The stable outcome name stored and reported: `created`, `duplicate`, `out_of_sequence`,
-    /// `implausible_jump`.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Decision::Accept { .. } => "created",
-            Decision::Duplicate { .. } => "duplicate",
-            Decision::OutOfSequence { .. } => "out_of_sequence",
-            Decision::ImplausibleJump { .. } => "implausible_jump",
-        }
-    }
-
     /// Whether the reading becomes an active meter entry.
     pub fn is_accept(&self) -> bool {
         matches!(self, Decision::Accept { .. })
@@ -127,9 +116,13 @@ impl fmt::Display for Decision {
             Decision::ImplausibleJump {
                 neighbour,
                 speed_kmh,
-            } => write!(
+            } if speed_kmh.is_finite() => write!(
                 f,
-                "implausible jump from {neighbour} ({speed_kmh:.0} km/h beyond tolerance)"
+                "implausible jump from {neighbour}: {speed_kmh:.0} km/h beyond the jump tolerance"
+            ),
+            Decision::ImplausibleJump { neighbour, .. } => write!(
+                f,
+                "implausible jump from {neighbour}: a different value at the same time"
             ),
         }
     }
@@ -252,7 +245,7 @@ mod tests {
     fn check_with(new: Reading, neighbours: Neighbours, policy: Policy, expected: &str) {
         let decision = decide(new, &neighbours, &policy);
         assert_eq!(
-            decision.outcome(),
+            crate::Outcome::of(&decision).as_str(),
             expected,
             "{new} with {neighbours:?}: {decision}"
         );
@@ -428,7 +421,7 @@ mod tests {
         );
         assert_eq!(
             decision.to_string(),
-            "lower than the earlier reading 100.000 km at 32400000ms"
+            "lower than the earlier reading 100 km at 1970-01-01 09:00:00 UTC"
         );
     }
 

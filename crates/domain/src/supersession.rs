@@ -4,15 +4,18 @@
 //! odometer once) makes every true reading after it look out of sequence or implausible. The rule:
 //! when at least [`Policy::supersede_after`] readings refused because of the *same* accepted entry
 //! agree with each other, that entry is superseded (voided, with the reason kept) and they are
-//! judged again. The caller judges them again with [`crate::judge`] against the timeline without
-//! the entry, and keeps the supersession only if every one of them is then accepted: the entry
-//! must have been their only obstacle. So a single glitch never voids a consistent history (it is
-//! one reading, and it would not be accepted without the history either), and K consistent
-//! readings win over one outlier whatever the order they arrive in.
+//! judged again with [`crate::judge`] against the timeline without the entry; the supersession
+//! holds only if every one of them is then accepted: the entry must have been their only
+//! obstacle. So a single glitch never voids a consistent history (it is one reading, and it would
+//! not be accepted without the history either), and K consistent readings win over one outlier
+//! whatever the order they arrive in.
+//!
+//! The whole rule is here: [`window`] bounds how many refusals count, [`Tally`] finds the refusal
+//! of a batch that completes a set, and [`supersede`] decides. The store only loads and saves.
 
 use std::fmt;
 
-use crate::{decide, Neighbours, Policy, Reading};
+use crate::{judge, Candidate, Policy, Reading, Stored};
 
 /// An accepted entry that readings refused because of it outvote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,10 +38,98 @@ impl fmt::Display for Supersession {
     }
 }
 
+/// How many of the latest readings refused because of one entry count: twice the number that
+/// supersedes (so a set that agrees is found among stray ones), at least 4, at most 64. A bound
+/// on the work a flood of refusals can cause.
+pub fn window(policy: &Policy) -> usize {
+    usize::try_from(policy.supersede_after)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(2)
+        .clamp(4, 64)
+}
+
+/// The refusals of a batch, counted per refusing reading (`K` names it), each over the latest
+/// [`window`] of them: finds the refusal that completes a supersession, so that the batch can
+/// end there, as one delivery at a time would.
+#[derive(Debug, Clone)]
+pub struct Tally<K> {
+    refusers: Vec<(K, Vec<Reading>)>,
+    window: usize,
+    on: bool,
+}
+
+impl<K: PartialEq> Tally<K> {
+    /// An empty tally under `policy`.
+    pub fn new(policy: &Policy) -> Self {
+        Tally {
+            refusers: Vec::new(),
+            window: window(policy),
+            on: policy.supersede_after > 0,
+        }
+    }
+
+    /// The readings `refuser` refused before the batch, oldest first.
+    pub fn stored(&mut self, refuser: K, refused: Vec<Reading>) {
+        self.refusers.push((refuser, refused));
+    }
+
+    /// Counts `reading`, refused because of `refuser`; true when it completes a supersession.
+    pub fn refuse(&mut self, refuser: K, reading: Reading, policy: &Policy) -> bool {
+        if !self.on {
+            return false;
+        }
+        let at = match self.refusers.iter().position(|(k, _)| *k == refuser) {
+            Some(at) => at,
+            None => {
+                self.refusers.push((refuser, Vec::new()));
+                self.refusers.len() - 1
+            }
+        };
+        let readings = &mut self.refusers[at].1;
+        readings.push(reading);
+        if readings.len() > self.window {
+            readings.remove(0);
+        }
+        supersession(readings, policy).is_some()
+    }
+}
+
+/// The rule, whole: whether the readings `refused` because of one accepted entry (oldest first;
+/// only the latest [`window`] count) supersede it. `without_entry` voids the entry and returns,
+/// for each agreeing reading, the stored entries around it on the timeline without it; the
+/// supersession holds when every agreeing reading is then accepted. `Ok(None)`: the entry stays
+/// (and the caller undoes what `without_entry` did).
+pub fn supersede<E>(
+    refused: &[Reading],
+    policy: &Policy,
+    without_entry: impl FnOnce(&[Reading]) -> Result<Vec<Stored>, E>,
+) -> Result<Option<Supersession>, E> {
+    let latest = &refused[refused.len().saturating_sub(window(policy))..];
+    let Some(outvoted) = supersession(latest, policy) else {
+        return Ok(None);
+    };
+    let stored = without_entry(&outvoted.agreeing)?;
+    let candidates: Vec<Candidate<()>> = outvoted
+        .agreeing
+        .iter()
+        .zip(stored)
+        .map(|(reading, stored)| Candidate {
+            vehicle: (),
+            reading: *reading,
+            stored,
+        })
+        .collect();
+    let accepted = candidates.len() == outvoted.agreeing.len()
+        && judge(&candidates, policy)
+            .iter()
+            .all(|j| j.decision.is_accept());
+    Ok(accepted.then_some(outvoted))
+}
+
 /// Whether the readings `refused` because of one accepted entry outvote it: `Some` when at least
 /// `policy.supersede_after` of them (and never fewer than two) agree with each other. 0 turns
 /// the rule off.
-pub fn supersession(refused: &[Reading], policy: &Policy) -> Option<Supersession> {
+fn supersession(refused: &[Reading], policy: &Policy) -> Option<Supersession> {
     let needed = usize::try_from(policy.supersede_after).unwrap_or(usize::MAX);
     if needed == 0 || refused.len() < needed.max(2) {
         return None;
@@ -48,21 +139,27 @@ pub fn supersession(refused: &[Reading], policy: &Policy) -> Option<Supersession
 }
 
 /// The largest set of `readings` that agree with each other, in time order: each is accepted by
-/// the rules right after the one before it (in sequence, plausible, not a duplicate).
-pub fn agreeing(readings: &[Reading], policy: &Policy) -> Vec<Reading> {
+/// the rules ([`judge`]) right after the one before it (in sequence, plausible, not a duplicate).
+fn agreeing(readings: &[Reading], policy: &Policy) -> Vec<Reading> {
     let mut sorted = readings.to_vec();
     sorted.sort_by_key(|r| (r.observed_at, r.distance));
     sorted.dedup();
     let follows = |before: Reading, next: Reading| {
-        let neighbours = Neighbours {
-            before: Some(before),
-            after: None,
-            window: Vec::new(),
+        let candidate = Candidate {
+            vehicle: (),
+            reading: next,
+            stored: Stored {
+                before: Some(before),
+                after: None,
+                same_value: Vec::new(),
+            },
         };
-        decide(next, &neighbours, policy).is_accept()
+        judge(&[candidate], policy)
+            .first()
+            .is_some_and(|j| j.decision.is_accept())
     };
     // Longest chain: best[j] is the length of the longest chain ending at j, from[j] its
-    // predecessor. The sets are small (the caller bounds them).
+    // predecessor. The sets are small (`window` bounds them).
     let mut best = vec![1usize; sorted.len()];
     let mut from: Vec<Option<usize>> = vec![None; sorted.len()];
     for j in 0..sorted.len() {
@@ -154,5 +251,65 @@ mod tests {
         .expect("supersedes");
         let text = s.to_string();
         assert!(text.starts_with("superseded: 3 later readings"), "{text}");
+    }
+
+    #[test]
+    fn supersede_holds_only_when_the_entry_was_their_only_obstacle() {
+        let refused = [r(100, H), r(110, 2 * H), r(120, 3 * H)];
+        let policy = Policy::default();
+        // Nothing else on the timeline: they are accepted without the entry.
+        let free = supersede(&refused, &policy, |agreeing| {
+            Ok::<_, ()>(vec![Stored::default(); agreeing.len()])
+        });
+        assert_eq!(free.map(|s| s.map(|s| s.agreeing.len())), Ok(Some(3)));
+        // Another stored entry after them, far lower: still refused, so the entry stays.
+        let blocked = supersede(&refused, &policy, |agreeing| {
+            let later = Stored {
+                after: Some(r(50, 10 * H)),
+                ..Stored::default()
+            };
+            Ok::<_, ()>(vec![later; agreeing.len()])
+        });
+        assert_eq!(blocked, Ok(None));
+        // Too few: the timeline is never even asked for.
+        let asked = supersede(&refused[..2], &policy, |_| -> Result<Vec<Stored>, ()> {
+            panic!("not asked")
+        });
+        assert_eq!(asked, Ok(None));
+    }
+
+    #[test]
+    fn only_the_latest_window_of_refusals_counts() {
+        let policy = Policy::default();
+        // Three that agree, then a window's worth of strays that agree with nothing (each lower
+        // than the one before).
+        let mut refused = vec![r(100, H), r(110, 2 * H), r(120, 3 * H)];
+        let strays = (0..window(&policy) as i64).map(|i| r(900 - 10 * i, (4 + i) * H));
+        refused.extend(strays);
+        let found = supersede(&refused, &policy, |a| {
+            Ok::<_, ()>(vec![Stored::default(); a.len()])
+        });
+        assert_eq!(found, Ok(None));
+    }
+
+    #[test]
+    fn the_tally_finds_the_refusal_that_completes_a_set() {
+        let policy = Policy::default();
+        let mut tally = Tally::new(&policy);
+        tally.stored("a", vec![r(100, H)]);
+        assert!(!tally.refuse("b", r(100, H), &policy), "another refuser");
+        assert!(!tally.refuse("a", r(110, 2 * H), &policy));
+        assert!(
+            tally.refuse("a", r(120, 3 * H), &policy),
+            "the third that agrees"
+        );
+        let off = Policy {
+            supersede_after: 0,
+            ..Policy::default()
+        };
+        let mut tally = Tally::new(&off);
+        for h in 1..10 {
+            assert!(!tally.refuse("a", r(100 + h, h * H), &off));
+        }
     }
 }

@@ -31,9 +31,9 @@ pub struct Candidate<K> {
     pub stored: Stored,
 }
 
-/// What to write for a judged reading.
+/// What to keep of a judged reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Write {
+pub enum Keep {
     /// An active entry: the reading is accepted.
     Active,
     /// A void entry, kept out of the rules, with the reason it was refused.
@@ -50,8 +50,8 @@ pub enum Write {
 pub struct Judgement {
     /// The decision, with the reading it was compared with.
     pub decision: Decision,
-    /// What to write for it.
-    pub write: Write,
+    /// What to keep of it.
+    pub keep: Keep,
 }
 
 impl Judgement {
@@ -65,14 +65,14 @@ impl Judgement {
     }
 
     fn of(decision: Decision) -> Judgement {
-        let write = match &decision {
-            Decision::Accept { .. } => Write::Active,
-            Decision::Duplicate { .. } => Write::Nothing,
-            refused => Write::Void {
+        let keep = match &decision {
+            Decision::Accept { .. } => Keep::Active,
+            Decision::Duplicate { .. } => Keep::Nothing,
+            refused => Keep::Void {
                 reason: refused.to_string(),
             },
         };
-        Judgement { decision, write }
+        Judgement { decision, keep }
     }
 }
 
@@ -158,7 +158,7 @@ mod tests {
         let policy = Policy::default();
         let outcomes: Vec<&str> = judge(batch, &policy)
             .iter()
-            .map(|j| j.decision.outcome())
+            .map(|j| crate::Outcome::of(&j.decision).as_str())
             .collect();
         assert_eq!(outcomes, expected, "batch {batch:?}");
     }
@@ -221,10 +221,10 @@ mod tests {
     }
 
     #[test]
-    fn what_to_write() {
+    fn what_to_keep() {
         let policy = Policy::default();
         let none = Stored::default();
-        let writes: Vec<Write> = judge(
+        let writes: Vec<Keep> = judge(
             &[
                 c("a", r(100, 0), none.clone()),
                 c("a", r(100, 1), none.clone()),
@@ -233,10 +233,10 @@ mod tests {
             &policy,
         )
         .into_iter()
-        .map(|j| j.write)
+        .map(|j| j.keep)
         .collect();
-        assert_eq!(writes[0], Write::Active);
-        assert_eq!(writes[1], Write::Nothing);
-        assert!(matches!(&writes[2], Write::Void { reason } if reason.starts_with("lower than")));
+        assert_eq!(writes[0], Keep::Active);
+        assert_eq!(writes[1], Keep::Nothing);
+        assert!(matches!(&writes[2], Keep::Void { reason } if reason.starts_with("lower than")));
     }
 }

@@ -11,7 +11,7 @@ use std::io::BufRead;
 use std::time::Duration;
 
 use meterhook_domain::Policy;
-use meterhook_ingest::{Delivery, Ingest, RetryPolicy, Settings};
+use meterhook_ingest::{classify, Ingest, IngestOptions, RetryPolicy};
 use meterhook_store::{PoolOptions, Store};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -22,8 +22,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let store = Store::open(&format!("sqlite://{path}"), &PoolOptions::default())?;
     store.register_vehicle(&smartcar_id, &vehicle_id)?;
-    let settings = Settings::new(&store, Policy::default(), RetryPolicy::default());
-    let ingest = Ingest::start(settings, store.clone(), None)?;
+    let options = IngestOptions::new(&store, Policy::default(), RetryPolicy::default());
+    let ingest = Ingest::start(options, store.clone(), None)?;
     let intake = *ingest.submitter().intake();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -39,8 +39,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             };
             let received = meterhook_store::now();
-            for delivery in Delivery::received(&event, line.as_bytes(), received, &intake) {
-                let id = delivery.event_id().to_owned();
+            for delivery in classify::received(&event, line.as_bytes(), received, &intake) {
+                let id = delivery.event_id.clone();
                 println!("{id}: {:?}", ingest.submit(delivery).await?);
             }
         }

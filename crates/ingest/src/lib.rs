@@ -1,22 +1,32 @@
 #![doc = include_str!("../README.md")]
 
-mod delivery;
+pub mod classify;
 mod passes;
 mod pipeline;
 mod writer;
 
 use std::time::Duration;
 
+use meterhook_domain::Outcome;
 use meterhook_domain::Policy;
-use meterhook_store::{Outcome, Store, StoreError};
+use meterhook_store::{Store, StoreError};
 
-pub use delivery::{Delivery, Intake};
+pub use classify::Intake;
+pub use meterhook_store::Delivery;
 pub use passes::{drain_pass, prune_pass, retry_pass, Retention, Schedule};
 pub use pipeline::{Answers, Pipeline, RetryPolicy};
 pub use writer::Submitter;
 
 /// Deliveries committed together at most.
 pub const MAX_BATCH: usize = 256;
+
+/// The default of [`IngestOptions::queue`]: deep enough for a burst of a whole fleet, small
+/// enough that a stalled writer is noticed (as 503s) within seconds.
+pub const DEFAULT_QUEUE: usize = 4_096;
+
+/// The default of [`IngestOptions::spool_max_events`]: with typical 2–5 KB events, a few
+/// hundred MB of spool.
+pub const DEFAULT_SPOOL_MAX_EVENTS: u64 = 100_000;
 
 /// What became of a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +69,7 @@ impl IngestError {
 
 /// How the pipeline runs. Plain values: the embedding service parses its own configuration.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct IngestOptions {
     /// The odometer rules' policy.
     pub policy: Policy,
     /// How deliveries are classified (clock tolerance, test events).
@@ -76,10 +86,10 @@ pub struct Settings {
     pub schedule: Schedule,
 }
 
-impl Settings {
+impl IngestOptions {
     /// The defaults for `policy` and `retry`: one writer on SQLite, two on PostgreSQL.
-    pub fn new(store: &Store, policy: Policy, retry: RetryPolicy) -> Settings {
-        Settings {
+    pub fn new(store: &Store, policy: Policy, retry: RetryPolicy) -> IngestOptions {
+        IngestOptions {
             policy,
             intake: Intake::default(),
             retry,
@@ -87,8 +97,8 @@ impl Settings {
                 meterhook_store::Backend::Sqlite => 1,
                 meterhook_store::Backend::Postgres => 2,
             },
-            queue: 4_096,
-            spool_max_events: 100_000,
+            queue: DEFAULT_QUEUE,
+            spool_max_events: DEFAULT_SPOOL_MAX_EVENTS,
             schedule: Schedule {
                 retry_every: Duration::from_secs(5)
                     .min(retry.backoff.max(Duration::from_millis(100))),
@@ -120,26 +130,20 @@ impl Ingest {
     /// Starts the writer threads on `store` (and the outage `spool`, with PostgreSQL). The
     /// background passes start with [`Ingest::start_background`], on a Tokio runtime.
     pub fn start(
-        settings: Settings,
+        options: IngestOptions,
         store: Store,
         spool: Option<Store>,
     ) -> std::io::Result<Ingest> {
-        let pipeline = Pipeline::new(
-            store,
-            spool,
-            settings.policy,
-            settings.intake,
-            settings.retry,
-        )
-        .with_spool_limit(settings.spool_max_events);
+        let pipeline = Pipeline::new(store, spool, options.policy, options.intake, options.retry)
+            .with_spool_limit(options.spool_max_events);
         let (writers, submitter) =
-            writer::Writers::start(&pipeline, settings.writers, settings.queue, MAX_BATCH)?;
+            writer::Writers::start(&pipeline, options.writers, options.queue, MAX_BATCH)?;
         Ok(Ingest {
             pipeline,
             writers,
             submitter,
             passes: None,
-            schedule: settings.schedule,
+            schedule: options.schedule,
         })
     }
 

@@ -122,7 +122,7 @@ pub fn retry_pass(pipeline: &Pipeline) -> usize {
     };
     let batch: Vec<Delivery> = due
         .iter()
-        .map(|r| Delivery::stored(r, pipeline.intake()))
+        .map(|r| crate::classify::stored(r, pipeline.intake()))
         .collect();
     match pipeline.commit_to_store(&batch) {
         Ok(answers) => {
@@ -172,7 +172,7 @@ pub fn drain_pass(pipeline: &Pipeline, migrated: &AtomicBool) -> usize {
     };
     let batch: Vec<Delivery> = spooled
         .iter()
-        .map(|r| Delivery::unspooled(r, pipeline.intake()))
+        .map(|r| crate::classify::unspooled(r, pipeline.intake()))
         .collect();
     if let Err(e) = pipeline.commit_to_store(&batch) {
         warn!(

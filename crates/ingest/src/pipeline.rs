@@ -6,9 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use log::{error, info, warn};
+use meterhook_domain::Outcome;
 use meterhook_domain::Policy;
-use meterhook_store::{Outcome, ProcessResult, Reprocess, Store, StoreError, Tx, Written};
+use meterhook_store::{Processed, Receipt, Reprocess, Store, StoreError, Tx};
 
+use crate::classify::{self, spooled_row};
 use crate::{Delivery, IngestError, Ingested, Intake};
 
 /// How failed processing is retried.
@@ -33,11 +35,12 @@ impl RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 5 attempts, 30 s first backoff.
+    /// 8 attempts, 5 s first backoff: the retries come about 5 s to 5 min apart, and an event
+    /// is `dead` after some 10 minutes of failures.
     fn default() -> Self {
         RetryPolicy {
-            max_attempts: 5,
-            backoff: Duration::from_secs(30),
+            max_attempts: 8,
+            backoff: Duration::from_secs(5),
         }
     }
 }
@@ -91,6 +94,15 @@ pub const SPOOL_ALARM_PERCENT: u64 = 80;
 
 /// One answer per delivery.
 pub type Answers = Vec<Result<Ingested, IngestError>>;
+
+/// How one try of a batch went (the database being away is an error instead: it ends the
+/// transaction).
+enum Attempt {
+    /// Written: a receipt for each delivery of the batch.
+    Written(Vec<Receipt>),
+    /// Failed for a reason of its own deliveries; nothing of it was kept.
+    Failed(StoreError),
+}
 
 impl Pipeline {
     /// A pipeline on `store`, with an outage `spool` (a local SQLite store) when the store is
@@ -166,31 +178,31 @@ impl Pipeline {
 
     /// Commits `batch` to the main database only; an error means nothing was committed.
     pub(crate) fn commit_to_store(&self, batch: &[Delivery]) -> Result<Answers, StoreError> {
-        let written = self.store.write(|tx| self.write_isolated(tx, batch))?;
+        let receipts = self.store.write(|tx| self.write_isolated(tx, batch))?;
         self.outage.clear();
-        Ok(written
+        Ok(receipts
             .into_iter()
             .zip(batch)
-            .map(|(written, d)| {
-                let written = written.map_err(|e| {
+            .map(|(receipt, d)| {
+                let receipt = receipt.map_err(|e| {
                     error!(
                         "Webhook event {}: could not be stored: {e}",
-                        d.event_id().escape_debug()
+                        d.event_id.escape_debug()
                     );
                     IngestError::from_store(e)
                 })?;
-                Ok(match written {
-                    Written::AlreadySeen => {
+                Ok(match receipt {
+                    Receipt::AlreadyReceived => {
                         info!(
                             "Webhook event {} ({}): already received; not processed again",
-                            d.event_id().escape_debug(),
-                            d.event_type()
+                            d.event_id.escape_debug(),
+                            d.event_type.escape_debug()
                         );
                         Ingested::AlreadyReceived
                     }
-                    Written::Processed(result) => {
-                        log_processed(d, &result);
-                        Ingested::Stored(result.outcome)
+                    Receipt::Processed(processed) => {
+                        log_processed(d, &processed);
+                        Ingested::Stored(processed.outcome)
                     }
                 })
             })
@@ -198,74 +210,89 @@ impl Pipeline {
     }
 
     /// Writes `batch` in a savepoint; when it fails for a reason other than the database being
-    /// away, each half is written on its own, down to single deliveries. A delivery that fails
-    /// alone is stored (never lost) and scheduled for a retry, or `dead` after the last attempt.
+    /// away, each half is written on its own, down to single deliveries: the one place a batch
+    /// is split. A delivery that fails alone is stored (never lost) and scheduled for a retry,
+    /// or `dead` after the last attempt.
     fn write_isolated(
         &self,
         tx: &mut Tx<'_>,
         batch: &[Delivery],
-    ) -> Result<Vec<Result<Written, StoreError>>, StoreError> {
-        let items: Vec<_> = batch.iter().map(Delivery::item).collect();
-        let error = match tx.savepoint(|tx| tx.write_batch(&items, &self.policy)) {
-            Ok(written) => return Ok(written.into_iter().map(Ok).collect()),
-            Err(e) if e.is_transient() => return Err(e),
-            Err(e) => e,
+    ) -> Result<Vec<Result<Receipt, StoreError>>, StoreError> {
+        let error = match self.attempt(tx, batch)? {
+            Attempt::Written(receipts) => return Ok(receipts.into_iter().map(Ok).collect()),
+            Attempt::Failed(error) => error,
         };
-        if batch.len() > 1 {
-            log::debug!(
-                "a batch of {} failed ({error}); split in halves",
-                batch.len()
-            );
-            let (first, second) = batch.split_at(batch.len() / 2);
-            let mut written = self.write_isolated(tx, first)?;
-            written.extend(self.write_isolated(tx, second)?);
-            return Ok(written);
+        if let [d] = batch {
+            // Another writer stored or processed it meanwhile: once more sees its row.
+            let error = match error {
+                StoreError::Conflict(_) => match self.attempt(tx, batch)? {
+                    Attempt::Written(receipts) => {
+                        return Ok(receipts.into_iter().map(Ok).collect())
+                    }
+                    Attempt::Failed(error) => error,
+                },
+                other => other,
+            };
+            return Ok(vec![self.fail_alone(tx, d, error)?]);
         }
-        // Another writer stored or processed it meanwhile: once more sees its row.
-        let error = match error {
-            StoreError::Conflict(_) => {
-                match tx.savepoint(|tx| tx.write_batch(&items, &self.policy)) {
-                    Ok(written) => return Ok(written.into_iter().map(Ok).collect()),
-                    Err(e) if e.is_transient() => return Err(e),
-                    Err(e) => e,
-                }
-            }
-            other => other,
-        };
-        let d = &batch[0];
+        log::debug!(
+            "a batch of {} failed ({error}); split in halves",
+            batch.len()
+        );
+        let (first, second) = batch.split_at(batch.len() / 2);
+        let mut receipts = self.write_isolated(tx, first)?;
+        receipts.extend(self.write_isolated(tx, second)?);
+        Ok(receipts)
+    }
+
+    /// One try of `batch` in a savepoint. An error means the database is away: the whole
+    /// transaction is lost.
+    fn attempt(&self, tx: &mut Tx<'_>, batch: &[Delivery]) -> Result<Attempt, StoreError> {
+        match tx.savepoint(|tx| tx.write_batch(batch, &self.policy)) {
+            Ok(written) => Ok(Attempt::Written(written)),
+            Err(e) if e.is_transient() => Err(e),
+            Err(e) => Ok(Attempt::Failed(e)),
+        }
+    }
+
+    /// Records that `d` failed alone with `error`: stored pending with a retry, or `dead`.
+    fn fail_alone(
+        &self,
+        tx: &mut Tx<'_>,
+        d: &Delivery,
+        error: StoreError,
+    ) -> Result<Result<Receipt, StoreError>, StoreError> {
         let message = error.to_string();
         let attempt = d.attempts().saturating_add(1);
         let delay = self.retry.delay(attempt);
         let retry_at = meterhook_store::now()
             + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::hours(1));
         let max = i32::try_from(self.retry.max_attempts).unwrap_or(i32::MAX);
-        let outcome = match tx.savepoint(|tx| tx.record_failure(&items[0], &message, retry_at, max))
-        {
+        let outcome = match tx.savepoint(|tx| tx.record_failure(d, &message, retry_at, max)) {
             Ok(outcome) => outcome,
             Err(e) if e.is_transient() => return Err(e),
             // Not even its failure can be stored: this delivery alone is refused (Smartcar
             // delivers it again), the rest of the batch goes on.
-            Err(e) => return Ok(vec![Err(e)]),
+            Err(e) => return Ok(Err(e)),
         };
         if outcome == Outcome::Dead {
             error!(
                 "Webhook event {}: processing failed for the last time ({message}); outcome dead",
-                d.event_id().escape_debug()
+                d.event_id.escape_debug()
             );
         } else {
             warn!(
                 "Webhook event {}: processing failed ({message}); retrying in {}s",
-                d.event_id().escape_debug(),
+                d.event_id.escape_debug(),
                 delay.as_secs()
             );
         }
-        Ok(vec![Ok(Written::Processed(ProcessResult {
+        Ok(Ok(Receipt::Processed(Processed {
             outcome,
             decision: None,
             entry_id: None,
             vehicle_id: None,
-            processed_now: false,
-        }))])
+        })))
     }
 
     /// Keeps deliveries in the local spool, in one transaction, up to its limit; unavailable when
@@ -290,8 +317,8 @@ impl Pipeline {
             // cannot change before this commit.
             let held = tx.event_count()?;
             let room = usize::try_from(limit.saturating_sub(held).max(0)).unwrap_or(usize::MAX);
-            for d in batch.iter().take(room) {
-                tx.record_event(&d.spooled_row())?;
+            for row in batch.iter().take(room).filter_map(spooled_row) {
+                tx.record_event(&row)?;
             }
             Ok((held, room.min(batch.len())))
         });
@@ -300,7 +327,7 @@ impl Pipeline {
                 for d in &batch[..kept] {
                     warn!(
                         "Webhook event {}: database unavailable ({cause}); kept in the local spool",
-                        d.event_id().escape_debug()
+                        d.event_id.escape_debug()
                     );
                 }
                 if kept < batch.len() {
@@ -367,7 +394,7 @@ impl Pipeline {
             let batch: Vec<Delivery> = records
                 .iter()
                 .map(|r| {
-                    Delivery::stored(
+                    classify::stored(
                         &meterhook_store::EventRecord {
                             attempts: 0,
                             ..r.clone()
@@ -385,12 +412,12 @@ impl Pipeline {
                     // Processed meanwhile by a writer or another instance: what it stored.
                     Ingested::AlreadyReceived | Ingested::Spooled => self
                         .store
-                        .find_event(d.event_id())
+                        .find_event(&d.event_id)
                         .map_err(IngestError::from_store)?
                         .and_then(|e| e.outcome.parse().ok())
                         .unwrap_or(Outcome::Pending),
                 };
-                outcomes.push((d.event_id().to_owned(), outcome));
+                outcomes.push((d.event_id.clone(), outcome));
             }
             progress(outcomes.len(), records.len());
         }
@@ -398,7 +425,7 @@ impl Pipeline {
     }
 }
 
-fn log_processed(d: &Delivery, result: &ProcessResult) {
+fn log_processed(d: &Delivery, result: &Processed) {
     let detail = result
         .decision
         .as_ref()
@@ -406,9 +433,12 @@ fn log_processed(d: &Delivery, result: &ProcessResult) {
         .unwrap_or_default();
     info!(
         "Webhook event {} ({}, vehicle {}): {}{detail}",
-        d.event_id().escape_debug(),
-        d.event_type(),
-        d.smartcar_vehicle_id().unwrap_or("-").escape_debug(),
+        d.event_id.escape_debug(),
+        d.event_type.escape_debug(),
+        d.smartcar_vehicle_id
+            .as_deref()
+            .unwrap_or("-")
+            .escape_debug(),
         result.outcome
     );
 }
@@ -445,7 +475,7 @@ mod tests {
         )
         .with_spool_limit(5);
         let delivery = |i: usize| {
-            Delivery::malformed(
+            classify::malformed(
                 format!("body {i}").as_bytes(),
                 &ParseError::NotObject,
                 meterhook_store::now(),

@@ -107,7 +107,7 @@ impl Submitter {
     /// [`IngestError::Overloaded`]: the sender is to retry later.
     pub async fn submit(&self, delivery: Delivery) -> Result<Ingested, IngestError> {
         let (reply, answer) = oneshot::channel();
-        let writer = match delivery.smartcar_vehicle_id() {
+        let writer = match delivery.smartcar_vehicle_id.as_deref() {
             Some(vehicle) if self.senders.len() > 1 => {
                 let mut hasher = std::hash::DefaultHasher::new();
                 std::hash::Hash::hash(vehicle, &mut hasher);
@@ -127,7 +127,7 @@ impl Submitter {
     }
 
     /// How deliveries are to be classified before they are submitted
-    /// ([`crate::Delivery::received`]).
+    /// ([`crate::classify::received`]).
     pub fn intake(&self) -> &crate::Intake {
         &self.intake
     }

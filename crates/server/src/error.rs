@@ -6,6 +6,7 @@
 //! | `Unauthorized` | 401 | missing or invalid `SC-Signature`; nothing is stored |
 //! | `BadToken` | 401 + `WWW-Authenticate: Bearer` | the read API without the right bearer token |
 //! | `BadPassword` | 401 + `WWW-Authenticate: Basic` | the status pages without the right password (the browser asks for it) |
+//! | `TooManyFailures` | 429 + `Retry-After` | wrong credentials again and again from one peer, or from everyone (`crate::auth::Failures`); the right ones are still admitted |
 //! | `NotFound` | 404 | the read API or a status page asked about a vehicle that is not registered |
 //! | `Timeout` | 408 | the body did not arrive within `client_timeout` (the head is bounded by actix) |
 //! | `PayloadTooLarge` | 413 | over `body_limit` (64 KiB; Smartcar sends at most 50 KB) |
@@ -39,6 +40,9 @@ pub enum ApiError {
     /// 404.
     #[error("{0}")]
     NotFound(String),
+    /// 429: too many wrong credentials lately; retry after this many seconds.
+    #[error("too many failed logins; retry later")]
+    TooManyFailures(u64),
     /// 408.
     #[error("the request body did not arrive in time")]
     Timeout,
@@ -86,6 +90,7 @@ impl ResponseError for ApiError {
                 StatusCode::UNAUTHORIZED
             }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::TooManyFailures(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -100,6 +105,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         if matches!(self, ApiError::Unavailable) {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+        }
+        if let ApiError::TooManyFailures(seconds) = self {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         if matches!(self, ApiError::BadToken) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

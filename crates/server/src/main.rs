@@ -21,7 +21,21 @@ fn main() -> ExitCode {
         None | Some(Command::Serve) => "info",
         Some(_) => "warn",
     };
+    // Every line through `Escaped`: a value from a request that holds a line break (an
+    // `eventType`, a malformed body's id) stays on its line, whichever log line prints it.
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default_level))
+        .format(|buf, record| {
+            use std::io::Write as _;
+            let message = record.args().to_string();
+            writeln!(
+                buf,
+                "[{} {:<5} {}] {}",
+                buf.timestamp(),
+                record.level(),
+                record.target(),
+                meterhook_smartcar::Escaped(&message)
+            )
+        })
         .init();
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

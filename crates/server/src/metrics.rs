@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use meterhook_store::Store;
 
+use crate::rejections::Noted;
+
 /// Labels of the events counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
@@ -33,13 +35,25 @@ struct RefusalLabels {
     reason: &'static str,
 }
 
+/// Labels of the failed logins counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AuthFailureLabels {
+    /// `api` (bearer token) or `ui` (Basic password).
+    realm: &'static str,
+    /// `missing` (no credentials, 401), `wrong` (401) or `throttled` (429).
+    reason: &'static str,
+}
+
 /// The process's counters, and gauges refreshed from the database in the background.
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
     events: Family<EventLabels, Counter>,
     signature_failures: Counter,
+    invalid_signatures: Counter,
+    last_invalid_signature: Gauge,
     refusals: Family<RefusalLabels, Counter>,
+    auth_failures: Family<AuthFailureLabels, Counter>,
     processing: Histogram,
     unprocessed: Gauge,
     dead: Gauge,
@@ -51,6 +65,15 @@ pub struct Metrics {
     /// When the newest stored event arrived, epoch ms (`i64::MIN`: none, or not read yet); the
     /// age is worked out from it at each scrape.
     newest_at_ms: AtomicI64,
+}
+
+/// Deliveries refused for an invalid signature since the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidSignatures {
+    /// How many.
+    pub count: u64,
+    /// When the last one was refused.
+    pub last: Option<chrono::NaiveDateTime>,
 }
 
 /// The backlog gauges as read from the database and the spool.
@@ -81,6 +104,18 @@ impl Default for Metrics {
             "Deliveries refused for a missing or invalid SC-Signature",
             signature_failures.clone(),
         );
+        let invalid_signatures = Counter::default();
+        registry.register(
+            "invalid_signatures",
+            "Deliveries refused because their SC-Signature matches none of the signing keys (a part of signature_failures): most likely Smartcar signs with another token",
+            invalid_signatures.clone(),
+        );
+        let last_invalid_signature = Gauge::default();
+        registry.register(
+            "last_invalid_signature_timestamp_seconds",
+            "When the last delivery with an invalid SC-Signature was refused, in seconds since the epoch (0: none since the start)",
+            last_invalid_signature.clone(),
+        );
         let refusals = Family::<RefusalLabels, Counter>::default();
         // Both reasons from the start, at 0: the series exist before the first refusal, so that
         // `increase()` sees the first one and dashboards find the metric.
@@ -91,6 +126,12 @@ impl Default for Metrics {
             "deliveries_refused",
             "Signed deliveries answered 503 because the writers' queues (queue_full) or the outage spool (spool_full) were full",
             refusals.clone(),
+        );
+        let auth_failures = Family::<AuthFailureLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Requests to the API (realm api) or the status pages (realm ui) refused for missing credentials (401), wrong ones (401) or too many wrong ones lately (throttled, 429)",
+            auth_failures.clone(),
         );
         let queued = Gauge::default();
         registry.register(
@@ -146,7 +187,10 @@ impl Default for Metrics {
             registry,
             events,
             signature_failures,
+            invalid_signatures,
+            last_invalid_signature,
             refusals,
+            auth_failures,
             processing,
             unprocessed,
             dead,
@@ -177,9 +221,24 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts a refused signature.
-    pub fn signature_failure(&self) {
+    /// Counts a delivery refused for its signature: `what` is missing or invalid.
+    pub fn signature_failure(&self, what: Noted) {
         self.signature_failures.inc();
+        if what == Noted::InvalidSignature {
+            self.invalid_signatures.inc();
+            self.last_invalid_signature
+                .set(chrono::Utc::now().timestamp());
+        }
+    }
+
+    /// The deliveries refused for an invalid signature since the start, and the last one's time.
+    pub fn invalid_signatures(&self) -> InvalidSignatures {
+        InvalidSignatures {
+            count: self.invalid_signatures.get(),
+            last: chrono::DateTime::from_timestamp(self.last_invalid_signature.get(), 0)
+                .filter(|_| self.invalid_signatures.get() > 0)
+                .map(|t| t.naive_utc()),
+        }
     }
 
     /// Records how long a delivery took to store and process.
@@ -190,6 +249,17 @@ impl Metrics {
     /// Counts a signed delivery refused with 503 for `reason` (`queue_full`, `spool_full`).
     pub fn refused(&self, reason: &'static str) {
         self.refusals.get_or_create(&RefusalLabels { reason }).inc();
+    }
+
+    /// Counts a request refused by `realm`'s credentials check for `reason` (`missing`,
+    /// `wrong`, `throttled`).
+    pub fn auth_failure(&self, realm: crate::auth::Realm, reason: &'static str) {
+        self.auth_failures
+            .get_or_create(&AuthFailureLabels {
+                realm: realm.as_str(),
+                reason,
+            })
+            .inc();
     }
 
     /// Sets the spool's capacity (0 without a spool).

@@ -1,9 +1,12 @@
 //! Registering a Smartcar vehicle for an app vehicle, the one way the CLI (`vehicles add`) and
 //! the API (`PUT /api/smartcar-vehicles/{id}`) both do it: the mapping, then the events that
-//! waited for it.
+//! waited for it. And erasing one (`vehicles delete --purge`, `DELETE
+//! /api/smartcar-vehicles/{id}?purge=true`), with its audit line.
 
+use meterhook_domain::Outcome;
 use meterhook_ingest::{IngestError, Pipeline};
-use meterhook_store::{Outcome, Reprocess, StoreError, Vehicle};
+use meterhook_smartcar::limits::{check_id, LimitError};
+use meterhook_store::{Purged, Reprocess, Store, StoreError, Vehicle};
 
 /// A registration, with the events that had waited for the vehicle and were processed now.
 #[derive(Debug)]
@@ -22,6 +25,10 @@ pub struct Registration {
 /// Why a registration failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistrationError {
+    /// An id breaks the rule every id follows (at most 128 characters of printable ASCII, no
+    /// spaces); nothing is stored.
+    #[error(transparent)]
+    Invalid(#[from] LimitError),
     /// The mapping could not be stored (or the ids are empty).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -37,6 +44,8 @@ pub fn register(
     smartcar_vehicle_id: &str,
     vehicle_id: &str,
 ) -> Result<Registration, RegistrationError> {
+    check_id("smartcar_vehicle_id", smartcar_vehicle_id)?;
+    check_id("vehicle_id", vehicle_id)?;
     let vehicle = pipeline
         .store()
         .register_vehicle(smartcar_vehicle_id, vehicle_id)?;
@@ -56,4 +65,23 @@ pub fn register(
             .filter(|(_, o)| *o == Outcome::Created)
             .count(),
     })
+}
+
+/// Erases a Smartcar vehicle and everything it sent ([`Store::purge_vehicle`]), and writes the
+/// one audit line that says so (a WARN line, target `meterhook::audit`): what went, and `by`
+/// whom (`the CLI`, `the API from <peer>`).
+pub fn purge(store: &Store, smartcar_vehicle_id: &str, by: &str) -> Result<Purged, StoreError> {
+    let purged = store.purge_vehicle(smartcar_vehicle_id)?;
+    log::warn!(
+        target: "meterhook::audit",
+        "purged Smartcar vehicle {} (vehicle {}) by {by}: {} meter entries, {} signal values, {} errors, {} sync logs, {} events",
+        meterhook_smartcar::Escaped(&purged.vehicle.smartcar_vehicle_id),
+        meterhook_smartcar::Escaped(&purged.vehicle.vehicle_id),
+        purged.entries,
+        purged.signals,
+        purged.errors,
+        purged.sync_logs,
+        purged.events
+    );
+    Ok(purged)
 }

@@ -1,5 +1,5 @@
-//! Requests anyone can send (unsigned, wrongly signed, a handshake) and deliveries refused under
-//! overload, counted and logged as one line per interval instead of one line each: a line per
+//! Requests anyone can send (unsigned, wrongly signed, a handshake, a wrong API token or status
+//! page password) and deliveries refused under overload, counted and logged as one line per interval instead of one line each: a line per
 //! request would let a sender fill the disk, or bury the lines that matter under its own.
 
 use std::fmt::Write as _;
@@ -20,17 +20,26 @@ pub enum Noted {
     Overloaded,
     /// The outage spool was full: 503.
     SpoolFull,
+    /// A wrong API bearer token: 401.
+    WrongApiToken,
+    /// A wrong status page password: 401.
+    WrongUiPassword,
+    /// Wrong credentials once too often (per peer or overall): 429.
+    LoginThrottled,
     /// A VERIFY challenge answered: 200 (an INFO line, not a warning).
     ChallengeAnswered,
 }
 
 impl Noted {
-    const ALL: [Noted; 6] = [
+    const ALL: [Noted; 9] = [
         Noted::MissingSignature,
         Noted::InvalidSignature,
         Noted::ChallengeRefused,
         Noted::Overloaded,
         Noted::SpoolFull,
+        Noted::WrongApiToken,
+        Noted::WrongUiPassword,
+        Noted::LoginThrottled,
         Noted::ChallengeAnswered,
     ];
 
@@ -41,6 +50,9 @@ impl Noted {
             Noted::ChallengeRefused => "VERIFY challenge refused",
             Noted::Overloaded => "writers' queues full",
             Noted::SpoolFull => "spool full",
+            Noted::WrongApiToken => "wrong API token",
+            Noted::WrongUiPassword => "wrong status page password",
+            Noted::LoginThrottled => "failed logins throttled (429)",
             Noted::ChallengeAnswered => "VERIFY challenge answered",
         }
     }
@@ -60,7 +72,7 @@ pub struct Rejections {
 /// What [`Rejections::take`] found: the two lines to log, when there is something to say.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Summary {
-    /// `Refused <n> webhook requests: <n> <why>, …` (a WARN line).
+    /// `Refused <n> requests: <n> <why>, …` (a WARN line).
     pub refused: Option<String>,
     /// `Answered <n> VERIFY challenges` (an INFO line).
     pub answered: Option<String>,
@@ -87,7 +99,7 @@ impl Rejections {
             .collect();
         let total: u64 = refused.iter().map(|(_, c)| c).sum();
         let refused = (total > 0).then(|| {
-            let mut line = format!("Refused {total} webhook request{} {over}:", plural(total));
+            let mut line = format!("Refused {total} request{} {over}:", plural(total));
             for (i, (what, count)) in refused.iter().enumerate() {
                 let sep = if i == 0 { " " } else { ", " };
                 let _ = write!(line, "{sep}{count} {}", what.label());
@@ -143,13 +155,18 @@ mod tests {
         }
         r.note(Noted::InvalidSignature, Some(peer));
         r.note(Noted::Overloaded, None);
+        r.note(Noted::WrongApiToken, None);
+        r.note(Noted::WrongUiPassword, None);
+        r.note(Noted::LoginThrottled, None);
         r.note(Noted::ChallengeAnswered, None);
         let summary = r.take("in the last 10s");
         assert_eq!(
             summary.refused.as_deref(),
             Some(
-                "Refused 1000 webhook requests in the last 10s: 998 missing SC-Signature, \
-                 1 invalid SC-Signature, 1 writers' queues full (the last from 192.0.2.7)"
+                "Refused 1003 requests in the last 10s: 998 missing SC-Signature, \
+                 1 invalid SC-Signature, 1 writers' queues full, 1 wrong API token, \
+                 1 wrong status page password, 1 failed logins throttled (429) \
+                 (the last from 192.0.2.7)"
             )
         );
         assert_eq!(

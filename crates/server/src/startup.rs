@@ -32,6 +32,14 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// A thread the service needs could not be started.
+    #[error("cannot start the {what}: {source}")]
+    Threads {
+        /// Which threads.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// A bound, not yet running, meterhook server.
@@ -114,6 +122,7 @@ impl Application {
     pub fn build(settings: &Settings) -> Result<Application, StartError> {
         // Before the database: a start without a token must not leave a new database behind.
         settings.signing_keys()?;
+        settings.refuse_weak_secrets()?;
         let url = settings.database_url.expose();
         // A long-running writer: SQLite checkpoints on a thread of their own, not in its commits.
         let options = meterhook_store::PoolOptions {
@@ -139,12 +148,7 @@ impl Application {
         if settings.token_is_short() {
             warn!("SMARTCAR_MANAGEMENT_TOKEN is shorter than 16 bytes; check that it is the whole token");
         }
-        if settings.api_token_is_short() {
-            warn!("METERHOOK_API_TOKEN is shorter than 16 bytes; a short bearer token can be guessed, use a long random one");
-        }
-        if settings.ui_password_is_short() {
-            warn!("METERHOOK_UI_PASSWORD is shorter than 16 bytes; a short password can be guessed, use a long random one");
-        }
+        settings.refuse_weak_secrets()?;
         let policy = settings.policy();
         let retry = settings.retry();
         let client_timeout = settings.client_timeout;
@@ -156,7 +160,7 @@ impl Application {
             }
             None => None,
         };
-        let mut ingest_settings = meterhook_ingest::Settings::new(&store, policy, retry);
+        let mut ingest_settings = meterhook_ingest::IngestOptions::new(&store, policy, retry);
         ingest_settings.intake = settings.intake();
         let retention = meterhook_ingest::Retention {
             events: settings.retention,
@@ -189,8 +193,8 @@ impl Application {
             if keys.len() == 1 { "" } else { "s" }
         );
         let ingest = meterhook_ingest::Ingest::start(ingest_settings, store.clone(), spool.clone())
-            .map_err(|source| StartError::Bind {
-                address: "writer threads".to_owned(),
+            .map_err(|source| StartError::Threads {
+                what: "writer threads",
                 source,
             })?;
         let metrics = std::sync::Arc::new(Metrics::default());
@@ -224,6 +228,7 @@ impl Application {
                 .ui_password
                 .as_ref()
                 .map(|p| UiPassword::new(p.expose())),
+            failures: std::sync::Arc::default(),
         };
         let api_on = app_state.api_token.is_some();
         if api_on {
@@ -238,9 +243,14 @@ impl Application {
             state: state.clone(),
             metrics_every: settings.metrics_interval,
         };
+        let body_limit = settings.body_limit;
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                // One payload limit for every extractor that reads a body; the routes read theirs
+                // with `BodyLimits::read`, which adds the client timeout.
+                .app_data(web::PayloadConfig::new(body_limit))
+                .app_data(web::JsonConfig::default().limit(body_limit))
                 .route("/api/smartcar/webhook", web::post().to(webhook::receive))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))

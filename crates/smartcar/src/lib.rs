@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod escape;
 pub mod event;
 mod json;
 mod legacy;
@@ -9,6 +10,7 @@ mod signal;
 pub mod signature;
 mod time;
 
+pub use escape::{escaped, Escaped};
 pub use event::{
     normalize_unit, parse_event, parse_event_with, DeliveryHeaders, Event, EventId, EventType,
     LimitError, Location, Meta, Mode, OdometerError, OdometerReading, ParseError, Signal,

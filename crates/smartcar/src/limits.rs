@@ -130,6 +130,12 @@ fn bounded(field: &'static str, value: &str, max: usize) -> Result<(), LimitErro
     Ok(())
 }
 
+/// Checks an id that enters some other way than in an event (a registration, a path), by the
+/// rule of `eventId` and `vehicleId`: what is stored and looked up is what a delivery can name.
+pub fn check_id(field: &'static str, value: &str) -> Result<(), LimitError> {
+    id(field, value)
+}
+
 fn id(field: &'static str, value: &str) -> Result<(), LimitError> {
     bounded(field, value, MAX_ID_CHARS)?;
     if !value.bytes().all(|b| b.is_ascii_graphic()) {

@@ -341,41 +341,129 @@ impl Signal {
     }
 
     /// One value per wheel, in kPa. A value labelled bar (or unlabelled) above 20 is already kPa:
-    /// real cars send 258 "bar".
+    /// real cars send 258 "bar". The wheels are `body.values`, or, as Smartcar's dashboard test
+    /// delivery nests them, `body.values.values` beside `rowCount` and `columnCount`: wheel objects,
+    /// or bare pressures row by row (or as rows of columns). When no wheel can be read, the
+    /// signal is kept whole, as any other signal is ([`Signal::measured_value`]).
     fn tire_values(&self) -> Vec<SignalValue> {
-        let Some(body) = self.body.as_ref().and_then(Value::as_object) else {
-            return Vec::new();
-        };
-        let unit = json::string(body, "unit");
-        let unit = unit
+        let wheels = self.wheels();
+        if wheels.is_empty() {
+            let (value, unit) = self.measured_value();
+            return vec![SignalValue {
+                code: self.code.clone(),
+                value,
+                unit,
+                part: None,
+            }];
+        }
+        let body = self.body.as_ref().and_then(Value::as_object);
+        let nested = body
+            .and_then(|b| b.get("values"))
+            .and_then(Value::as_object);
+        let sent_unit = body
+            .and_then(|b| json::string(b, "unit"))
+            .or_else(|| nested.and_then(|n| json::string(n, "unit")));
+        let unit = sent_unit
             .as_deref()
             .map(|u| normalize_unit(u).unwrap_or("unknown"));
-        json::array(body, "values")
-            .iter()
-            .filter_map(Value::as_object)
-            .filter_map(|wheel| {
-                let pressure = json::number(wheel.get("tirePressure")?)?;
-                let row = wheel.get("row").and_then(json::number).unwrap_or(-1.0);
-                let column = wheel.get("column").and_then(json::number).unwrap_or(-1.0);
+        wheels
+            .into_iter()
+            .map(|wheel| {
+                let pressure = wheel.pressure;
                 let (value, unit) = match unit {
                     Some("bar") | None if pressure > 20.0 => (pressure, Some("kPa".to_owned())),
                     Some("bar") => (pressure * KPA_PER_BAR, Some("kPa".to_owned())),
                     Some("psi") => (pressure * KPA_PER_PSI, Some("kPa".to_owned())),
                     Some("kPa") => (pressure, Some("kPa".to_owned())),
                     // Unknown or missing and small: kept as sent, never guessed.
-                    Some(_) => (pressure, json::string(body, "unit")),
+                    Some(_) => (pressure, sent_unit.clone()),
                     None => (pressure, None),
                 };
-                Some(SignalValue {
-                    code: format!("{}/{row}/{column}", self.code),
+                SignalValue {
+                    code: format!("{}/{}/{}", self.code, wheel.row, wheel.column),
                     value: Some(value),
                     unit,
-                    part: Some(Value::Object(wheel.clone())),
-                })
+                    part: Some(wheel.part),
+                }
             })
-            .take(MAX_VALUES_PER_SIGNAL)
             .collect()
     }
+
+    /// The wheels whose pressure can be read, at most [`MAX_VALUES_PER_SIGNAL`].
+    fn wheels(&self) -> Vec<Wheel> {
+        let Some(values) = self.body_field("values") else {
+            return Vec::new();
+        };
+        let (list, columns) = match values {
+            Value::Array(list) => (list, None),
+            Value::Object(nested) => match nested.get("values") {
+                Some(Value::Array(list)) => (
+                    list,
+                    nested
+                        .get("columnCount")
+                        .and_then(json::number)
+                        .filter(|c| *c >= 1.0),
+                ),
+                _ => return Vec::new(),
+            },
+            _ => return Vec::new(),
+        };
+        let mut wheels = Vec::new();
+        for (i, item) in list.iter().enumerate() {
+            if wheels.len() == MAX_VALUES_PER_SIGNAL {
+                break;
+            }
+            match item {
+                Value::Object(wheel) => {
+                    let Some(pressure) = wheel.get("tirePressure").and_then(json::number) else {
+                        continue;
+                    };
+                    wheels.push(Wheel {
+                        row: wheel.get("row").and_then(json::number).unwrap_or(-1.0),
+                        column: wheel.get("column").and_then(json::number).unwrap_or(-1.0),
+                        pressure,
+                        part: item.clone(),
+                    });
+                }
+                // A row of columns.
+                Value::Array(row) => {
+                    for (column, cell) in row.iter().enumerate() {
+                        if let Some(pressure) = json::number(cell) {
+                            if wheels.len() < MAX_VALUES_PER_SIGNAL {
+                                wheels.push(Wheel {
+                                    row: i as f64,
+                                    column: column as f64,
+                                    pressure,
+                                    part: cell.clone(),
+                                });
+                            }
+                        }
+                    }
+                }
+                // Bare pressures, row by row.
+                cell => {
+                    if let (Some(pressure), Some(columns)) = (json::number(cell), columns) {
+                        let columns = columns as usize;
+                        wheels.push(Wheel {
+                            row: (i / columns) as f64,
+                            column: (i % columns) as f64,
+                            pressure,
+                            part: cell.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        wheels
+    }
+}
+
+/// One wheel's pressure as sent, and where the car puts the wheel.
+struct Wheel {
+    row: f64,
+    column: f64,
+    pressure: f64,
+    part: Value,
 }
 
 impl SignalError {
@@ -687,6 +775,86 @@ mod tests {
             values_of("wheel-tires", unlabelled),
             vec![("wheel-tires/0/0".to_owned(), Some(2.4), None)]
         );
+    }
+
+    #[test]
+    fn nested_tire_values_are_read_and_unreadable_ones_kept_whole() {
+        // Smartcar's dashboard test delivery nests the wheels beside their counts.
+        let nested = json!({"values": {"rowCount": 2, "columnCount": 2, "values": [
+            {"row": 0, "column": 0, "tirePressure": 230},
+            {"row": 1, "column": 1, "tirePressure": 2.4}
+        ]}, "unit": "kPa"});
+        assert_eq!(
+            values_of("wheel-tires", nested),
+            vec![
+                (
+                    "wheel-tires/0/0".to_owned(),
+                    Some(230.0),
+                    Some("kPa".to_owned())
+                ),
+                (
+                    "wheel-tires/1/1".to_owned(),
+                    Some(2.4),
+                    Some("kPa".to_owned())
+                ),
+            ]
+        );
+        let bare = json!({"values": {"rowCount": 2, "columnCount": 2, "values": [230, 231, 2.3, 2.4]}, "unit": "bar"});
+        assert_eq!(
+            values_of("wheel-tires", bare),
+            vec![
+                (
+                    "wheel-tires/0/0".to_owned(),
+                    Some(230.0),
+                    Some("kPa".to_owned())
+                ),
+                (
+                    "wheel-tires/0/1".to_owned(),
+                    Some(231.0),
+                    Some("kPa".to_owned())
+                ),
+                (
+                    "wheel-tires/1/0".to_owned(),
+                    Some(230.0),
+                    Some("kPa".to_owned())
+                ),
+                (
+                    "wheel-tires/1/1".to_owned(),
+                    Some(240.0),
+                    Some("kPa".to_owned())
+                ),
+            ]
+        );
+        let rows = json!({"values": {"rowCount": 1, "columnCount": 2, "values": [[35, 36]]}, "unit": "psi"});
+        assert_eq!(
+            values_of("wheel-tires", rows),
+            vec![
+                (
+                    "wheel-tires/0/0".to_owned(),
+                    Some(241.317),
+                    Some("kPa".to_owned())
+                ),
+                (
+                    "wheel-tires/0/1".to_owned(),
+                    Some(248.211),
+                    Some("kPa".to_owned())
+                ),
+            ]
+        );
+        // Nothing per wheel: one value under the signal's own code, as any other signal.
+        for body in [
+            json!({"values": {"rowCount": 2, "columnCount": 2, "values": [{"front": "ok"}]}}),
+            json!({"values": {"rowCount": 2, "columnCount": 2}}),
+            json!({"values": []}),
+            json!({"values": "low"}),
+            json!({"pressure": 1}),
+        ] {
+            assert_eq!(
+                values_of("wheel-tires", body.clone()),
+                vec![("wheel-tires".to_owned(), None, None)],
+                "{body}"
+            );
+        }
     }
 
     #[test]

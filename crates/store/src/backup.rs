@@ -10,7 +10,9 @@ impl Store {
     /// Writes a consistent copy of the SQLite database to `path` with `VACUUM INTO`, while other
     /// connections go on reading and writing: the copy is one transaction's snapshot, WAL
     /// included (a plain copy of the file may miss the WAL, or tear a page). `path` must not
-    /// exist; it is created readable and writable by its owner only, like the database.
+    /// exist; it is created readable and writable by its owner only, like the database, and the
+    /// copy is always written exactly there (SQLite is handed an absolute path, which it never
+    /// reads as a `file:` URI).
     ///
     /// PostgreSQL has its own tools (`pg_dump`): [`StoreError::Invalid`].
     pub fn backup_to(&self, path: &Path) -> Result<()> {
@@ -19,14 +21,19 @@ impl Store {
                 "backup copies SQLite databases; back up PostgreSQL with pg_dump".into(),
             ));
         }
-        let target = path.to_str().ok_or_else(|| {
-            StoreError::Invalid(format!("{} is not a UTF-8 path", path.display()))
-        })?;
-        create_empty_private(path).map_err(|e| {
+        let shown = path.display();
+        // SQLite reads a name that starts with `file:` as a URI (`file:copy.db` wrote `copy.db`
+        // and left an empty `file:copy.db`); an absolute path never starts with it.
+        let absolute = std::path::absolute(path)
+            .map_err(|e| StoreError::Invalid(format!("cannot resolve {shown}: {e}")))?;
+        let target = absolute
+            .to_str()
+            .ok_or_else(|| StoreError::Invalid(format!("{shown} is not a UTF-8 path")))?;
+        create_empty_private(&absolute).map_err(|e| {
             StoreError::Invalid(if e.kind() == std::io::ErrorKind::AlreadyExists {
-                format!("{target} already exists; backup never overwrites")
+                format!("{shown} already exists; backup never overwrites")
             } else {
-                format!("cannot create {target}: {e}")
+                format!("cannot create {shown}: {e}")
             })
         })?;
         // VACUUM INTO writes into an existing file only when it is empty: the one just created.
@@ -35,7 +42,7 @@ impl Store {
                 .map_err(StoreError::from)
         });
         if copied.is_err() {
-            let _ = std::fs::remove_file(path);
+            let _ = std::fs::remove_file(&absolute);
         }
         copied
     }

@@ -18,7 +18,8 @@ use serde::Serialize;
 
 use crate::db::DbConnection;
 use crate::prepared::{self, Bind};
-use crate::schema::{change_positions, changes};
+#[cfg(feature = "sqlite")]
+use crate::schema::changes;
 use crate::views;
 use crate::{MeterEntry, Result, StoreError, Vehicle, VehicleErrorRow};
 
@@ -158,6 +159,14 @@ impl NewChange {
     }
 }
 
+/// The counter's value after an update.
+#[cfg(feature = "sqlite")]
+#[derive(QueryableByName)]
+struct LastPosition {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    last_position: i64,
+}
+
 fn to_json(view: &impl Serialize) -> String {
     // A view of plain fields cannot fail to serialise.
     serde_json::to_string(view).unwrap_or_else(|_| "{}".to_owned())
@@ -200,11 +209,14 @@ pub(crate) fn record_changes(conn: &mut DbConnection, new: &[NewChange]) -> Resu
         }
         #[cfg(feature = "sqlite")]
         DbConnection::Sqlite(c) => {
-            use change_positions::dsl as p;
-            let last: i64 = diesel::update(p::change_positions.filter(p::id.eq(1)))
-                .set(p::last_position.eq(p::last_position + count))
-                .returning(p::last_position)
-                .get_result(c)?;
+            // Constant text, so that it is prepared once (Diesel keeps no `RETURNING` update).
+            let taken: Vec<LastPosition> = prepared::fixed!(
+                "UPDATE change_positions SET last_position = last_position + ? WHERE id = 1 \
+                 RETURNING last_position",
+                [Bind::BigInt(count)]
+            )
+            .load(c)?;
+            let last = taken.first().map_or(count, |t| t.last_position);
             let first = last - count + 1;
             for (position, change) in (first..).zip(new) {
                 diesel::insert_into(changes::table)

@@ -345,6 +345,7 @@ impl r2d2::ManageConnection for Manager {
 
 /// Opens one connection to `url` (creating a missing SQLite file); for SQLite sets the durability
 /// and locking pragmas.
+#[cfg(feature = "testing")]
 pub fn connect(url: &DatabaseUrl, busy_timeout: Duration) -> Result<DbConnection, StoreError> {
     open_connection(url, busy_timeout, Create::IfMissing)
 }
@@ -365,7 +366,7 @@ pub fn open_connection(
                 .map_err(|e| {
                     StoreError::Unavailable(format!(
                         "cannot connect to PostgreSQL: {}",
-                        one_line(&e.to_string())
+                        crate::error::one_line(&e.to_string())
                     ))
                 })?;
             // Diesel prepares its statements once per connection. After five runs PostgreSQL may
@@ -419,16 +420,6 @@ pub fn open_connection(
 #[cfg(feature = "sqlite")]
 fn sqlite_file_exists(path: &str) -> bool {
     path == ":memory:" || path.starts_with("file:") || std::path::Path::new(path).is_file()
-}
-
-/// A message on one line: the lines of a multi-line one (libpq's) trimmed and joined.
-pub fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// Creates a missing SQLite file readable and writable by its owner only: it holds locations and

@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
 use meterhook_domain::{judge, Candidate, Decision, Distance, Policy, Reading, Stored};
 
+use crate::changes::{record_changes, ChangeType, NewChange};
 use crate::db::{on_backend, DbConnection};
 use crate::prepared::{self, Bind};
 use crate::schema::meter_entries;
@@ -60,6 +61,8 @@ pub struct MeterEntry {
     pub refused_by: Option<i64>,
     /// When it last changed: written, voided or unvoided (UTC).
     pub updated_at: NaiveDateTime,
+    /// Why it is void, for programs (JSON text: `rule`, and the figures the rule compared).
+    pub void_detail: Option<String>,
 }
 
 /// Where a page of entries continues: after the entry with this reading time and id.
@@ -100,6 +103,28 @@ pub(crate) struct NewMeterEntry<'a> {
     pub created_at: NaiveDateTime,
     pub refused_by: Option<i64>,
     pub updated_at: NaiveDateTime,
+    pub void_detail: Option<String>,
+}
+
+impl NewMeterEntry<'_> {
+    /// The entry as stored under row id `id`.
+    fn stored(&self, id: i64) -> MeterEntry {
+        MeterEntry {
+            id,
+            vehicle_id: self.vehicle_id.to_owned(),
+            value_m: self.value_m,
+            entry_date: self.entry_date,
+            source_type: self.source_type.to_owned(),
+            notes: self.notes.map(str::to_owned),
+            event_id: self.event_id.map(str::to_owned),
+            void: self.void,
+            void_reason: self.void_reason.map(str::to_owned),
+            created_at: self.created_at,
+            refused_by: self.refused_by,
+            updated_at: self.updated_at,
+            void_detail: self.void_detail.clone(),
+        }
+    }
 }
 
 /// When an app vehicle's newest active reading was taken.
@@ -136,17 +161,6 @@ impl Store {
         )?;
         entries.reverse();
         Ok(entries)
-    }
-
-    /// One meter entry.
-    pub(crate) fn find_entry(&self, id: i64) -> Result<Option<MeterEntry>> {
-        use meter_entries::dsl as m;
-        let mut conn = self.conn()?;
-        Ok(m::meter_entries
-            .filter(m::id.eq(id))
-            .select(MeterEntry::as_select())
-            .first(&mut *conn)
-            .optional()?)
     }
 
     /// A page of an app vehicle's entries, newest reading first (by reading time, then id),
@@ -210,47 +224,49 @@ impl Store {
         Ok(on_backend!(&mut *conn, |c| query.load(c))?)
     }
 
-    /// Voids an entry: it stays, marked, and leaves the rules and the latest value.
+    /// Voids an entry: it stays, marked, and leaves the rules and the latest value. An active
+    /// entry voided is a `meter_entry.voided` change; a void one only gets the new reason.
     pub fn void_entry(&self, id: i64, reason: &str) -> Result<MeterEntry> {
         use meter_entries::dsl as m;
         if reason.trim().is_empty() {
             return Err(StoreError::Invalid("a void needs a reason".into()));
         }
-        let mut conn = self.conn()?;
-        let n = diesel::update(m::meter_entries.filter(m::id.eq(id)))
-            .set((
-                m::void.eq(true),
-                m::void_reason.eq(reason),
-                m::updated_at.eq(crate::now()),
-            ))
-            .execute(&mut *conn)?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!("no meter entry {id}")));
-        }
-        drop(conn);
-        self.find_entry(id)?
-            .ok_or_else(|| StoreError::NotFound(format!("no meter entry {id}")))
+        self.write(|tx| {
+            let conn = &mut *tx.conn;
+            let before = find_entries(conn, &[id])?
+                .pop()
+                .ok_or_else(|| StoreError::NotFound(format!("no meter entry {id}")))?;
+            let at = crate::now();
+            diesel::update(m::meter_entries.filter(m::id.eq(id)))
+                .set((
+                    m::void.eq(true),
+                    m::void_reason.eq(reason),
+                    m::updated_at.eq(at),
+                    m::void_detail.eq(Some(r#"{"rule":"operator"}"#)),
+                ))
+                .execute(conn)?;
+            let entry = find_entries(conn, &[id])?
+                .pop()
+                .ok_or_else(|| StoreError::NotFound(format!("no meter entry {id}")))?;
+            if !before.void {
+                let change = entry_change(conn, ChangeType::MeterEntryVoided, &entry, at)?;
+                record_changes(conn, &[change])?;
+            }
+            Ok(entry)
+        })
     }
 
-    /// Makes a void entry active again if the rules accept it against the active entries now.
+    /// Makes a void entry active again if the rules accept it against the active entries now
+    /// (a `meter_entry.unvoided` change).
     pub fn unvoid_entry(
         &self,
         id: i64,
         policy: &Policy,
     ) -> Result<std::result::Result<MeterEntry, UnvoidRefusal>> {
         use meter_entries::dsl as m;
-        let mut conn = self.conn()?;
-        let outcome = conn.transaction(|conn| {
-            // A write first: on SQLite it takes the write lock before anything is read.
-            diesel::update(m::meter_entries.filter(m::id.eq(id)))
-                .set(m::void.eq(m::void))
-                .execute(conn)?;
-            let Some(entry) = m::meter_entries
-                .filter(m::id.eq(id))
-                .select(MeterEntry::as_select())
-                .first(conn)
-                .optional()?
-            else {
+        self.write(|tx| {
+            let conn = &mut *tx.conn;
+            let Some(entry) = find_entries(conn, &[id])?.pop() else {
                 return Err(StoreError::NotFound(format!("no meter entry {id}")));
             };
             if !entry.void {
@@ -272,23 +288,142 @@ impl Store {
             if !decision.is_accept() {
                 return Ok(Err(UnvoidRefusal::Rules(decision)));
             }
+            let at = crate::now();
             diesel::update(m::meter_entries.filter(m::id.eq(id)))
                 .set((
                     m::void.eq(false),
                     m::void_reason.eq(None::<String>),
-                    m::updated_at.eq(crate::now()),
+                    m::updated_at.eq(at),
+                    m::void_detail.eq(None::<String>),
                 ))
                 .execute(conn)?;
-            Ok(Ok(()))
-        })?;
-        drop(conn);
-        match outcome {
-            Ok(()) => Ok(Ok(self.find_entry(id)?.ok_or_else(|| {
-                StoreError::NotFound(format!("no meter entry {id}"))
-            })?)),
-            Err(refusal) => Ok(Err(refusal)),
-        }
+            let entry = find_entries(conn, &[id])?
+                .pop()
+                .ok_or_else(|| StoreError::NotFound(format!("no meter entry {id}")))?;
+            let change = entry_change(conn, ChangeType::MeterEntryUnvoided, &entry, at)?;
+            record_changes(conn, &[change])?;
+            Ok(Ok(entry))
+        })
     }
+}
+
+/// A change to `entry` made outside a delivery: named with the Smartcar vehicle of the event
+/// it came in, when there is one.
+fn entry_change(
+    conn: &mut DbConnection,
+    change_type: ChangeType,
+    entry: &MeterEntry,
+    at: NaiveDateTime,
+) -> Result<NewChange> {
+    use crate::schema::smartcar_webhook_events::dsl as e;
+    let smartcar_vehicle_id: Option<String> = match &entry.event_id {
+        Some(event_id) => e::smartcar_webhook_events
+            .filter(e::event_id.eq(event_id))
+            .select(e::smartcar_vehicle_id)
+            .first::<Option<String>>(conn)
+            .optional()?
+            .flatten(),
+        None => None,
+    };
+    Ok(NewChange::entry(
+        change_type,
+        entry,
+        smartcar_vehicle_id.as_deref(),
+        at,
+    ))
+}
+
+/// The entries with these ids, in id order.
+pub(crate) fn find_entries(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<MeterEntry>> {
+    use meter_entries::dsl as m;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(m::meter_entries
+        .filter(m::id.eq_any(ids))
+        .order(m::id.asc())
+        .select(MeterEntry::as_select())
+        .load(conn)?)
+}
+
+/// Inserts the batch's entries (on PostgreSQL in one statement, on SQLite one prepared
+/// statement per row); returns them as stored, with their ids, in the order given.
+pub(crate) fn insert_entries(
+    conn: &mut DbConnection,
+    rows: &[NewMeterEntry<'_>],
+) -> Result<Vec<MeterEntry>> {
+    let returned: Vec<EntryId> = prepared::insert_rows!(&mut *conn, rows,
+        pg: |c, all| {
+            use prepared::column;
+            prepared::fixed!(
+                "INSERT INTO meter_entries (vehicle_id, value_m, entry_date, source_type, \
+                     notes, event_id, void, void_reason, created_at, refused_by, updated_at, \
+                     void_detail) \
+                     SELECT * FROM unnest(?::text[], ?::bigint[], ?::timestamp[], ?::text[], \
+                     ?::text[], ?::text[], ?::boolean[], ?::text[], ?::timestamp[], \
+                     ?::bigint[], ?::timestamp[], ?::text[]) \
+                     RETURNING id, event_id",
+                [
+                    Bind::Texts(column(all, |r| r.vehicle_id)),
+                    Bind::BigInts(column(all, |r| r.value_m)),
+                    Bind::Timestamps(column(all, |r| r.entry_date)),
+                    Bind::Texts(column(all, |r| r.source_type)),
+                    Bind::OptionalTexts(column(all, |r| r.notes)),
+                    Bind::OptionalTexts(column(all, |r| r.event_id)),
+                    Bind::Bools(column(all, |r| r.void)),
+                    Bind::OptionalTexts(column(all, |r| r.void_reason)),
+                    Bind::Timestamps(column(all, |r| r.created_at)),
+                    Bind::OptionalBigInts(column(all, |r| r.refused_by)),
+                    Bind::Timestamps(column(all, |r| r.updated_at)),
+                    Bind::OptionalTexts(column(all, |r| r.void_detail.as_deref())),
+                ]
+            )
+            .load::<EntryId>(c)
+        },
+        sqlite: |c, one| {
+            diesel::insert_into(meter_entries::table)
+                .values(one)
+                .returning((meter_entries::id, meter_entries::event_id))
+                .get_results::<(i64, Option<String>)>(c)
+                .map(|rows| {
+                    rows.into_iter()
+                        .map(|(id, event_id)| EntryId { id, event_id })
+                        .collect::<Vec<_>>()
+                })
+        },
+    )
+    .into_iter()
+    .flatten()
+    .collect();
+    // The batch's entries each come from their own event: matched by it, whatever order the
+    // database returned them in.
+    let stored: Vec<MeterEntry> = rows
+        .iter()
+        .filter_map(|row| {
+            let id = returned
+                .iter()
+                .find(|r| r.event_id.as_deref() == row.event_id)?
+                .id;
+            Some(row.stored(id))
+        })
+        .collect();
+    if stored.len() != rows.len() {
+        return Err(StoreError::Invalid(format!(
+            "{} meter entries inserted, {} matched",
+            rows.len(),
+            stored.len()
+        )));
+    }
+    Ok(stored)
+}
+
+/// An inserted entry's row id and event (`RETURNING`).
+#[derive(QueryableByName)]
+struct EntryId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    event_id: Option<String>,
 }
 
 /// Which of a vehicle's entries [`newest_first`] reads.
@@ -367,28 +502,14 @@ struct NeighbourRow {
     entry_date: NaiveDateTime,
 }
 
-/// For each candidate, its app vehicle's active entries the rules need: the nearest one at or
-/// before its time, the nearest one after it, and those of its value within the duplicate window.
-/// Point lookups on the partial indexes of active entries, for the whole batch in one constant
-/// statement: the cost of a reading does not grow with the vehicle's history.
-pub(crate) fn load_neighbours(
-    conn: &mut DbConnection,
-    candidates: &[Candidate<&str>],
-    window: TimeDelta,
-) -> Result<Vec<Stored>> {
-    let mut stored = vec![Stored::default(); candidates.len()];
-    if candidates.is_empty() {
-        return Ok(stored);
-    }
-    let mut bounds = Vec::with_capacity(candidates.len());
-    for c in candidates {
-        let at = timestamp(c.reading)?;
-        let lo = at.checked_sub_signed(window).unwrap_or(NaiveDateTime::MIN);
-        let hi = at.checked_add_signed(window).unwrap_or(NaiveDateTime::MAX);
-        bounds.push((c.vehicle, at, c.reading.distance.metres(), lo, hi));
-    }
+/// Bounds of one candidate for [`load_neighbours`]: vehicle, time, value, and the duplicate
+/// window's ends.
+type Bounds<'a> = (&'a str, NaiveDateTime, i64, NaiveDateTime, NaiveDateTime);
+
+/// The rows of [`load_neighbours`]: (candidate, side, value, time).
+fn neighbour_rows(conn: &mut DbConnection, bounds: &[Bounds<'_>]) -> Result<Vec<NeighbourRow>> {
     // One statement text whatever the batch's size, so that it is prepared once.
-    let rows: Vec<NeighbourRow> = match conn {
+    Ok(match conn {
         #[cfg(feature = "postgres")]
         DbConnection::Pg(c) => {
             let vehicle: Vec<&str> = bounds.iter().map(|b| b.0).collect();
@@ -454,7 +575,30 @@ pub(crate) fn load_neighbours(
             )
             .load(c)?
         }
-    };
+    })
+}
+
+/// For each candidate, its app vehicle's active entries the rules need: the nearest one at or
+/// before its time, the nearest one after it, and those of its value within the duplicate window.
+/// Point lookups on the partial indexes of active entries, for the whole batch in one constant
+/// statement: the cost of a reading does not grow with the vehicle's history.
+pub(crate) fn load_neighbours(
+    conn: &mut DbConnection,
+    candidates: &[Candidate<&str>],
+    window: TimeDelta,
+) -> Result<Vec<Stored>> {
+    let mut stored = vec![Stored::default(); candidates.len()];
+    if candidates.is_empty() {
+        return Ok(stored);
+    }
+    let mut bounds = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        let at = timestamp(c.reading)?;
+        let lo = at.checked_sub_signed(window).unwrap_or(NaiveDateTime::MIN);
+        let hi = at.checked_add_signed(window).unwrap_or(NaiveDateTime::MAX);
+        bounds.push((c.vehicle, at, c.reading.distance.metres(), lo, hi));
+    }
+    let rows = neighbour_rows(conn, &bounds)?;
     for row in rows {
         let (Some(s), Some(reading)) = (
             usize::try_from(row.i).ok().and_then(|i| stored.get_mut(i)),
@@ -469,4 +613,27 @@ pub(crate) fn load_neighbours(
         }
     }
     Ok(stored)
+}
+
+/// The `void_detail` of a refused reading: the rule, the reading it was compared with, and for
+/// a jump the speed beyond the tolerance (absent when the times are equal).
+pub(crate) fn refusal_detail(decision: &Decision) -> String {
+    let (compared, speed_kmh) = match decision {
+        Decision::OutOfSequence { neighbour, .. } => (Some(*neighbour), None),
+        Decision::ImplausibleJump {
+            neighbour,
+            speed_kmh,
+        } => (Some(*neighbour), Some(*speed_kmh).filter(|s| s.is_finite())),
+        Decision::Duplicate { existing } => (Some(*existing), None),
+        Decision::Accept { .. } => (None, None),
+    };
+    let mut detail =
+        serde_json::json!({ "rule": meterhook_domain::Outcome::of(decision).as_str() });
+    if let Some(reading) = compared {
+        detail["compared_with"] = crate::supersession::reading_json(reading);
+    }
+    if let Some(speed) = speed_kmh {
+        detail["speed_kmh"] = serde_json::json!(speed.round());
+    }
+    detail.to_string()
 }

@@ -1,11 +1,15 @@
 //! Webhook events as stored: recording, look-ups, retries, reprocessing and pruning.
 
+use std::collections::HashMap;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Text};
+use meterhook_domain::Outcome;
 use serde::Serialize;
 
 use crate::db::{on_backend, DbConnection};
-use crate::outcome::Outcome;
+use crate::prepared::{self, Bind};
 use crate::schema::{meter_entries, smartcar_webhook_events};
 use crate::{now, Result, Store, StoreError, Tx};
 
@@ -74,8 +78,8 @@ impl<'a> NewEvent<'a> {
 pub enum Recorded {
     /// First time seen: stored now.
     New,
-    /// Seen before (a redelivery): nothing written.
-    AlreadySeen,
+    /// Stored before (a redelivery): nothing written.
+    AlreadyReceived,
 }
 
 /// A stored event, raw body included.
@@ -214,9 +218,7 @@ impl Store {
         let mut conn = self.conn()?;
         Ok(e::smartcar_webhook_events
             // A literal, so that the planners use the partial pending index.
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "processed = FALSE",
-            ))
+            .filter(diesel::dsl::sql::<Bool>("processed = FALSE"))
             .filter(
                 e::next_attempt_at.le(now).or(e::next_attempt_at
                     .is_null()
@@ -261,9 +263,7 @@ impl Store {
         use smartcar_webhook_events::dsl as e;
         let mut conn = self.conn()?;
         Ok(e::smartcar_webhook_events
-            .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                "processed = FALSE",
-            ))
+            .filter(diesel::dsl::sql::<Bool>("processed = FALSE"))
             .count()
             .get_result(&mut *conn)?)
     }
@@ -280,19 +280,16 @@ impl Store {
                 .select(EventRecord::as_select())
                 .order(e::id.asc())
                 .into_boxed();
-            query =
-                match which {
-                    Reprocess::Event(id) => query.filter(e::event_id.eq(id)),
-                    Reprocess::Outcome(o) => query.filter(e::outcome.eq(o.as_str())),
-                    // The outcome as a literal, not a bound parameter: the planners use the partial
-                    // index `smartcar_webhook_events_unknown_vehicle_idx` only for a condition they can
-                    // see matches its own.
-                    Reprocess::UnknownVehicle(v) => query
-                        .filter(e::smartcar_vehicle_id.eq(v))
-                        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                            "outcome = 'unknown_vehicle'",
-                        )),
-                };
+            query = match which {
+                Reprocess::Event(id) => query.filter(e::event_id.eq(id)),
+                Reprocess::Outcome(o) => query.filter(e::outcome.eq(o.as_str())),
+                // The outcome as a literal, not a bound parameter: the planners use the partial
+                // index `smartcar_webhook_events_unknown_vehicle_idx` only for a condition they can
+                // see matches its own.
+                Reprocess::UnknownVehicle(v) => query
+                    .filter(e::smartcar_vehicle_id.eq(v))
+                    .filter(diesel::dsl::sql::<Bool>("outcome = 'unknown_vehicle'")),
+            };
             let mut events: Vec<EventRecord> = query.load(conn)?;
             // The readings are judged anew: the void entries of their last judgements go. Entries
             // are not indexed by event (a refused reading would pay a random index page for this
@@ -342,7 +339,7 @@ impl Store {
         use smartcar_webhook_events::dsl as e;
         let before = before.min(now() - chrono::TimeDelta::days(MIN_RETENTION_DAYS));
         let mut conn = self.conn()?;
-        crate::delete_in_batches(
+        crate::store::delete_in_batches(
             &mut conn,
             batch,
             progress,
@@ -429,7 +426,7 @@ pub(crate) fn record_event(conn: &mut DbConnection, event: &NewEvent<'_>) -> Res
     Ok(if inserted == 1 {
         Recorded::New
     } else {
-        Recorded::AlreadySeen
+        Recorded::AlreadyReceived
     })
 }
 
@@ -462,5 +459,128 @@ pub(crate) fn finish_event(
             e::next_attempt_at.eq(None::<NaiveDateTime>),
         ))
         .execute(conn)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct SeenRow {
+    #[diesel(sql_type = Text)]
+    event_id: String,
+    #[diesel(sql_type = Bool)]
+    processed: bool,
+}
+
+/// The stored events among `ids`: whether each is processed.
+pub(crate) fn load_seen(conn: &mut DbConnection, ids: &[&str]) -> Result<HashMap<String, bool>> {
+    let mut stored = HashMap::new();
+    if ids.is_empty() {
+        return Ok(stored);
+    }
+    // One constant statement whatever the batch's size, so that it is prepared once.
+    let rows: Vec<SeenRow> = match conn {
+        #[cfg(feature = "postgres")]
+        DbConnection::Pg(c) => prepared::fixed!(
+            "SELECT event_id, processed FROM smartcar_webhook_events WHERE event_id = ANY(?)",
+            [Bind::Texts(ids.to_vec())]
+        )
+        .load(c)?,
+        #[cfg(feature = "sqlite")]
+        DbConnection::Sqlite(c) => prepared::fixed!(
+            "SELECT event_id, processed FROM smartcar_webhook_events \
+             WHERE event_id IN (SELECT value FROM json_each(?))",
+            [Bind::Text(serde_json::to_string(ids).unwrap_or_default())]
+        )
+        .load(c)?,
+    };
+    stored.extend(rows.into_iter().map(|r| (r.event_id, r.processed)));
+    Ok(stored)
+}
+
+/// A stored event a batch processed: its outcome.
+#[derive(Debug, Clone)]
+pub(crate) struct FinishedEvent<'a> {
+    pub event_id: &'a str,
+    pub outcome: Outcome,
+    pub error: Option<&'a str>,
+    pub at: NaiveDateTime,
+}
+
+/// Writes a batch's processed events: inserts the received ones with their outcome (one
+/// statement on PostgreSQL, one prepared statement per row on SQLite) and marks the stored ones
+/// processed. Fails with [`StoreError::Conflict`] when another writer stored or processed one
+/// meanwhile.
+pub(crate) fn write_processed(
+    conn: &mut DbConnection,
+    received: &[NewEvent<'_>],
+    stored: &[FinishedEvent<'_>],
+) -> Result<()> {
+    use smartcar_webhook_events::dsl as e;
+    for finished in stored {
+        let n = diesel::update(
+            e::smartcar_webhook_events
+                .filter(e::event_id.eq(finished.event_id))
+                .filter(e::processed.eq(false)),
+        )
+        .set((
+            e::processed.eq(true),
+            e::processed_at.eq(Some(finished.at)),
+            e::outcome.eq(finished.outcome.as_str()),
+            e::error.eq(finished.error),
+            e::attempts.eq(e::attempts + 1),
+            e::next_attempt_at.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+        if n != 1 {
+            return Err(StoreError::Conflict(format!(
+                "event {} was processed by another writer meanwhile",
+                finished.event_id
+            )));
+        }
+    }
+    let rows = received;
+    let stored: usize = prepared::insert_rows!(&mut *conn, rows,
+        pg: |c, all| {
+            use prepared::column;
+            prepared::fixed!(
+                "INSERT INTO smartcar_webhook_events (event_id, event_type, \
+                     smartcar_vehicle_id, payload, received_at, processed, processed_at, \
+                     outcome, error, attempts, next_attempt_at) \
+                     SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], \
+                     ?::timestamp[], ?::boolean[], ?::timestamp[], ?::text[], ?::text[], \
+                     ?::integer[], ?::timestamp[]) \
+                     ON CONFLICT (event_id) DO NOTHING",
+                [
+                    Bind::Texts(column(all, |r| r.event_id)),
+                    Bind::Texts(column(all, |r| r.event_type)),
+                    Bind::OptionalTexts(column(all, |r| r.smartcar_vehicle_id)),
+                    Bind::Texts(column(all, |r| r.payload)),
+                    Bind::Timestamps(column(all, |r| r.received_at)),
+                    Bind::Bools(column(all, |r| r.processed)),
+                    Bind::OptionalTimestamps(column(all, |r| r.processed_at)),
+                    Bind::Texts(column(all, |r| r.outcome)),
+                    Bind::OptionalTexts(column(all, |r| r.error)),
+                    Bind::Integers(column(all, |r| r.attempts)),
+                    Bind::OptionalTimestamps(column(all, |r| r.next_attempt_at)),
+                ]
+            )
+            .execute(c)
+        },
+        sqlite: |c, one| {
+            diesel::insert_into(e::smartcar_webhook_events)
+                .values(one)
+                .on_conflict(e::event_id)
+                .do_nothing()
+                .execute(c)
+        },
+    )
+    .into_iter()
+    .sum();
+    if stored != rows.len() {
+        return Err(StoreError::Conflict(format!(
+            "{} of {} events were stored by another writer meanwhile",
+            rows.len() - stored,
+            rows.len()
+        )));
+    }
     Ok(())
 }

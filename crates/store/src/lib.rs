@@ -1,351 +1,44 @@
 #![doc = include_str!("../README.md")]
 
-use chrono::{DateTime, NaiveDateTime, Utc};
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::Connection;
-use meterhook_domain::Millis;
-
 mod backup;
+mod batch;
 mod changes;
 mod checkpoint;
 mod db;
-mod deliveries;
+mod delivery;
 mod entries;
+mod error;
 mod events;
 mod listings;
-mod outcome;
 mod prepared;
 pub mod schema;
 mod signals;
 mod statistics;
+mod store;
 mod supersession;
 mod sync_logs;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod time;
 mod vehicle_errors;
 mod vehicles;
 pub mod views;
 
+pub use batch::{Processed, Receipt};
 pub use changes::ChangeType;
 pub use checkpoint::RESTART_FRAMES;
 #[cfg(feature = "testing")]
-pub use db::revert_all_migrations;
-pub use db::{
-    connect, migration_names, one_line, open_connection, pending_migrations, run_migrations,
-    Backend, Create, DatabaseUrl, DbConnection, PoolOptions,
-};
-pub use deliveries::{Odometer, Origin, ProcessResult, Work, WorkItem, Written};
+pub use db::{connect, pending_migrations, revert_all_migrations, run_migrations, DbConnection};
+pub use db::{migration_names, Backend, DatabaseUrl, PoolOptions};
+pub use delivery::{Arrival, Delivery, Odometer, Work};
 pub use entries::{EntryCursor, LastReading, MeterEntry, UnvoidRefusal, SOURCE_SMARTCAR_WEBHOOK};
+pub use error::{Result, StoreError};
 pub use events::{EventRecord, EventSummary, NewEvent, Recorded, Reprocess, MIN_RETENTION_DAYS};
 pub use listings::EventFilter;
-pub use outcome::{Outcome, SyncStatus};
 pub use signals::{NewSignal, SignalRow};
 pub use statistics::{Backlog, HourlyCount, Stats, TypeCount};
-pub use sync_logs::SyncLog;
+pub use store::{Pool, Store, Tx};
+pub use sync_logs::{SyncLog, SyncStatus};
+pub use time::{now, to_millis, to_timestamp};
 pub use vehicle_errors::{ErrorReport, VehicleErrorRow};
-pub use vehicles::Vehicle;
-
-/// A pooled connection.
-pub type Pool = r2d2::Pool<db::Manager>;
-
-/// What can go wrong in the store. Messages never contain the database password.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The database cannot be reached or answered that it is unavailable; worth retrying.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    /// The URL is not one the store understands.
-    #[error("invalid database URL: {0}")]
-    InvalidUrl(String),
-    /// A migration failed.
-    #[error("migration failed: {0}")]
-    Migration(String),
-    /// The database asked to open without creating it does not exist.
-    #[error("database not found: {0}")]
-    Missing(String),
-    /// The database exists but lacks migrations that this version needs.
-    #[error("the database schema is out of date: {} migration(s) pending, from {}", .0.len(), .0.first().map_or("?", String::as_str))]
-    Outdated(Vec<String>),
-    /// The thing asked for does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// The request contradicts what is stored.
-    #[error("{0}")]
-    Invalid(String),
-    /// Another writer changed what this one was writing; nothing was written, try again.
-    #[error("write conflict: {0}")]
-    Conflict(String),
-    /// Any other database error.
-    #[error("database error: {0}")]
-    Query(DieselError),
-}
-
-impl StoreError {
-    /// Whether trying again later may succeed (connection lost, lock timeout, pool exhausted).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            StoreError::Unavailable(_) => true,
-            StoreError::Query(e) => is_transient_diesel(e),
-            _ => false,
-        }
-    }
-}
-
-fn is_transient_diesel(e: &DieselError) -> bool {
-    match e {
-        DieselError::DatabaseError(kind, info) => match kind {
-            DatabaseErrorKind::ClosedConnection
-            | DatabaseErrorKind::UnableToSendCommand
-            | DatabaseErrorKind::SerializationFailure => true,
-            _ => {
-                let msg = info.message().to_ascii_lowercase();
-                msg.contains("database is locked")
-                    || msg.contains("deadlock detected")
-                    || msg.contains("busy")
-                    || msg.contains("terminating connection")
-                    || msg.contains("server closed the connection")
-                    || msg.contains("no connection to the server")
-                    || msg.contains("the database system is")
-                    || msg.contains("disk i/o error")
-            }
-        },
-        DieselError::BrokenTransactionManager => true,
-        _ => false,
-    }
-}
-
-impl From<DieselError> for StoreError {
-    fn from(e: DieselError) -> Self {
-        if is_transient_diesel(&e) {
-            StoreError::Unavailable(e.to_string())
-        } else {
-            StoreError::Query(e)
-        }
-    }
-}
-
-impl From<r2d2::Error> for StoreError {
-    fn from(e: r2d2::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
-
-/// Shorthand for store results.
-pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// The store: a connection pool on one backend; its reads and whole operations are methods, each
-/// in the module of what it holds (vehicles, events, entries, …).
-///
-/// Every method blocks; async callers run them off their executor threads.
-#[derive(Clone)]
-pub struct Store {
-    pool: Pool,
-    url: DatabaseUrl,
-    /// The background checkpoints, while any handle on the store lives.
-    checkpointer: Option<std::sync::Arc<checkpoint::Checkpointer>>,
-}
-
-impl std::fmt::Debug for Store {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("url", &self.url).finish()
-    }
-}
-
-impl Store {
-    /// Opens the database at `url` and applies pending migrations.
-    pub fn open(url: &str, options: &PoolOptions) -> Result<Store> {
-        let store = Store::open_lazy(url, options)?;
-        store.migrate()?;
-        Ok(store)
-    }
-
-    /// Opens an existing, migrated database, creating and changing nothing: a missing SQLite file
-    /// is [`StoreError::Missing`], pending migrations are [`StoreError::Outdated`]. For the
-    /// commands that only use a database, so that a mistyped path never becomes a new one.
-    pub fn open_existing(url: &str, options: &PoolOptions) -> Result<Store> {
-        let store = Store::build(url, options, Create::Never)?;
-        // One connection of its own first: the pool would retry a missing file or a refused
-        // connection until its timeout, and then report only that it timed out.
-        let mut conn = open_connection(&store.url, options.busy_timeout, Create::Never)?;
-        let pending = pending_migrations(&mut conn)?;
-        if !pending.is_empty() {
-            return Err(StoreError::Outdated(pending));
-        }
-        Ok(store)
-    }
-
-    /// Builds the pool without connecting; the first use connects (and fails if it cannot).
-    pub fn open_lazy(url: &str, options: &PoolOptions) -> Result<Store> {
-        Ok(Store::with_pool(
-            DatabaseUrl::parse(url)?,
-            options,
-            Create::IfMissing,
-        ))
-    }
-
-    fn build(url: &str, options: &PoolOptions, create: Create) -> Result<Store> {
-        Ok(Store::with_pool(DatabaseUrl::parse(url)?, options, create))
-    }
-
-    /// Another handle on the same database with a pool of its own, sized by `options`: work on
-    /// one pool never waits for a connection held on the other (the server keeps its readers off
-    /// the writers' pool this way). Connects lazily, like [`Store::open_lazy`], and never creates
-    /// a database.
-    pub fn with_own_pool(&self, options: &PoolOptions) -> Store {
-        Store::with_pool(self.url.clone(), options, Create::Never)
-    }
-
-    fn with_pool(url: DatabaseUrl, options: &PoolOptions, create: Create) -> Store {
-        let checkpointer = if options.background_checkpoints && url.backend() == Backend::Sqlite {
-            match checkpoint::start(&url, options.busy_timeout) {
-                Ok(c) => Some(std::sync::Arc::new(c)),
-                Err(e) => {
-                    log::warn!("cannot start the background checkpoints ({e}); commits checkpoint");
-                    None
-                }
-            }
-        } else {
-            None
-        };
-        let manager = db::Manager::new(
-            url.clone(),
-            options.busy_timeout,
-            create,
-            checkpointer.is_none(),
-        );
-        let pool = r2d2::Pool::builder()
-            .max_size(options.max_size.max(1))
-            .min_idle(Some(0))
-            .connection_timeout(options.connection_timeout)
-            // A connection that died with the server is found before it is handed out.
-            .test_on_check_out(url.backend() == Backend::Postgres)
-            .error_handler(Box::new(r2d2::NopErrorHandler))
-            .build_unchecked(manager);
-        Store {
-            pool,
-            url,
-            checkpointer,
-        }
-    }
-
-    /// Applies pending migrations; returns how many ran.
-    pub fn migrate(&self) -> Result<usize> {
-        let mut conn = self.conn()?;
-        run_migrations(&mut conn)
-    }
-
-    /// The embedded migrations this database lacks, by name; reads only.
-    pub fn pending_migrations(&self) -> Result<Vec<String>> {
-        let mut conn = self.conn()?;
-        pending_migrations(&mut conn)
-    }
-
-    /// The backend in use.
-    pub fn backend(&self) -> Backend {
-        self.url.backend()
-    }
-
-    /// The database URL (its `Debug` and `redacted()` hide any password).
-    pub fn url(&self) -> &DatabaseUrl {
-        &self.url
-    }
-
-    /// Checks that the database answers.
-    pub fn ping(&self) -> Result<()> {
-        use diesel::connection::SimpleConnection;
-        let mut conn = self.conn()?;
-        conn.batch_execute("SELECT 1")?;
-        Ok(())
-    }
-
-    pub(crate) fn conn(&self) -> Result<r2d2::PooledConnection<db::Manager>> {
-        Ok(self.pool.get()?)
-    }
-
-    /// Runs `work` in one transaction: one commit (one fsync) for everything it writes. The
-    /// server's writer uses it to commit many deliveries at once (group commit).
-    pub fn write<T>(&self, work: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        #[cfg(feature = "sqlite")]
-        use diesel::connection::AnsiTransactionManager;
-        use diesel::connection::TransactionManager;
-        type Manager = <DbConnection as Connection>::TransactionManager;
-        let mut pooled = self.conn()?;
-        let conn: &mut DbConnection = &mut pooled;
-        if let Some(checkpointer) = &self.checkpointer {
-            checkpointer.before_write(conn);
-        }
-        match conn {
-            // IMMEDIATE: the write lock from the start (waiting on the busy timeout), so that a
-            // transaction that reads before it writes cannot find its snapshot stale at the
-            // first write (SQLITE_BUSY_SNAPSHOT, which no waiting cures).
-            #[cfg(feature = "sqlite")]
-            DbConnection::Sqlite(c) => {
-                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
-            }
-            #[cfg(feature = "postgres")]
-            DbConnection::Pg(_) => Manager::begin_transaction(conn)?,
-        }
-        match work(&mut Tx { conn: &mut *conn }) {
-            Ok(value) => {
-                Manager::commit_transaction(conn)?;
-                Ok(value)
-            }
-            Err(e) => match Manager::rollback_transaction(conn) {
-                Ok(()) | Err(DieselError::BrokenTransactionManager) => Err(e),
-                Err(rollback) => Err(rollback.into()),
-            },
-        }
-    }
-}
-
-/// Writes inside one transaction ([`Store::write`]). Each method runs in a savepoint of its
-/// own, so a failed step is undone alone and the rest of the transaction goes on.
-pub struct Tx<'a> {
-    conn: &'a mut DbConnection,
-}
-
-impl Tx<'_> {
-    /// Runs `work` in a savepoint: on error it is rolled back alone.
-    pub fn savepoint<T>(&mut self, work: impl FnOnce(&mut Tx<'_>) -> Result<T>) -> Result<T> {
-        self.conn.transaction(|conn| work(&mut Tx { conn }))
-    }
-}
-
-/// Deletes rows a batch at a time (each statement its own transaction, so a long prune never
-/// holds the write lock for long): `next` selects the ids of the next batch of at most `batch`
-/// rows, `delete` deletes them; `progress` gets the running total. Returns how many went.
-pub(crate) fn delete_in_batches(
-    conn: &mut DbConnection,
-    batch: i64,
-    mut progress: impl FnMut(u64),
-    mut next: impl FnMut(&mut DbConnection, i64) -> Result<Vec<i64>>,
-    mut delete: impl FnMut(&mut DbConnection, &[i64]) -> Result<usize>,
-) -> Result<u64> {
-    let mut deleted = 0u64;
-    loop {
-        let ids = next(conn, batch.max(1))?;
-        if ids.is_empty() {
-            return Ok(deleted);
-        }
-        deleted += delete(conn, &ids)? as u64;
-        progress(deleted);
-    }
-}
-
-/// The current time in UTC, to the microsecond (PostgreSQL's resolution).
-pub fn now() -> NaiveDateTime {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros())
-        .unwrap_or(now)
-        .naive_utc()
-}
-
-/// A domain instant as a UTC timestamp; `None` outside chrono's range.
-pub fn to_timestamp(at: Millis) -> Option<NaiveDateTime> {
-    DateTime::from_timestamp_millis(at.0).map(|t| t.naive_utc())
-}
-
-/// A UTC timestamp as a domain instant.
-pub fn to_millis(at: NaiveDateTime) -> Millis {
-    Millis(at.and_utc().timestamp_millis())
-}
+pub use vehicles::{Purged, Vehicle};

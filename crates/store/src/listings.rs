@@ -5,7 +5,9 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::schema::{meter_entries, smartcar_sync_logs, smartcar_webhook_events, vehicle_signals};
-use crate::{now, EventSummary, MeterEntry, Outcome, Result, Store, MIN_RETENTION_DAYS};
+use meterhook_domain::Outcome;
+
+use crate::{now, EventSummary, MeterEntry, Result, Store, MIN_RETENTION_DAYS};
 
 /// Which events [`Store::list_events`] shows; every condition given must hold.
 #[derive(Debug, Clone, Default)]

@@ -60,6 +60,7 @@ diesel::table! {
         created_at -> Timestamp,
         refused_by -> Nullable<BigInt>,
         updated_at -> Timestamp,
+        void_detail -> Nullable<Text>,
     }
 }
 

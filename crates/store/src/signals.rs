@@ -5,6 +5,10 @@ use diesel::prelude::*;
 use meterhook_domain::Millis;
 use serde::Serialize;
 
+use crate::db::DbConnection;
+use crate::prepared;
+#[cfg(feature = "postgres")]
+use crate::prepared::Bind;
 use crate::schema::vehicle_signals;
 use crate::vehicles::smartcar_ids;
 use crate::{Result, Store};
@@ -109,7 +113,7 @@ impl Store {
     ) -> Result<u64> {
         use vehicle_signals::dsl as s;
         let mut conn = self.conn()?;
-        crate::delete_in_batches(
+        crate::store::delete_in_batches(
             &mut conn,
             batch,
             progress,
@@ -128,4 +132,60 @@ impl Store {
             },
         )
     }
+}
+
+/// A signal value as [`insert_signals`] inserts it.
+#[derive(Insertable)]
+#[diesel(table_name = vehicle_signals, treat_none_as_default_value = false)]
+pub(crate) struct SignalInsert<'a> {
+    pub smartcar_vehicle_id: &'a str,
+    pub code: &'a str,
+    pub value: Option<f64>,
+    pub unit: Option<&'a str>,
+    pub raw: &'a str,
+    pub observed_at: NaiveDateTime,
+    pub event_id: &'a str,
+    pub created_at: NaiveDateTime,
+    pub test: bool,
+}
+
+/// Inserts signal values, one per (vehicle, code, time): a value seen before is kept as it was.
+pub(crate) fn insert_signals(conn: &mut DbConnection, rows: &[SignalInsert<'_>]) -> Result<()> {
+    prepared::insert_rows!(&mut *conn, rows,
+        pg: |c, all| {
+            use prepared::column;
+            prepared::fixed!(
+                "INSERT INTO vehicle_signals (smartcar_vehicle_id, code, value, unit, raw, \
+                     observed_at, event_id, created_at, test) \
+                     SELECT * FROM unnest(?::text[], ?::text[], ?::double precision[], \
+                     ?::text[], ?::text[], ?::timestamp[], ?::text[], ?::timestamp[], \
+                     ?::boolean[]) \
+                     ON CONFLICT (smartcar_vehicle_id, code, observed_at) DO NOTHING",
+                [
+                    Bind::Texts(column(all, |r| r.smartcar_vehicle_id)),
+                    Bind::Texts(column(all, |r| r.code)),
+                    Bind::OptionalDoubles(column(all, |r| r.value)),
+                    Bind::OptionalTexts(column(all, |r| r.unit)),
+                    Bind::Texts(column(all, |r| r.raw)),
+                    Bind::Timestamps(column(all, |r| r.observed_at)),
+                    Bind::Texts(column(all, |r| r.event_id)),
+                    Bind::Timestamps(column(all, |r| r.created_at)),
+                    Bind::Bools(column(all, |r| r.test)),
+                ]
+            )
+            .execute(c)
+        },
+        sqlite: |c, one| {
+            diesel::insert_into(vehicle_signals::table)
+                .values(one)
+                .on_conflict((
+                    vehicle_signals::smartcar_vehicle_id,
+                    vehicle_signals::code,
+                    vehicle_signals::observed_at,
+                ))
+                .do_nothing()
+                .execute(c)
+        },
+    );
+    Ok(())
 }

@@ -8,8 +8,10 @@ use diesel::sql_types::{BigInt, Text, Timestamp};
 use serde::Serialize;
 
 use crate::db::DbConnection;
-use crate::outcome::{Outcome, SyncStatus};
+use meterhook_domain::Outcome;
+
 use crate::schema::{smartcar_sync_logs, smartcar_webhook_events};
+use crate::sync_logs::SyncStatus;
 use crate::{Result, Store};
 
 /// Events not finished yet, and those that gave up.

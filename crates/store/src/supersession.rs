@@ -1,114 +1,99 @@
 //! Self-healing in the store: each refused reading remembers the active entry that refused it
-//! (`meter_entries.refused_by`), and when enough of them agree the domain's
-//! [`meterhook_domain::supersession`] rule voids that entry and they are judged again.
-//!
-//! It runs inside [`crate::Tx::write_batch`], after the batch's entries are written, in the same
-//! transaction: the one write path. Only refused readings cost anything here; an accepted one
-//! never reaches it.
+//! (`meter_entries.refused_by`); the domain's rule ([`meterhook_domain::supersede`],
+//! [`meterhook_domain::Tally`]) decides when readings that agree outvote that entry. This module
+//! only loads what the rule needs and saves what it decides, inside [`crate::Tx::write_batch`],
+//! in the same transaction. Only refused readings cost anything here.
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel::sql_types::{BigInt, Nullable, Timestamp};
-use meterhook_domain::{judge, supersession, Candidate, Policy, Reading};
+use meterhook_domain::{
+    supersede, supersession_window, Candidate, Outcome, Policy, Reading, Tally,
+};
 
+use crate::changes::{ChangeType, NewChange};
 use crate::db::{on_backend, DbConnection};
-use crate::entries::{load_neighbours, stored_reading, timestamp};
-use crate::outcome::SyncStatus;
+use crate::entries::{find_entries, load_neighbours, stored_reading, timestamp};
 use crate::prepared::{self, Bind};
 use crate::schema::{meter_entries, smartcar_sync_logs};
-use crate::sync_logs::NewSyncLog;
+use crate::sync_logs::{NewSyncLog, SyncStatus};
 use crate::{Result, StoreError};
 
-/// How many of the latest refused readings of one entry are considered: twice the number that
-/// supersedes (so a set that agrees is found among stray ones), at least 4, at most 64. A bound
-/// on the work a flood of refusals can cause.
-fn considered(policy: &Policy) -> usize {
-    usize::try_from(policy.supersede_after)
-        .unwrap_or(usize::MAX)
-        .saturating_mul(2)
-        .clamp(4, 64)
+/// A reading of the batch refused because of an active reading (stored, or accepted earlier in
+/// the batch).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Refused<'a> {
+    /// The delivery's place in the batch.
+    pub index: usize,
+    /// The app vehicle.
+    pub vehicle_id: &'a str,
+    /// The refused reading.
+    pub reading: Reading,
+    /// The active reading that refused it.
+    pub by: Reading,
 }
 
-/// A reading of the batch written as a void entry, and the reading that refused it.
+/// A refused reading written as a void entry.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Refusal<'a> {
     /// The app vehicle.
     pub vehicle_id: &'a str,
     /// The void entry written for it.
     pub entry_id: i64,
-    /// The active reading (stored, or accepted earlier in the batch) that refused it.
+    /// The active reading that refused it.
     pub refused_by: Reading,
     /// The event it came in, for the sync log of a supersession.
     pub event_id: &'a str,
-    /// The Smartcar vehicle, for that sync log.
+    /// The Smartcar vehicle, for that sync log and the changes.
     pub smartcar_vehicle_id: Option<&'a str>,
 }
 
-/// What [`supersession_point`] found about a batch's refused readings.
+/// The refusing readings of a batch and the stored entry behind each; `None` for a reading
+/// accepted earlier in the batch (not stored yet).
 #[derive(Debug, Default)]
-pub(crate) struct Tally<'a> {
-    /// Where the batch must end: just after the refused reading that completes a supersession.
-    pub cut: Option<usize>,
-    /// The stored entry behind each refusing reading, by (app vehicle, reading); `None` for a
-    /// reading accepted earlier in the batch (not stored yet).
-    pub refusers: Vec<((&'a str, Reading), Option<i64>)>,
+pub(crate) struct Refusers<'a> {
+    entries: Vec<((&'a str, Reading), Option<i64>)>,
 }
 
-impl Tally<'_> {
+impl Refusers<'_> {
     /// The stored entry that refused `reading` of `vehicle_id`, when it was stored before the
     /// batch.
-    pub(crate) fn stored_refuser(&self, vehicle_id: &str, reading: Reading) -> Option<i64> {
-        self.refusers
+    pub(crate) fn stored(&self, vehicle_id: &str, reading: Reading) -> Option<i64> {
+        self.entries
             .iter()
             .find(|((v, r), _)| *v == vehicle_id && *r == reading)
             .and_then(|(_, id)| *id)
     }
 }
 
-/// Where a batch must end so that a supersession happens where it would one delivery at a time:
-/// just after the first refused reading that, with those refused before it because of the same
-/// reading (stored, or earlier in the batch), outvotes it. `refused`: (the item's index, the
-/// refused candidate, the reading that refused it), in the batch's order. Reads only.
-pub(crate) fn supersession_point<'a>(
+/// The refusing readings of `refused` (in the batch's order) with their stored entries, and
+/// where the batch must end so that a supersession happens where it would one delivery at a
+/// time: just after the first refusal that completes one ([`Tally`]). Reads only.
+pub(crate) fn refusers<'a>(
     conn: &mut DbConnection,
-    refused: &[(usize, Candidate<&'a str>, Reading)],
+    refused: &[Refused<'a>],
     policy: &Policy,
-) -> Result<Tally<'a>> {
-    let mut tally = Tally::default();
-    // The refusing readings, each once, in the batch's order; their entries and latest
-    // refusals in one statement.
-    for (_, candidate, by) in refused {
-        let key = (candidate.vehicle, *by);
-        if !tally.refusers.iter().any(|(k, _)| *k == key) {
-            tally.refusers.push((key, None));
+) -> Result<(Refusers<'a>, Option<usize>)> {
+    let mut found = Refusers::default();
+    for r in refused {
+        let key = (r.vehicle_id, r.by);
+        if !found.entries.iter().any(|(k, _)| *k == key) {
+            found.entries.push((key, None));
         }
     }
-    let keys: Vec<(&str, Reading)> = tally.refusers.iter().map(|(k, _)| *k).collect();
-    let found = refusers(conn, &keys, considered(policy))?;
-    let mut counts: Vec<Vec<Reading>> = Vec::with_capacity(found.len());
-    for ((_, entry), (stored, earlier)) in tally.refusers.iter_mut().zip(found) {
+    let keys: Vec<(&str, Reading)> = found.entries.iter().map(|(k, _)| *k).collect();
+    let mut tally = Tally::new(policy);
+    let loaded = load_refusers(conn, &keys, supersession_window(policy))?;
+    for ((key, entry), (stored, earlier)) in found.entries.iter_mut().zip(loaded) {
         *entry = stored;
-        counts.push(earlier);
+        tally.stored(*key, earlier);
     }
-    for (index, candidate, by) in refused {
-        let key = (candidate.vehicle, *by);
-        let Some(at) = tally.refusers.iter().position(|(k, _)| *k == key) else {
-            continue;
-        };
-        if policy.supersede_after == 0 || tally.cut.is_some() {
-            continue;
-        }
-        let readings = &mut counts[at];
-        readings.push(candidate.reading);
-        if readings.len() > considered(policy) {
-            readings.remove(0);
-        }
-        if supersession(readings, policy).is_some() {
-            tally.cut = Some(index + 1);
-        }
-    }
-    Ok(tally)
+    let end = refused
+        .iter()
+        .find(|r| tally.refuse((r.vehicle_id, r.by), r.reading, policy))
+        .map(|r| r.index + 1);
+    Ok((found, end))
 }
 
 /// The latest void entries refused because of `entry`: (id, reading).
@@ -146,7 +131,7 @@ struct RefuserRow {
 /// `latest` void entries it refused, oldest first. One statement for the whole batch (point
 /// look-ups on the active entries' index and the refusals' index), as [`load_neighbours`] is:
 /// a refused reading costs two look-ups, not two statements.
-fn refusers(
+fn load_refusers(
     conn: &mut DbConnection,
     keys: &[(&str, Reading)],
     latest: usize,
@@ -160,8 +145,30 @@ fn refusers(
         bounds.push((*vehicle, timestamp(*by)?, by.distance.metres()));
     }
     let latest = i64::try_from(latest).unwrap_or(i64::MAX).max(1);
+    let mut rows = refuser_rows(conn, &bounds, latest)?;
+    rows.sort_by_key(|r| (r.i, r.refused));
+    for row in rows {
+        let Some((entry, earlier)) = usize::try_from(row.i).ok().and_then(|i| found.get_mut(i))
+        else {
+            continue;
+        };
+        *entry = row.entry;
+        if let (Some(_), Some(value_m), Some(date)) = (row.refused, row.value_m, row.entry_date) {
+            earlier.extend(stored_reading(value_m, date));
+        }
+    }
+    Ok(found)
+}
+
+/// The rows of [`load_refusers`]: for each key's index, its active entry and the latest
+/// refusals of that entry.
+fn refuser_rows(
+    conn: &mut DbConnection,
+    bounds: &[(&str, NaiveDateTime, i64)],
+    latest: i64,
+) -> Result<Vec<RefuserRow>> {
     // One statement text whatever the batch's size, so that it is prepared once.
-    let mut rows: Vec<RefuserRow> = match conn {
+    Ok(match conn {
         #[cfg(feature = "postgres")]
         DbConnection::Pg(c) => {
             let vehicle: Vec<&str> = bounds.iter().map(|b| b.0).collect();
@@ -218,35 +225,24 @@ fn refusers(
             )
             .load(c)?
         }
-    };
-    rows.sort_by_key(|r| (r.i, r.refused));
-    for row in rows {
-        let Some((entry, earlier)) = usize::try_from(row.i).ok().and_then(|i| found.get_mut(i))
-        else {
-            continue;
-        };
-        *entry = row.entry;
-        if let (Some(_), Some(value_m), Some(date)) = (row.refused, row.value_m, row.entry_date) {
-            earlier.extend(stored_reading(value_m, date));
-        }
-    }
-    Ok(found)
+    })
 }
 
 /// After the batch's entries are written: links the refusals whose refusing reading was
 /// accepted in the batch (the others were linked as they were inserted), then, when the batch
-/// ends with a refused reading that completes a supersession (`tally.cut` at its end), tries it.
+/// ends with the refusal that completes a supersession (`completes`), tries it. Returns the
+/// changes a supersession made.
 pub(crate) fn settle(
     conn: &mut DbConnection,
     refusals: &[Refusal<'_>],
-    tally: &Tally<'_>,
-    batch_len: usize,
+    refusers: &Refusers<'_>,
+    completes: bool,
     policy: &Policy,
     at: NaiveDateTime,
-) -> Result<()> {
+) -> Result<Vec<NewChange>> {
     for refusal in refusals {
-        if tally
-            .stored_refuser(refusal.vehicle_id, refusal.refused_by)
+        if refusers
+            .stored(refusal.vehicle_id, refusal.refused_by)
             .is_some()
         {
             continue;
@@ -258,19 +254,17 @@ pub(crate) fn settle(
             .set(meter_entries::refused_by.eq(Some(entry)))
             .execute(conn)?;
     }
-    if tally.cut != Some(batch_len) {
-        return Ok(());
-    }
     // The batch ends with the refusal that completes the set: the last one.
-    let Some(last) = refusals.last() else {
-        return Ok(());
+    let (true, Some(last)) = (completes, refusals.last()) else {
+        return Ok(Vec::new());
     };
     let Some(entry) = active_entry(conn, last.vehicle_id, last.refused_by)? else {
-        return Ok(());
+        return Ok(Vec::new());
     };
-    match conn.transaction(|conn| supersede(conn, entry, last, policy, at)) {
+    match conn.transaction(|conn| supersede_entry(conn, entry, last, policy, at)) {
+        Ok(changes) => Ok(changes),
         // The entry was not their only obstacle: it stays, and so do they.
-        Ok(()) | Err(StoreError::Query(DieselError::RollbackTransaction)) => Ok(()),
+        Err(StoreError::Query(DieselError::RollbackTransaction)) => Ok(Vec::new()),
         Err(e) => Err(e),
     }
 }
@@ -294,75 +288,114 @@ fn active_entry(
         .optional()?)
 }
 
-/// In a savepoint: voids `entry` when the readings it refused outvote it and are all accepted
-/// without it; otherwise rolls back ([`DieselError::RollbackTransaction`]).
-fn supersede(
+/// In a savepoint: asks the domain's rule whether the readings `entry` refused supersede it
+/// (voiding it to show the rule the timeline without it); saves what it decides, or rolls back
+/// ([`DieselError::RollbackTransaction`]) when the entry stays.
+fn supersede_entry(
     conn: &mut DbConnection,
     entry: i64,
     refusal: &Refusal<'_>,
     policy: &Policy,
     at: NaiveDateTime,
-) -> Result<()> {
+) -> Result<Vec<NewChange>> {
     use meter_entries::dsl as m;
-    let rollback = || Err(StoreError::Query(DieselError::RollbackTransaction));
-    let readings = refused_of(conn, entry, considered(policy))?;
-    let all: Vec<Reading> = readings.iter().map(|(_, r)| *r).collect();
-    let Some(outvoted) = supersession(&all, policy) else {
-        return rollback();
+    let rollback = || StoreError::Query(DieselError::RollbackTransaction);
+    let refused = refused_of(conn, entry, supersession_window(policy))?;
+    let readings: Vec<Reading> = refused.iter().map(|(_, r)| *r).collect();
+    let mut reason = String::new();
+    let decided = supersede(&readings, policy, |agreeing| {
+        reason = meterhook_domain::Supersession {
+            agreeing: agreeing.to_vec(),
+        }
+        .to_string();
+        let voided = diesel::update(
+            m::meter_entries
+                .filter(m::id.eq(entry))
+                .filter(m::void.eq(false)),
+        )
+        .set((
+            m::void.eq(true),
+            m::void_reason.eq(&reason),
+            m::updated_at.eq(at),
+            m::void_detail.eq(Some(supersession_detail(agreeing))),
+        ))
+        .execute(&mut *conn)?;
+        if voided != 1 {
+            return Err(rollback());
+        }
+        let candidates: Vec<Candidate<&str>> = agreeing
+            .iter()
+            .map(|reading| Candidate {
+                vehicle: refusal.vehicle_id,
+                reading: *reading,
+                stored: Default::default(),
+            })
+            .collect();
+        let window = TimeDelta::milliseconds(policy.duplicate_window_ms.max(0));
+        load_neighbours(&mut *conn, &candidates, window)
+    })?;
+    let Some(outvoted) = decided else {
+        return Err(rollback());
     };
-    let reason = outvoted.to_string();
-    let voided = diesel::update(
-        m::meter_entries
-            .filter(m::id.eq(entry))
-            .filter(m::void.eq(false)),
-    )
-    .set((
-        m::void.eq(true),
-        m::void_reason.eq(&reason),
-        m::updated_at.eq(at),
-    ))
-    .execute(conn)?;
-    if voided != 1 {
-        return rollback();
-    }
-    // The agreeing readings, judged again in time order against the timeline without the entry.
+    let revived = revive(conn, &refused, &outvoted.agreeing, at)?;
+    log_supersession(conn, entry, &revived, &reason, refusal, at)?;
+    let mut changed = find_entries(conn, &[entry])?;
+    changed.extend(find_entries(conn, &revived)?);
+    Ok(changed
+        .iter()
+        .map(|e| {
+            let kind = if e.void {
+                ChangeType::MeterEntryVoided
+            } else {
+                ChangeType::MeterEntryUnvoided
+            };
+            NewChange::entry(kind, e, refusal.smartcar_vehicle_id, at)
+        })
+        .collect())
+}
+
+/// Makes the entries of the agreeing readings (each once, among the `refused` ones) active
+/// again; returns their ids, or rolls back when one is missing.
+fn revive(
+    conn: &mut DbConnection,
+    refused: &[(i64, Reading)],
+    agreeing: &[Reading],
+    at: NaiveDateTime,
+) -> Result<Vec<i64>> {
+    use meter_entries::dsl as m;
     let mut revived: Vec<i64> = Vec::new();
-    let mut candidates: Vec<Candidate<&str>> = Vec::new();
-    for reading in &outvoted.agreeing {
-        let Some((id, _)) = readings
+    for reading in agreeing {
+        let Some((id, _)) = refused
             .iter()
             .find(|(id, r)| r == reading && !revived.contains(id))
         else {
-            return rollback();
+            return Err(StoreError::Query(DieselError::RollbackTransaction));
         };
         revived.push(*id);
-        candidates.push(Candidate {
-            vehicle: refusal.vehicle_id,
-            reading: *reading,
-            stored: Default::default(),
-        });
-    }
-    let window = TimeDelta::milliseconds(policy.duplicate_window_ms.max(0));
-    let stored = load_neighbours(conn, &candidates, window)?;
-    for (candidate, stored) in candidates.iter_mut().zip(stored) {
-        candidate.stored = stored;
-    }
-    if !judge(&candidates, policy)
-        .iter()
-        .all(|j| j.decision.is_accept())
-    {
-        return rollback();
     }
     diesel::update(m::meter_entries.filter(m::id.eq_any(&revived)))
         .set((
             m::void.eq(false),
             m::void_reason.eq(None::<String>),
-            m::updated_at.eq(at),
             m::refused_by.eq(None::<i64>),
+            m::updated_at.eq(at),
+            m::void_detail.eq(None::<String>),
         ))
         .execute(conn)?;
+    Ok(revived)
+}
+
+/// The sync log of a supersession, in the event of the refusal that completed it.
+fn log_supersession(
+    conn: &mut DbConnection,
+    entry: i64,
+    revived: &[i64],
+    reason: &str,
+    refusal: &Refusal<'_>,
+    at: NaiveDateTime,
+) -> Result<()> {
     let data = serde_json::json!({
-        "decision": "superseded",
+        "decision": Outcome::Superseded.as_str(),
         "supersededEntryId": entry,
         "reason": reason,
         "revivedEntryIds": revived,
@@ -373,8 +406,8 @@ fn supersede(
         smartcar_vehicle_id: refusal.smartcar_vehicle_id,
         vehicle_id: Some(refusal.vehicle_id),
         event_id: Some(refusal.event_id),
-        status: SyncStatus::Success.as_str(),
-        outcome: "superseded",
+        status: SyncStatus::for_outcome(Outcome::Superseded).as_str(),
+        outcome: Outcome::Superseded.as_str(),
         data: &data,
         created_at: at,
     };
@@ -385,7 +418,21 @@ fn supersede(
     .execute(c))?;
     log::info!(
         "vehicle {}: meter entry {entry} {reason}; entries {revived:?} accepted again",
-        refusal.vehicle_id
+        refusal.vehicle_id.escape_debug()
     );
     Ok(())
+}
+
+/// The `void_detail` of an entry superseded by `agreeing`.
+fn supersession_detail(agreeing: &[Reading]) -> String {
+    let readings: Vec<serde_json::Value> = agreeing.iter().map(|r| reading_json(*r)).collect();
+    serde_json::json!({ "rule": Outcome::Superseded.as_str(), "agreeing": readings }).to_string()
+}
+
+/// A reading as the JSON details show it: value in km, time in RFC 3339.
+pub(crate) fn reading_json(r: Reading) -> serde_json::Value {
+    serde_json::json!({
+        "value_km": r.distance.km(),
+        "entry_date": crate::to_timestamp(r.observed_at).map(crate::views::rfc3339),
+    })
 }

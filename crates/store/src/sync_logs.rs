@@ -2,9 +2,13 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use meterhook_domain::{ClockCorrection, Decision, Reading};
+use meterhook_domain::{ClockCorrection, Decision, Outcome, Reading};
 use serde::Serialize;
 
+use crate::db::DbConnection;
+use crate::prepared;
+#[cfg(feature = "postgres")]
+use crate::prepared::Bind;
 use crate::schema::smartcar_sync_logs;
 use crate::to_timestamp;
 
@@ -56,7 +60,7 @@ impl crate::Store {
     ) -> crate::Result<u64> {
         use smartcar_sync_logs::dsl as s;
         let mut conn = self.conn()?;
-        crate::delete_in_batches(
+        crate::store::delete_in_batches(
             &mut conn,
             batch,
             progress,
@@ -109,7 +113,7 @@ pub(crate) fn sync_data(
     let mut data = serde_json::json!({
         "valueKm": reading.distance.km(),
         "readingAt": to_timestamp(reading.observed_at).map(|t| t.and_utc().to_rfc3339()),
-        "decision": decision.outcome(),
+        "decision": Outcome::of(decision).as_str(),
         "reason": decision.to_string(),
     });
     if let Some(id) = entry_id {
@@ -137,4 +141,85 @@ pub(crate) fn sync_data(
         });
     }
     data
+}
+
+/// Inserts sync logs (one statement on PostgreSQL, one prepared statement per row on SQLite).
+pub(crate) fn insert_sync_logs(
+    conn: &mut DbConnection,
+    rows: &[NewSyncLog<'_>],
+) -> crate::Result<()> {
+    prepared::insert_rows!(&mut *conn, rows,
+        pg: |c, all| {
+            use prepared::column;
+            prepared::fixed!(
+                "INSERT INTO smartcar_sync_logs (sync_type, smartcar_vehicle_id, vehicle_id, \
+                     event_id, status, outcome, data, created_at) \
+                     SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], \
+                     ?::text[], ?::text[], ?::text[], ?::timestamp[])",
+                [
+                    Bind::Texts(column(all, |r| r.sync_type)),
+                    Bind::OptionalTexts(column(all, |r| r.smartcar_vehicle_id)),
+                    Bind::OptionalTexts(column(all, |r| r.vehicle_id)),
+                    Bind::OptionalTexts(column(all, |r| r.event_id)),
+                    Bind::Texts(column(all, |r| r.status)),
+                    Bind::Texts(column(all, |r| r.outcome)),
+                    Bind::Texts(column(all, |r| r.data)),
+                    Bind::Timestamps(column(all, |r| r.created_at)),
+                ]
+            )
+            .execute(c)
+        },
+        sqlite: |c, one| {
+            diesel::insert_into(smartcar_sync_logs::table)
+                .values(one)
+                .execute(c)
+        },
+    );
+    Ok(())
+}
+
+/// The status column of `smartcar_sync_logs`: how a sync attempt went, in the seed's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStatus {
+    /// Data was written (a meter entry, a vehicle error).
+    Success,
+    /// Nothing to write: a duplicate.
+    Skipped,
+    /// The data was refused by the rules.
+    Rejected,
+    /// The data could not be used.
+    Failed,
+}
+
+impl SyncStatus {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatus::Success => "success",
+            SyncStatus::Skipped => "skipped",
+            SyncStatus::Rejected => "rejected",
+            SyncStatus::Failed => "failed",
+        }
+    }
+
+    /// The status that goes with an outcome.
+    pub fn for_outcome(outcome: Outcome) -> SyncStatus {
+        match outcome {
+            Outcome::Created | Outcome::VehicleErrorRecorded | Outcome::Superseded => {
+                SyncStatus::Success
+            }
+            Outcome::Duplicate
+            | Outcome::UnknownVehicle
+            | Outcome::InactiveVehicle
+            | Outcome::NoOdometer
+            | Outcome::OdometerUnavailable
+            | Outcome::TestEvent
+            | Outcome::Ignored
+            | Outcome::Pending => SyncStatus::Skipped,
+            Outcome::OutOfSequence | Outcome::ImplausibleJump => SyncStatus::Rejected,
+            Outcome::InvalidReading | Outcome::Malformed | Outcome::Replayed | Outcome::Dead => {
+                SyncStatus::Failed
+            }
+        }
+    }
 }

@@ -149,6 +149,36 @@ pub fn with_database(url: &str, name: &str) -> String {
     format!("{base}/{name}{query}")
 }
 
+/// A vehicle state received at `received_at`, for tests: its signals, and its odometer reading
+/// when it has one.
+pub fn received_state(
+    event_id: &str,
+    smartcar_vehicle_id: &str,
+    reading: Option<meterhook_domain::Reading>,
+    signals: Vec<crate::NewSignal>,
+    received_at: chrono::NaiveDateTime,
+) -> crate::Delivery {
+    crate::Delivery {
+        event_id: event_id.to_owned(),
+        event_type: "VEHICLE_STATE".to_owned(),
+        smartcar_vehicle_id: Some(smartcar_vehicle_id.to_owned()),
+        arrival: crate::Arrival::Received {
+            payload: format!("{{\"eventId\":{event_id:?}}}"),
+            received_at,
+        },
+        work: crate::Work::State {
+            signals,
+            odometer: reading.map_or(crate::Odometer::Missing, |reading| {
+                crate::Odometer::Reading {
+                    reading,
+                    correction: None,
+                }
+            }),
+            test: false,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::with_database;

@@ -4,6 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::changes::{ChangeType, NewChange};
 use crate::db::DbConnection;
 use crate::schema::{smartcar_vehicles, vehicle_errors};
 use crate::vehicles::{smartcar_ids, Vehicle};
@@ -29,6 +30,10 @@ pub struct ErrorReport {
     /// Only the vehicle's owner can clear it (meterhook-smartcar's
     /// `VehicleErrorInfo::needs_owner`).
     pub needs_owner: bool,
+    /// When Smartcar sent the report, when known (else: when it is processed). A report older
+    /// than its condition's last change changes nothing: a late retry or a replay never reopens
+    /// what a newer report resolved, nor resolves what a newer one opened.
+    pub reported_at: Option<NaiveDateTime>,
 }
 
 /// An error condition of a vehicle, open until resolved.
@@ -126,17 +131,37 @@ fn open_errors_in(
 
 /// Records a VEHICLE_ERROR of a registered vehicle: opens (or refreshes) each reported
 /// condition, closes those reported RESOLVED, and sets the vehicle's `last_error` to what is
-/// still open.
+/// still open. Returns the changes: conditions opened and resolved, and the vehicle needing its
+/// owner (or no longer).
 pub(crate) fn record_errors(
     conn: &mut DbConnection,
     event_id: &str,
     vehicle: &Vehicle,
     reports: &[ErrorReport],
     at: NaiveDateTime,
-) -> Result<()> {
+) -> Result<Vec<NewChange>> {
     use vehicle_errors::dsl as e;
     let smartcar_vehicle_id = vehicle.smartcar_vehicle_id.as_str();
+    let before = open_errors_in(conn, smartcar_vehicle_id)?;
     for report in reports {
+        let at = report.reported_at.map_or(at, |t| t.min(at));
+        let last_change: Option<NaiveDateTime> = e::vehicle_errors
+            .filter(e::smartcar_vehicle_id.eq(smartcar_vehicle_id))
+            .filter(e::error_type.eq(&report.error_type))
+            .filter(e::code.eq(&report.code))
+            .order(e::id.desc())
+            .select(e::last_seen_at)
+            .first(conn)
+            .optional()?;
+        if last_change.is_some_and(|changed| changed > at) {
+            log::info!(
+                "vehicle {}: a report of {}:{} older than the condition's last change is ignored",
+                smartcar_vehicle_id.escape_debug(),
+                report.error_type.escape_debug(),
+                report.code.escape_debug()
+            );
+            continue;
+        }
         let open = e::vehicle_errors
             .filter(e::smartcar_vehicle_id.eq(smartcar_vehicle_id))
             .filter(e::error_type.eq(&report.error_type))
@@ -182,18 +207,19 @@ pub(crate) fn record_errors(
                 .execute(conn)?;
         }
     }
-    refresh_health(conn, vehicle, at)
+    refresh_health(conn, vehicle, &before, at)
 }
 
 /// A successful state of `vehicle` arrived (`event_id`): the conditions only its owner could fix
-/// are cleared, since the car answers again.
+/// are cleared, since the car answers again. Returns the changes, as [`record_errors`] does.
 pub(crate) fn reconnected(
     conn: &mut DbConnection,
     event_id: &str,
     vehicle: &Vehicle,
     at: NaiveDateTime,
-) -> Result<()> {
+) -> Result<Vec<NewChange>> {
     use vehicle_errors::dsl as e;
+    let before = open_errors_in(conn, &vehicle.smartcar_vehicle_id)?;
     diesel::update(
         e::vehicle_errors
             .filter(e::smartcar_vehicle_id.eq(&vehicle.smartcar_vehicle_id))
@@ -206,11 +232,18 @@ pub(crate) fn reconnected(
         e::event_id.eq(event_id),
     ))
     .execute(conn)?;
-    refresh_health(conn, vehicle, at)
+    refresh_health(conn, vehicle, &before, at)
 }
 
-/// Sets the vehicle's `last_error` summary and `needs_reconnection` from its open errors.
-fn refresh_health(conn: &mut DbConnection, vehicle: &Vehicle, at: NaiveDateTime) -> Result<()> {
+/// Sets the vehicle's `last_error` summary and `needs_reconnection` from its open errors, and
+/// returns what changed since `before` (the conditions open before): conditions opened and
+/// resolved, then the vehicle's need of its owner, when that changed.
+fn refresh_health(
+    conn: &mut DbConnection,
+    vehicle: &Vehicle,
+    before: &[VehicleErrorRow],
+    at: NaiveDateTime,
+) -> Result<Vec<NewChange>> {
     use smartcar_vehicles::dsl as v;
     let still_open = open_errors_in(conn, &vehicle.smartcar_vehicle_id)?;
     let needs_reconnection = still_open.iter().any(|e| e.needs_owner);
@@ -229,5 +262,42 @@ fn refresh_health(conn: &mut DbConnection, vehicle: &Vehicle, at: NaiveDateTime)
             v::updated_at.eq(at),
         ))
         .execute(conn)?;
-    Ok(())
+    let app = vehicle.vehicle_id.as_str();
+    let mut changes: Vec<NewChange> = still_open
+        .iter()
+        .filter(|now| !before.iter().any(|b| b.id == now.id))
+        .map(|opened| NewChange::vehicle_error(ChangeType::VehicleErrorOpened, app, opened, at))
+        .collect();
+    for gone in before
+        .iter()
+        .filter(|b| !still_open.iter().any(|n| n.id == b.id))
+    {
+        let resolved = VehicleErrorRow {
+            resolved_at: Some(at),
+            last_seen_at: at,
+            ..gone.clone()
+        };
+        changes.push(NewChange::vehicle_error(
+            ChangeType::VehicleErrorResolved,
+            app,
+            &resolved,
+            at,
+        ));
+    }
+    if needs_reconnection != vehicle.needs_reconnection {
+        let now = Vehicle {
+            last_error: summary,
+            last_error_at: still_open.first().map(|_| at),
+            needs_reconnection,
+            updated_at: at,
+            ..vehicle.clone()
+        };
+        let kind = if needs_reconnection {
+            ChangeType::VehicleNeedsReconnection
+        } else {
+            ChangeType::VehicleReconnected
+        };
+        changes.push(NewChange::vehicle(kind, &now, at));
+    }
+    Ok(changes)
 }

@@ -5,7 +5,12 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::db::{on_backend, DbConnection};
-use crate::schema::smartcar_vehicles;
+use crate::prepared::{self, Bind};
+use crate::schema::{
+    meter_entries, smartcar_sync_logs, smartcar_vehicles, smartcar_webhook_events, vehicle_errors,
+    vehicle_signals,
+};
+use crate::store::delete_in_batches;
 use crate::{now, Result, Store, StoreError};
 
 /// A registered Smartcar vehicle and the app vehicle it feeds.
@@ -33,7 +38,166 @@ pub struct Vehicle {
     pub needs_reconnection: bool,
 }
 
+/// What [`Store::purge_vehicle`] removed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Purged {
+    /// The registration that was removed.
+    pub vehicle: Vehicle,
+    /// Meter entries: those made from its events, and every entry of its app vehicle when no
+    /// other Smartcar vehicle feeds that one.
+    pub entries: u64,
+    /// Signal values.
+    pub signals: u64,
+    /// Error conditions.
+    pub errors: u64,
+    /// Audit rows of its decisions.
+    pub sync_logs: u64,
+    /// Received events that name it.
+    pub events: u64,
+}
+
+/// Rows deleted per statement by a purge.
+const PURGE_BATCH: i64 = 1_000;
+
 impl Store {
+    /// Erases a Smartcar vehicle: its registration, its meter entries (see [`Purged::entries`]),
+    /// signal values, error conditions, sync logs, and the received events that name it, in one
+    /// transaction (all or nothing). The vehicle's row is locked first, so that no delivery for
+    /// it is written meanwhile; one that arrives afterwards finds it unknown and waits as
+    /// `unknown_vehicle`, like any unregistered car's.
+    pub fn purge_vehicle(&self, smartcar_vehicle_id: &str) -> Result<Purged> {
+        use meter_entries::dsl as m;
+        use smartcar_sync_logs::dsl as l;
+        use smartcar_vehicles::dsl as v;
+        use smartcar_webhook_events::dsl as e;
+        use vehicle_errors::dsl as err;
+        use vehicle_signals::dsl as sig;
+        let id = smartcar_vehicle_id.to_owned();
+        let mut conn = self.conn()?;
+        conn.transaction::<_, StoreError, _>(|conn| {
+            // A write first: the lock from the start on both backends (see `lock_app_vehicle`).
+            let locked =
+                diesel::update(v::smartcar_vehicles.filter(v::smartcar_vehicle_id.eq(&id)))
+                    .set(v::updated_at.eq(v::updated_at))
+                    .execute(conn)?;
+            let vehicle = match find_vehicle(conn, &id)? {
+                Some(vehicle) if locked > 0 => vehicle,
+                _ => {
+                    return Err(StoreError::NotFound(format!(
+                        "no vehicle with Smartcar id {id}"
+                    )))
+                }
+            };
+            let sole = smartcar_ids(conn, &vehicle.vehicle_id)?.len() == 1;
+            let app_id = vehicle.vehicle_id.clone();
+            let ignore = |_| {};
+            let entries = delete_in_batches(
+                conn,
+                PURGE_BATCH,
+                ignore,
+                |conn, batch| {
+                    let of_its_events = m::event_id.eq_any(
+                        e::smartcar_webhook_events
+                            .filter(e::smartcar_vehicle_id.eq(&id))
+                            .select(e::event_id.nullable()),
+                    );
+                    let query = m::meter_entries.select(m::id).order(m::id).limit(batch);
+                    Ok(if sole {
+                        query
+                            .filter(m::vehicle_id.eq(&app_id).or(of_its_events))
+                            .load(conn)?
+                    } else {
+                        query.filter(of_its_events).load(conn)?
+                    })
+                },
+                |conn, ids| {
+                    // Another car's refused readings may name one of these as what refused
+                    // them: the link goes with it (the readings stay as they are).
+                    diesel::update(m::meter_entries.filter(m::refused_by.eq_any(ids)))
+                        .set(m::refused_by.eq(None::<i64>))
+                        .execute(conn)?;
+                    Ok(diesel::delete(m::meter_entries.filter(m::id.eq_any(ids))).execute(conn)?)
+                },
+            )?;
+            let signals = delete_in_batches(
+                conn,
+                PURGE_BATCH,
+                ignore,
+                |conn, batch| {
+                    Ok(sig::vehicle_signals
+                        .filter(sig::smartcar_vehicle_id.eq(&id))
+                        .select(sig::id)
+                        .order(sig::id)
+                        .limit(batch)
+                        .load(conn)?)
+                },
+                |conn, ids| {
+                    Ok(
+                        diesel::delete(sig::vehicle_signals.filter(sig::id.eq_any(ids)))
+                            .execute(conn)?,
+                    )
+                },
+            )?;
+            let errors =
+                diesel::delete(err::vehicle_errors.filter(err::smartcar_vehicle_id.eq(&id)))
+                    .execute(conn)? as u64;
+            let sync_logs = delete_in_batches(
+                conn,
+                PURGE_BATCH,
+                ignore,
+                |conn, batch| {
+                    Ok(l::smartcar_sync_logs
+                        .filter(
+                            l::smartcar_vehicle_id.eq(&id).or(l::event_id.eq_any(
+                                e::smartcar_webhook_events
+                                    .filter(e::smartcar_vehicle_id.eq(&id))
+                                    .select(e::event_id.nullable()),
+                            )),
+                        )
+                        .select(l::id)
+                        .order(l::id)
+                        .limit(batch)
+                        .load(conn)?)
+                },
+                |conn, ids| {
+                    Ok(
+                        diesel::delete(l::smartcar_sync_logs.filter(l::id.eq_any(ids)))
+                            .execute(conn)?,
+                    )
+                },
+            )?;
+            let events = delete_in_batches(
+                conn,
+                PURGE_BATCH,
+                ignore,
+                |conn, batch| {
+                    Ok(e::smartcar_webhook_events
+                        .filter(e::smartcar_vehicle_id.eq(&id))
+                        .select(e::id)
+                        .order(e::id)
+                        .limit(batch)
+                        .load(conn)?)
+                },
+                |conn, ids| {
+                    Ok(
+                        diesel::delete(e::smartcar_webhook_events.filter(e::id.eq_any(ids)))
+                            .execute(conn)?,
+                    )
+                },
+            )?;
+            diesel::delete(v::smartcar_vehicles.filter(v::smartcar_vehicle_id.eq(&id)))
+                .execute(conn)?;
+            Ok(Purged {
+                vehicle,
+                entries,
+                signals,
+                errors,
+                sync_logs,
+                events,
+            })
+        })
+    }
+
     /// How many registered vehicles need their owner (see [`Vehicle::needs_reconnection`]).
     pub fn vehicles_needing_reconnection(&self) -> Result<i64> {
         use smartcar_vehicles::dsl as v;
@@ -165,4 +329,48 @@ pub(crate) fn smartcar_ids(conn: &mut DbConnection, vehicle_id: &str) -> Result<
         .filter(v::vehicle_id.eq(vehicle_id))
         .select(v::smartcar_vehicle_id)
         .load(conn)?)
+}
+
+/// The rows of these Smartcar vehicles. On PostgreSQL they are locked until the transaction ends,
+/// with every other Smartcar vehicle feeding the same app vehicles (returned too), all taken in
+/// the order of their ids, so two transactions that share vehicles cannot deadlock. SQLite's
+/// single write lock (taken by `BEGIN IMMEDIATE`) serialises writers already.
+pub(crate) fn lock_vehicles(
+    conn: &mut DbConnection,
+    smartcar_vehicle_ids: &[&str],
+) -> Result<Vec<Vehicle>> {
+    if smartcar_vehicle_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One statement text whatever the number of vehicles (an array, not `IN (?, ?, …)`), so
+    // that it is prepared once (`crate::prepared`).
+    match conn {
+        // PostgreSQL locks the rows in the ORDER BY order (LockRows sits above the sort).
+        #[cfg(feature = "postgres")]
+        DbConnection::Pg(c) => Ok(prepared::fixed!(
+            "SELECT id, smartcar_vehicle_id, vehicle_id, is_active, last_error, last_error_at, \
+               created_at, updated_at, needs_reconnection \
+             FROM smartcar_vehicles \
+             WHERE smartcar_vehicle_id = ANY(?) OR vehicle_id IN ( \
+               SELECT s.vehicle_id FROM smartcar_vehicles s WHERE s.smartcar_vehicle_id = ANY(?)) \
+             ORDER BY smartcar_vehicle_id \
+             FOR UPDATE",
+            [
+                Bind::Texts(smartcar_vehicle_ids.to_vec()),
+                Bind::Texts(smartcar_vehicle_ids.to_vec())
+            ]
+        )
+        .load(c)?),
+        #[cfg(feature = "sqlite")]
+        DbConnection::Sqlite(c) => Ok(prepared::fixed!(
+            "SELECT id, smartcar_vehicle_id, vehicle_id, is_active, last_error, last_error_at, \
+               created_at, updated_at, needs_reconnection \
+             FROM smartcar_vehicles \
+             WHERE smartcar_vehicle_id IN (SELECT value FROM json_each(?))",
+            [Bind::Text(
+                serde_json::to_string(smartcar_vehicle_ids).unwrap_or_default()
+            )]
+        )
+        .load(c)?),
+    }
 }

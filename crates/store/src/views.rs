@@ -23,6 +23,11 @@ pub struct Entry<'a> {
     notes: Option<&'a str>,
     void: bool,
     void_reason: Option<&'a str>,
+    /// Why it is void, for programs: `rule` (`out_of_sequence`, `implausible_jump`,
+    /// `superseded`, `operator`) and the figures it compared.
+    void_detail: Option<serde_json::Value>,
+    /// For a refused reading, the active entry that refused it.
+    refused_by: Option<i64>,
     created_at: String,
     updated_at: String,
 }
@@ -39,6 +44,11 @@ pub fn entry(e: &MeterEntry) -> Entry<'_> {
         notes: e.notes.as_deref(),
         void: e.void,
         void_reason: e.void_reason.as_deref(),
+        void_detail: e
+            .void_detail
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok()),
+        refused_by: e.refused_by,
         created_at: rfc3339(e.created_at),
         updated_at: rfc3339(e.updated_at),
     }

@@ -7,12 +7,10 @@
 #[cfg(feature = "postgres")]
 use diesel::{pg::PgConnection, sql_types::BigInt, Connection, RunQueryDsl};
 
-use chrono::NaiveDateTime;
+use meterhook_domain::Outcome;
 use meterhook_domain::{Distance, Millis, Policy, Reading};
-use meterhook_store::testing::TestDatabase;
-use meterhook_store::{
-    to_timestamp, NewSignal, Odometer, Origin, Outcome, Store, Work, WorkItem, Written,
-};
+use meterhook_store::testing::{received_state, TestDatabase};
+use meterhook_store::{to_timestamp, Delivery, NewSignal, Odometer, Receipt, Store, Work};
 use proptest::prelude::*;
 
 const T0: i64 = 1_769_852_860_000;
@@ -32,23 +30,6 @@ impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-}
-
-#[derive(Debug, Clone)]
-struct Delivery {
-    event_id: String,
-    event_type: &'static str,
-    vehicle: Option<String>,
-    payload: String,
-    received_at: NaiveDateTime,
-    signals: Vec<NewSignal>,
-    kind: Kind,
-}
-
-#[derive(Debug, Clone)]
-enum Kind {
-    Ignored,
-    State(Option<Reading>),
 }
 
 /// A mix that exercises every rule: rising readings, duplicates within the hour, readings out of
@@ -99,13 +80,13 @@ fn deliveries(seed: u64, count: usize) -> Vec<Delivery> {
         }
         let reading = Reading::new(Distance::from_metres(metres.max(0)).unwrap(), Millis(at));
         let kind = match rng.below(20) {
-            0 => Kind::Ignored,
-            1 => Kind::State(None),
-            _ => Kind::State(Some(reading)),
+            0 => None,
+            1 => Some(None),
+            _ => Some(Some(reading)),
         };
         let signals = match kind {
-            Kind::Ignored => Vec::new(),
-            Kind::State(_) => vec![
+            None => Vec::new(),
+            Some(_) => vec![
                 NewSignal {
                     code: "odometer-traveleddistance".into(),
                     value: Some(metres as f64 / 1000.0),
@@ -123,17 +104,19 @@ fn deliveries(seed: u64, count: usize) -> Vec<Delivery> {
                 },
             ],
         };
-        out.push(Delivery {
-            event_id: format!("ev-{seed}-{i:04}"),
-            event_type: match kind {
-                Kind::Ignored => "VERIFY",
-                Kind::State(_) => "VEHICLE_STATE",
+        let received_at = to_timestamp(Millis(T0 + i as i64)).unwrap();
+        let event_id = format!("ev-{seed}-{i:04}");
+        out.push(match kind {
+            // A type meterhook keeps but does not act on.
+            None => Delivery {
+                event_type: "VERIFY".to_owned(),
+                work: Work::Complete {
+                    outcome: Outcome::Ignored,
+                    error: None,
+                },
+                ..received_state(&event_id, vehicles[v], None, signals, received_at)
             },
-            vehicle: Some(vehicles[v].to_owned()),
-            payload: format!("{{\"n\":{i}}}"),
-            received_at: to_timestamp(Millis(T0 + i as i64)).unwrap(),
-            signals,
-            kind,
+            Some(reading) => received_state(&event_id, vehicles[v], reading, signals, received_at),
         });
     }
     out
@@ -149,47 +132,25 @@ fn register(store: &Store) {
     store.set_vehicle_active("sc-inactive", false).unwrap();
 }
 
-/// The deliveries as the store takes them.
-fn items(batch: &[Delivery]) -> Vec<WorkItem<'_>> {
-    batch
-        .iter()
-        .map(|d| WorkItem {
-            event_id: &d.event_id,
-            event_type: d.event_type,
-            smartcar_vehicle_id: d.vehicle.as_deref(),
-            origin: Origin::Received {
-                payload: &d.payload,
-                received_at: d.received_at,
-            },
-            work: match d.kind {
-                Kind::Ignored => Work::Complete {
-                    outcome: Outcome::Ignored,
-                    error: None,
-                    sync: None,
-                },
-                Kind::State(reading) => Work::State {
-                    signals: &d.signals,
-                    odometer: reading.map_or(Odometer::Missing, |reading| Odometer::Reading {
-                        reading,
-                        correction: None,
-                    }),
-                    test: false,
-                },
-            },
-        })
-        .collect()
+fn batched(store: &Store, batch: &[Delivery], policy: &Policy) -> Vec<Receipt> {
+    store.write(|tx| tx.write_batch(batch, policy)).unwrap()
 }
 
-fn batched(store: &Store, batch: &[Delivery], policy: &Policy) -> Vec<Written> {
-    store
-        .write(|tx| tx.write_batch(&items(batch), policy))
-        .unwrap()
+/// Whether a delivery holds an odometer reading.
+fn has_reading(d: &Delivery) -> bool {
+    matches!(
+        d.work,
+        Work::State {
+            odometer: Odometer::Reading { .. },
+            ..
+        }
+    )
 }
 
 /// The timeline a delivery belongs to: the app vehicle its Smartcar vehicle feeds (or the
 /// Smartcar vehicle when it feeds none). Deliveries of different timelines may be reordered.
 fn timeline(d: &Delivery) -> &str {
-    match d.vehicle.as_deref() {
+    match d.smartcar_vehicle_id.as_deref() {
         Some("sc-1" | "sc-2") => "app-1",
         Some(other) => other,
         None => "",
@@ -375,7 +336,7 @@ fn a_batch_answers_each_delivery_and_skips_redeliveries() {
         let all = deliveries(3, 30);
         let first: Vec<Delivery> = all
             .iter()
-            .filter(|d| matches!(d.kind, Kind::State(Some(_))))
+            .filter(|d| has_reading(d))
             .take(3)
             .cloned()
             .collect();
@@ -383,10 +344,10 @@ fn a_batch_answers_each_delivery_and_skips_redeliveries() {
         let mut batch = first.clone();
         batch.push(first[0].clone());
         let outcomes = batched(&store, &batch, &policy);
-        assert!(matches!(outcomes[0], Written::Processed(_)));
-        assert_eq!(outcomes[3], Written::AlreadySeen);
+        assert!(matches!(outcomes[0], Receipt::Processed(_)));
+        assert_eq!(outcomes[3], Receipt::AlreadyReceived);
         let again = batched(&store, &batch, &policy);
-        assert!(again.iter().all(|o| *o == Written::AlreadySeen));
+        assert!(again.iter().all(|o| *o == Receipt::AlreadyReceived));
         let stored = store.find_event(&first[0].event_id).unwrap().unwrap();
         assert!(stored.processed);
         assert_eq!(stored.attempts, 1);
@@ -411,7 +372,7 @@ fn a_batch_that_races_another_writer_writes_nothing() {
     let policy = Policy::default();
     let batch: Vec<Delivery> = deliveries(5, 20)
         .into_iter()
-        .filter(|d| matches!(d.kind, Kind::State(Some(_))))
+        .filter(has_reading)
         .take(3)
         .collect();
     let raced = batch[1].clone();
@@ -423,9 +384,9 @@ fn a_batch_that_races_another_writer_writes_nothing() {
                 .write(|tx| {
                     tx.record_event(&NewEvent::pending(
                         &raced.event_id,
-                        raced.event_type,
-                        raced.vehicle.as_deref(),
-                        &raced.payload,
+                        &raced.event_type,
+                        raced.smartcar_vehicle_id.as_deref(),
+                        raced.received().unwrap().0,
                         now(),
                     ))?;
                     ready.wait();
@@ -451,7 +412,7 @@ fn a_batch_that_races_another_writer_writes_nothing() {
         })
     };
     ready.wait();
-    let result = store.write(|tx| tx.write_batch(&items(&batch), &policy));
+    let result = store.write(|tx| tx.write_batch(&batch, &policy));
     other.join().unwrap();
     assert!(
         matches!(result, Err(StoreError::Conflict(_))),

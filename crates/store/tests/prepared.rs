@@ -9,10 +9,8 @@ use std::sync::Mutex;
 
 use diesel::connection::{set_default_instrumentation, Instrumentation, InstrumentationEvent};
 use meterhook_domain::{Distance, Millis, Policy, Reading};
-use meterhook_store::testing::TestDatabase;
-use meterhook_store::{
-    now, to_timestamp, NewSignal, Odometer, Origin, PoolOptions, Store, Work, WorkItem,
-};
+use meterhook_store::testing::{received_state, TestDatabase};
+use meterhook_store::{now, to_timestamp, Delivery, NewSignal, PoolOptions, Store};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Seen {
@@ -43,14 +41,6 @@ fn capture() -> Option<Box<dyn Instrumentation>> {
     }))
 }
 
-struct Delivery {
-    event_id: String,
-    vehicle: &'static str,
-    payload: String,
-    signals: Vec<NewSignal>,
-    reading: Reading,
-}
-
 /// `count` deliveries from `first` on, over `vehicles`: each reading 30 minutes and 10 km after
 /// the last of its vehicle; every `jump`-th one 5,000 km on in a minute, refused.
 fn deliveries(first: usize, count: usize, vehicles: &[&'static str], jump: usize) -> Vec<Delivery> {
@@ -63,46 +53,28 @@ fn deliveries(first: usize, count: usize, vehicles: &[&'static str], jump: usize
             } else {
                 (at, metres)
             };
-            Delivery {
-                event_id: format!("ev-{i:04}"),
-                vehicle: vehicles[i % vehicles.len()],
-                payload: format!("{{\"n\":{i}}}"),
-                signals: vec![NewSignal {
-                    code: "tractionbattery-stateofcharge".into(),
-                    value: Some((i % 100) as f64),
-                    unit: Some("percent".into()),
-                    raw: "{}".into(),
-                    observed_at: Millis(at),
-                }],
-                reading: Reading::new(Distance::from_metres(metres).unwrap(), Millis(at)),
-            }
+            let signals = vec![NewSignal {
+                code: "tractionbattery-stateofcharge".into(),
+                value: Some((i % 100) as f64),
+                unit: Some("percent".into()),
+                raw: "{}".into(),
+                observed_at: Millis(at),
+            }];
+            let reading = Reading::new(Distance::from_metres(metres).unwrap(), Millis(at));
+            received_state(
+                &format!("ev-{i:04}"),
+                vehicles[i % vehicles.len()],
+                Some(reading),
+                signals,
+                to_timestamp(Millis(at)).unwrap_or_else(now),
+            )
         })
         .collect()
 }
 
 fn write(store: &Store, batch: &[Delivery]) {
-    let items: Vec<WorkItem<'_>> = batch
-        .iter()
-        .map(|d| WorkItem {
-            event_id: &d.event_id,
-            event_type: "VEHICLE_STATE",
-            smartcar_vehicle_id: Some(d.vehicle),
-            origin: Origin::Received {
-                payload: &d.payload,
-                received_at: to_timestamp(d.reading.observed_at).unwrap_or_else(now),
-            },
-            work: Work::State {
-                signals: &d.signals,
-                odometer: Odometer::Reading {
-                    reading: d.reading,
-                    correction: None,
-                },
-                test: false,
-            },
-        })
-        .collect();
     store
-        .write(|tx| tx.write_batch(&items, &Policy::default()))
+        .write(|tx| tx.write_batch(batch, &Policy::default()))
         .unwrap();
 }
 

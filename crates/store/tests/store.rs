@@ -5,12 +5,12 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 
 use chrono::TimeDelta;
-use meterhook_domain::{Distance, DistanceUnit, Millis, Policy, Reading};
+use meterhook_domain::{Distance, DistanceUnit, Millis, Outcome, Policy, Reading};
 use meterhook_store::testing::TestDatabase;
 use meterhook_store::{
-    migration_names, now, revert_all_migrations, run_migrations, Backend, ErrorReport, NewEvent,
-    NewSignal, Odometer, Origin, Outcome, ProcessResult, Recorded, Reprocess, Store, StoreError,
-    Work, WorkItem, Written,
+    migration_names, now, revert_all_migrations, run_migrations, Arrival, Backend, Delivery,
+    ErrorReport, NewEvent, NewSignal, Odometer, Processed, Receipt, Recorded, Reprocess, Store,
+    StoreError, Work,
 };
 
 const H: i64 = Millis::HOUR;
@@ -44,7 +44,7 @@ fn record(store: &Store, event_id: &str) -> Recorded {
 }
 
 /// Processes a stored event of `sc-1` with `work`, as a batch of one.
-fn process_with(store: &Store, event_id: &str, work: Work<'_>, policy: &Policy) -> Written {
+fn process_with(store: &Store, event_id: &str, work: Work, policy: &Policy) -> Receipt {
     process_of(store, "sc-1", event_id, work, policy)
 }
 
@@ -53,14 +53,14 @@ fn process_of(
     store: &Store,
     vehicle: &str,
     event_id: &str,
-    work: Work<'_>,
+    work: Work,
     policy: &Policy,
-) -> Written {
-    let item = WorkItem {
-        event_id,
-        event_type: "VEHICLE_STATE",
-        smartcar_vehicle_id: Some(vehicle),
-        origin: Origin::Stored { attempts: 0 },
+) -> Receipt {
+    let item = Delivery {
+        event_id: event_id.to_owned(),
+        event_type: "VEHICLE_STATE".to_owned(),
+        smartcar_vehicle_id: Some(vehicle.to_owned()),
+        arrival: Arrival::Stored { attempts: 0 },
         work,
     };
     store
@@ -70,17 +70,17 @@ fn process_of(
 }
 
 /// The result of processing, which must have happened now.
-fn processed(written: Written) -> ProcessResult {
-    match written {
-        Written::Processed(result) => result,
-        Written::AlreadySeen => panic!("not processed"),
+fn processed(receipt: Receipt) -> Processed {
+    match receipt {
+        Receipt::Processed(result) => result,
+        Receipt::AlreadyReceived => panic!("not processed"),
     }
 }
 
 /// Processes a stored odometer reading of `sc-1` with `policy`.
-fn process_reading(store: &Store, event_id: &str, reading: Reading, policy: &Policy) -> Written {
+fn process_reading(store: &Store, event_id: &str, reading: Reading, policy: &Policy) -> Receipt {
     let work = Work::State {
-        signals: &[],
+        signals: Vec::new(),
         odometer: Odometer::Reading {
             reading,
             correction: None,
@@ -91,11 +91,11 @@ fn process_reading(store: &Store, event_id: &str, reading: Reading, policy: &Pol
 }
 
 /// Processes a stored VEHICLE_ERROR of `sc-1`.
-fn process_errors(store: &Store, event_id: &str, reports: &[ErrorReport]) -> ProcessResult {
+fn process_errors(store: &Store, event_id: &str, reports: &[ErrorReport]) -> Processed {
     let data = serde_json::json!({"errors": []}).to_string();
     let work = Work::Errors {
-        reports,
-        data: &data,
+        reports: reports.to_vec(),
+        data,
     };
     processed(process_with(store, event_id, work, &Policy::default()))
 }
@@ -104,7 +104,7 @@ fn process_errors(store: &Store, event_id: &str, reports: &[ErrorReport]) -> Pro
 fn process_signals(store: &Store, event_id: &str, signals: &[NewSignal]) {
     record(store, event_id);
     let work = Work::State {
-        signals,
+        signals: signals.to_vec(),
         odometer: Odometer::Missing,
         test: false,
     };
@@ -241,7 +241,7 @@ fn vehicles_register_list_activate() {
 fn events_are_recorded_once() {
     each_backend(|store| {
         assert_eq!(record(store, "ev-1"), Recorded::New);
-        assert_eq!(record(store, "ev-1"), Recorded::AlreadySeen);
+        assert_eq!(record(store, "ev-1"), Recorded::AlreadyReceived);
         assert_eq!(record(store, "ev-2"), Recorded::New);
         let events = store.recent_events(10).unwrap();
         assert_eq!(
@@ -356,8 +356,8 @@ fn an_event_is_processed_once() {
             &Policy::default(),
         ));
         let second = process_reading(store, "e1", km(5.0, T0), &Policy::default());
-        assert!(first.processed_now);
-        assert_eq!(second, Written::AlreadySeen);
+        assert_eq!(first.outcome, Outcome::Created);
+        assert_eq!(second, Receipt::AlreadyReceived);
         assert_eq!(store.find_event("e1").unwrap().unwrap().outcome, "created");
         assert_eq!(entry_values(store, "car-1"), [5_000]);
     });
@@ -376,13 +376,13 @@ fn concurrent_deliveries_of_one_event_are_processed_once() {
                 thread::spawn(move || {
                     barrier.wait();
                     let recorded = record(&store, "same");
-                    let item = WorkItem {
-                        event_id: "same",
-                        event_type: "VEHICLE_STATE",
-                        smartcar_vehicle_id: Some("sc-1"),
-                        origin: Origin::Stored { attempts: 0 },
+                    let item = Delivery {
+                        event_id: "same".to_owned(),
+                        event_type: "VEHICLE_STATE".to_owned(),
+                        smartcar_vehicle_id: Some("sc-1".to_owned()),
+                        arrival: Arrival::Stored { attempts: 0 },
                         work: Work::State {
-                            signals: &[],
+                            signals: Vec::new(),
                             odometer: Odometer::Reading {
                                 reading: km(42.0, T0),
                                 correction: None,
@@ -394,7 +394,7 @@ fn concurrent_deliveries_of_one_event_are_processed_once() {
                     // nothing.
                     let processed_now =
                         match store.write(|tx| tx.write_batch(&[item], &Policy::default())) {
-                            Ok(written) => written[0] != Written::AlreadySeen,
+                            Ok(written) => written[0] != Receipt::AlreadyReceived,
                             Err(StoreError::Conflict(_)) => false,
                             Err(e) => panic!("{e}"),
                         };
@@ -545,8 +545,8 @@ fn vehicle_errors_open_and_resolve() {
         let reports = [report("A", "B", false)];
         let data = data.to_string();
         let work = Work::Errors {
-            reports: &reports,
-            data: &data,
+            reports: reports.to_vec(),
+            data: data.clone(),
         };
         let unknown = processed(process_of(
             store,
@@ -718,8 +718,7 @@ fn monitoring_figures() {
             .unwrap();
         let work = Work::Complete {
             outcome: Outcome::InvalidReading,
-            error: Some("bad unit"),
-            sync: None,
+            error: Some("bad unit".to_owned()),
         };
         processed(process_with(store, "e6", work, &Policy::default()));
         let stats = store.stats(since).unwrap();
@@ -890,12 +889,14 @@ fn completing_an_event_twice_is_refused() {
         let ignored = || Work::Complete {
             outcome: Outcome::Ignored,
             error: None,
-            sync: None,
         };
-        assert!(processed(process_with(store, "v1", ignored(), &Policy::default())).processed_now);
+        assert_eq!(
+            processed(process_with(store, "v1", ignored(), &Policy::default())).outcome,
+            Outcome::Ignored
+        );
         assert_eq!(
             process_with(store, "v1", ignored(), &Policy::default()),
-            Written::AlreadySeen
+            Receipt::AlreadyReceived
         );
         assert_eq!(store.find_event("v1").unwrap().unwrap().outcome, "ignored");
     });
@@ -1074,5 +1075,111 @@ fn reprocessing_by_outcome_removes_the_void_entries_of_those_events_only() {
             store.find_event("low-2").unwrap().unwrap().outcome,
             "pending"
         );
+    });
+}
+
+#[test]
+fn purging_a_vehicle_erases_what_it_sent_and_nothing_else() {
+    each_backend(|store| {
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        store.register_vehicle("sc-2", "car-2").unwrap();
+        for (i, value) in [100.0, 110.0, 90.0].into_iter().enumerate() {
+            ingest(store, &format!("r{i}"), km(value, T0 + i as i64 * H));
+        }
+        process_signals(
+            store,
+            "s1",
+            &[signal("location-preciselocation", None, None, T0)],
+        );
+        record(store, "err-1");
+        process_errors(store, "err-1", &[report("PERMISSION", "X", false)]);
+        // Another car's reading, and an event of sc-1 that waits unprocessed.
+        store
+            .record_event(&NewEvent::pending(
+                "other",
+                "VEHICLE_STATE",
+                Some("sc-2"),
+                "{}",
+                now(),
+            ))
+            .unwrap();
+        processed(process_of(
+            store,
+            "sc-2",
+            "other",
+            Work::State {
+                signals: vec![signal("location-preciselocation", None, None, T0)],
+                odometer: Odometer::Reading {
+                    reading: km(5.0, T0),
+                    correction: None,
+                },
+                test: false,
+            },
+            &Policy::default(),
+        ));
+        record(store, "waiting");
+        assert_eq!(store.list_entries("car-1", true).unwrap().len(), 3);
+
+        let purged = store.purge_vehicle("sc-1").unwrap();
+        assert_eq!(purged.vehicle.vehicle_id, "car-1");
+        assert_eq!(
+            (purged.entries, purged.signals, purged.errors, purged.events),
+            (3, 1, 1, 6)
+        );
+        assert!(purged.sync_logs >= 4, "{purged:?}");
+        assert!(store.find_vehicle("sc-1").unwrap().is_none());
+        assert!(store.list_entries("car-1", true).unwrap().is_empty());
+        assert!(store.latest_signals("car-1").unwrap().is_empty());
+        assert!(store.open_errors("sc-1").unwrap().is_empty());
+        for id in ["r0", "r1", "r2", "s1", "err-1", "waiting"] {
+            assert!(store.find_event(id).unwrap().is_none(), "{id}");
+            assert!(store.sync_logs_for_event(id).unwrap().is_empty(), "{id}");
+        }
+        // The other car keeps everything.
+        assert!(store.find_vehicle("sc-2").unwrap().is_some());
+        assert_eq!(entry_values(store, "car-2"), [5_000]);
+        assert_eq!(store.latest_signals("car-2").unwrap().len(), 1);
+        assert!(store.find_event("other").unwrap().is_some());
+        assert!(!store.sync_logs_for_event("other").unwrap().is_empty());
+        // Once gone, it is not found.
+        assert!(matches!(
+            store.purge_vehicle("sc-1"),
+            Err(StoreError::NotFound(_))
+        ));
+
+        // Two Smartcar vehicles feeding one app vehicle: only the purged one's entries go.
+        store.register_vehicle("sc-a", "car-x").unwrap();
+        store.register_vehicle("sc-b", "car-x").unwrap();
+        for (event, vehicle, value, at) in [("xa", "sc-a", 10.0, T0), ("xb", "sc-b", 20.0, T0 + H)]
+        {
+            store
+                .record_event(&NewEvent::pending(
+                    event,
+                    "VEHICLE_STATE",
+                    Some(vehicle),
+                    "{}",
+                    now(),
+                ))
+                .unwrap();
+            processed(process_of(
+                store,
+                vehicle,
+                event,
+                Work::State {
+                    signals: Vec::new(),
+                    odometer: Odometer::Reading {
+                        reading: km(value, at),
+                        correction: None,
+                    },
+                    test: false,
+                },
+                &Policy::default(),
+            ));
+        }
+        assert_eq!(entry_values(store, "car-x"), [10_000, 20_000]);
+        let purged = store.purge_vehicle("sc-a").unwrap();
+        assert_eq!((purged.entries, purged.events), (1, 1));
+        assert_eq!(entry_values(store, "car-x"), [20_000]);
+        assert!(store.find_vehicle("sc-b").unwrap().is_some());
     });
 }

@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use meterhook_domain::{Distance, Millis, Policy, Reading};
-use meterhook_store::testing::TestDatabase;
-use meterhook_store::{now, MeterEntry, Odometer, Origin, Store, Work, WorkItem};
+use meterhook_store::testing::{received_state, TestDatabase};
+use meterhook_store::{now, Delivery, MeterEntry, Store};
 use proptest::prelude::*;
 
 const T0: i64 = 1_769_852_860_000;
@@ -21,26 +21,9 @@ fn km(km: f64, at_ms: i64) -> Reading {
 /// Writes `readings` of `sc-1` (feeding `app-1`) as deliveries `e0`, `e1`, … in batches of the
 /// given sizes (cycled).
 fn ingest(store: &Store, readings: &[(String, Reading)], sizes: &[usize]) {
-    let payload = "{}".to_owned();
-    let items: Vec<WorkItem<'_>> = readings
+    let items: Vec<Delivery> = readings
         .iter()
-        .map(|(id, reading)| WorkItem {
-            event_id: id,
-            event_type: "VEHICLE_STATE",
-            smartcar_vehicle_id: Some("sc-1"),
-            origin: Origin::Received {
-                payload: &payload,
-                received_at: now(),
-            },
-            work: Work::State {
-                signals: &[],
-                odometer: Odometer::Reading {
-                    reading: *reading,
-                    correction: None,
-                },
-                test: false,
-            },
-        })
+        .map(|(id, reading)| received_state(id, "sc-1", Some(*reading), Vec::new(), now()))
         .collect();
     let mut rest = items.as_slice();
     let mut size = sizes.iter().cycle();

@@ -64,9 +64,11 @@ pub fn run(config_path: Option<&Path>, args: &DoctorArgs) -> Result<(), CliError
             if let Some(url) = &args.url {
                 check_url(&settings, url, &mut report);
             }
+            #[cfg(feature = "http-client")]
+            check_live_signatures(&settings, &mut report);
         }
         Err(e) => report.problem(
-            meterhook_store::one_line(&e.to_string()),
+            e.to_string(),
             "correct that setting where it is set (the environment, .env.local, .env or the \
              configuration file; docs/CONFIGURATION.md); the other checks need valid settings",
         ),
@@ -98,18 +100,32 @@ pub fn run(config_path: Option<&Path>, args: &DoctorArgs) -> Result<(), CliError
 fn print_settings(settings: &Settings, config_path: Option<&Path>) {
     let origins = config::origins(config_path);
     println!("Settings (value, then where it came from)");
+    let width = config::SETTINGS
+        .iter()
+        .map(|s| s.var.len())
+        .max()
+        .unwrap_or(0);
     for (var, value) in settings.shown() {
         let origin = origins
             .iter()
             .find(|(name, _)| *name == var)
             .map_or_else(|| "?".to_owned(), |(_, o)| o.to_string());
-        println!("  {var:<28} {value:<40} {origin}");
+        println!("  {var:<width$} {value:<40} {origin}");
     }
+}
+
+/// Whose secret it is: Smartcar's tokens are copied, meterhook's own are chosen.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Copied from the Smartcar dashboard: too short means a part of it.
+    Copied,
+    /// Chosen by the operator: too short can be guessed, and `serve` refuses it.
+    Chosen,
 }
 
 /// A secret's problems: whitespace inside it (surrounding whitespace is already trimmed) and a
 /// length too short to be a whole token.
-fn check_secret(name: &str, secret: &Secret, report: &mut Report) -> bool {
+fn check_secret(name: &'static str, secret: &Secret, kind: Kind, report: &mut Report) -> bool {
     let value = secret.expose();
     let mut sane = true;
     if value.chars().any(char::is_whitespace) {
@@ -119,11 +135,18 @@ fn check_secret(name: &str, secret: &Secret, report: &mut Report) -> bool {
         );
         sane = false;
     }
-    if value.len() < 16 {
-        report.problem(
-            format!("{name} is only {} bytes long", value.len()),
-            format!("check that {name} holds the whole token, not a part or a placeholder"),
-        );
+    if value.len() < config::MIN_SECRET_BYTES {
+        let fix = match kind {
+            Kind::Copied => {
+                format!("check that {name} holds the whole token, not a part or a placeholder")
+            }
+            Kind::Chosen => format!(
+                "serve refuses it: set {name} to a long random value (at least {} bytes), e.g. \
+                 the output of `openssl rand -hex 32`",
+                config::MIN_SECRET_BYTES
+            ),
+        };
+        report.problem(format!("{name} is only {} bytes long", value.len()), fix);
         sane = false;
     }
     sane
@@ -137,7 +160,7 @@ fn check_tokens(settings: &Settings, report: &mut Report) {
              Smartcar dashboard",
         ),
         Some(token) => {
-            if check_secret("SMARTCAR_MANAGEMENT_TOKEN", token, report) {
+            if check_secret("SMARTCAR_MANAGEMENT_TOKEN", token, Kind::Copied, report) {
                 report.ok(format!(
                     "SMARTCAR_MANAGEMENT_TOKEN: {} bytes, no whitespace",
                     token.expose().len()
@@ -146,13 +169,21 @@ fn check_tokens(settings: &Settings, report: &mut Report) {
         }
     }
     if let Some(secret) = &settings.webhook_secret {
-        check_secret("SMARTCAR_WEBHOOK_SECRET", secret, report);
+        check_secret("SMARTCAR_WEBHOOK_SECRET", secret, Kind::Copied, report);
     }
     match &settings.api_token {
         None => report.ok("the app API is off (METERHOOK_API_TOKEN not set)"),
         Some(token) => {
-            if check_secret("METERHOOK_API_TOKEN", token, report) {
+            if check_secret("METERHOOK_API_TOKEN", token, Kind::Chosen, report) {
                 report.ok("METERHOOK_API_TOKEN: the app API is on");
+            }
+        }
+    }
+    match &settings.ui_password {
+        None => report.ok("the status pages are off (METERHOOK_UI_PASSWORD not set)"),
+        Some(password) => {
+            if check_secret("METERHOOK_UI_PASSWORD", password, Kind::Chosen, report) {
+                report.ok("METERHOOK_UI_PASSWORD: the status pages are on");
             }
         }
     }
@@ -173,18 +204,12 @@ fn check_database(settings: &Settings, report: &mut Report) {
             "run `meterhook migrate` (serve also applies them at start)",
         ),
         Err(e) if e.is_transient() => report.problem(
-            format!(
-                "database {shown}: {}",
-                meterhook_store::one_line(&e.to_string())
-            ),
+            format!("database {shown}: {e}"),
             "check that the database server runs and that DATABASE_URL's host, port, user, \
              password and database name are right",
         ),
         Err(e) => report.problem(
-            format!(
-                "database {shown}: {}",
-                meterhook_store::one_line(&e.to_string())
-            ),
+            format!("database {shown}: {e}"),
             "check DATABASE_URL and the database's permissions",
         ),
     }
@@ -260,5 +285,107 @@ fn check_url(settings: &Settings, url: &str, report: &mut Report) {
             format!("{url}: {}", e.line()),
             "check the URL, that the tunnel (e.g. ngrok) runs, and that meterhook serves",
         ),
+    }
+}
+
+/// Refusals younger than this are a problem; older ones a warning.
+#[cfg(feature = "http-client")]
+const RECENT: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// Asks the service running at `listen` (from its `/metrics`) whether it refused deliveries for
+/// an invalid signature. A VERIFY round trip cannot tell: doctor answers it with the same token as
+/// the service, while Smartcar may sign live deliveries with another.
+#[cfg(feature = "http-client")]
+fn check_live_signatures(settings: &Settings, report: &mut Report) {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
+    let Some(mut address) = settings
+        .listen
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut all| all.next())
+        .filter(|a| a.port() != 0)
+    else {
+        report.ok(format!(
+            "live signature refusals not checked: METERHOOK_LISTEN {} names no fixed port",
+            settings.listen
+        ));
+        return;
+    };
+    if address.ip().is_unspecified() {
+        address.set_ip(match address.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    let url = format!("http://{address}/metrics");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(5)))
+        .build()
+        .into();
+    let text = match agent.get(&url).call() {
+        Ok(mut answer) if answer.status() == 200 => {
+            answer.body_mut().read_to_string().unwrap_or_default()
+        }
+        Ok(answer) => {
+            report.warn(format!(
+                "{url} answered HTTP {}: is another program listening on {address}?",
+                answer.status().as_u16()
+            ));
+            return;
+        }
+        Err(_) => {
+            report.ok(format!(
+                "no service answers at {address}: live signature refusals not checked"
+            ));
+            return;
+        }
+    };
+    let figure = |name: &str| -> Option<i64> {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .map(|value| value as i64)
+    };
+    let (Some(count), Some(last)) = (
+        figure("meterhook_invalid_signatures_total"),
+        figure("meterhook_last_invalid_signature_timestamp_seconds"),
+    ) else {
+        report.warn(format!(
+            "{url} does not count invalid signatures: an older meterhook, or another program"
+        ));
+        return;
+    };
+    if count == 0 {
+        report.ok(format!(
+            "the service at {address} refused no delivery for an invalid signature since it started"
+        ));
+        return;
+    }
+    let now = chrono::Utc::now();
+    let last = chrono::DateTime::from_timestamp(last, 0).unwrap_or(now);
+    let what = format!(
+        "the service at {address} refused {count} deliver{} for an invalid SC-Signature since \
+         it started, the last {} ago ({} UTC)",
+        if count == 1 { "y" } else { "ies" },
+        humantime::format_duration(std::time::Duration::from_secs(
+            (now - last).num_seconds().max(0).unsigned_abs()
+        )),
+        last.format("%Y-%m-%d %H:%M")
+    );
+    if now - last < RECENT {
+        report.problem(
+            format!(
+                "{what}: most likely Smartcar signs live deliveries with another token than the \
+                 service's SMARTCAR_MANAGEMENT_TOKEN, and each is lost after Smartcar's retries \
+                 (a VERIFY that passes cannot tell: it is answered with the service's own token)"
+            ),
+            "copy the Application Management Token of the Smartcar application whose webhook \
+             posts here into SMARTCAR_MANAGEMENT_TOKEN and restart (while rotating, keep the \
+             previous one in SMARTCAR_WEBHOOK_SECRET); if the 'invalid SC-Signature' log lines \
+             name peers that are not Smartcar's, someone else is posting",
+        );
+    } else {
+        report.warn(what);
     }
 }

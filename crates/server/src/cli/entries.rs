@@ -89,7 +89,7 @@ pub fn run(store: &Store, settings: &Settings, cmd: EntriesCommand) -> Result<()
                 Err(UnvoidRefusal::Rules(decision)) => {
                     return Err(CliError::new(format!(
                         "entry {entry_id} stays void: the rules refuse it now ({}: {decision})",
-                        decision.outcome()
+                        meterhook_domain::Outcome::of(&decision).as_str()
                     )))
                 }
             }

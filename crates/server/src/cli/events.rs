@@ -3,7 +3,8 @@
 use std::fmt::Write as _;
 
 use clap::Subcommand;
-use meterhook_store::{EventFilter, Outcome, Reprocess, Store};
+use meterhook_domain::Outcome;
+use meterhook_store::{EventFilter, Reprocess, Store};
 
 use super::{pipeline, CliError};
 use crate::config::Settings;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
-use meterhook_store::{Outcome, Store};
+use meterhook_domain::Outcome;
+use meterhook_store::Store;
 
 use crate::config::Settings;
 use crate::startup::{Application, StartError};
@@ -156,9 +157,13 @@ impl CliError {
         }
     }
 
-    /// The message on one line (libpq's span several), as printed.
+    /// The message on one line, as printed (the store's errors are one line already; a
+    /// message of another source may span several).
     pub fn line(&self) -> String {
-        meterhook_store::one_line(&self.message)
+        self.message
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -270,11 +275,7 @@ fn ago(window: Duration, flag: &str) -> Result<NaiveDateTime, CliError> {
 /// that a stored id can neither break a table's lines nor drive the terminal. Rows stored before
 /// the id policy (`meterhook_smartcar::limits`) may hold such characters.
 fn cell(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        std::borrow::Cow::Owned(text.escape_debug().to_string())
-    } else {
-        std::borrow::Cow::Borrowed(text)
-    }
+    meterhook_smartcar::escaped(text)
 }
 
 #[cfg(test)]

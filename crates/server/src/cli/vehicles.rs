@@ -38,6 +38,19 @@ pub enum VehiclesCommand {
         #[arg(value_name = "ID")]
         smartcar_vehicle_id: String,
     },
+    /// Erase a vehicle: its registration, meter entries, signals, errors, sync logs and the
+    /// events that name it. Asks for the id again on a terminal.
+    Delete {
+        /// Smartcar's vehicle id.
+        smartcar_vehicle_id: String,
+        /// Erase everything it sent (required: there is no lighter delete; `deactivate` keeps
+        /// the data).
+        #[arg(long)]
+        purge: bool,
+        /// Do not ask (for scripts; needed when the input is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
     /// A vehicle's health (open errors) and latest readings.
     Show {
         /// A Smartcar vehicle id, or an app vehicle id with one Smartcar vehicle.
@@ -170,6 +183,11 @@ pub fn run(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<(
                 super::cell(&v.vehicle_id)
             );
         }
+        VehiclesCommand::Delete {
+            smartcar_vehicle_id,
+            purge,
+            yes,
+        } => delete(store, &smartcar_vehicle_id, purge, yes)?,
         VehiclesCommand::Show {
             smartcar_vehicle_id: id,
             json,
@@ -272,5 +290,59 @@ pub fn run(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<(
             }
         }
     }
+    Ok(())
+}
+
+/// `vehicles delete ID --purge [--yes]`: on a terminal, the id typed again confirms.
+fn delete(
+    store: &Store,
+    smartcar_vehicle_id: &str,
+    purge: bool,
+    yes: bool,
+) -> Result<(), CliError> {
+    use std::io::{BufRead as _, IsTerminal as _, Write as _};
+    if !purge {
+        return Err(CliError::usage(
+            "vehicles delete erases the vehicle and everything it sent; confirm with --purge \
+             (or keep the data and stop processing with `vehicles deactivate`)",
+        ));
+    }
+    let Some(vehicle) = store.find_vehicle(smartcar_vehicle_id)? else {
+        return Err(CliError::new(format!(
+            "no vehicle with Smartcar id {}",
+            super::cell(smartcar_vehicle_id)
+        )));
+    };
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::usage(
+                "not a terminal: pass --yes to erase the vehicle without being asked",
+            ));
+        }
+        eprint!(
+            "Erase Smartcar vehicle {} (vehicle {}) with its meter entries, signals, errors and \
+             events? This cannot be undone. Type the Smartcar id to confirm: ",
+            super::cell(&vehicle.smartcar_vehicle_id),
+            super::cell(&vehicle.vehicle_id)
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != smartcar_vehicle_id {
+            return Err(CliError::new("not confirmed; nothing was erased"));
+        }
+    }
+    let purged = crate::registration::purge(store, smartcar_vehicle_id, "the CLI")?;
+    println!(
+        "erased Smartcar vehicle {} (vehicle {}): {} meter entries, {} signal values, {} errors, \
+         {} sync logs, {} events",
+        super::cell(&purged.vehicle.smartcar_vehicle_id),
+        super::cell(&purged.vehicle.vehicle_id),
+        purged.entries,
+        purged.signals,
+        purged.errors,
+        purged.sync_logs,
+        purged.events
+    );
     Ok(())
 }

@@ -11,12 +11,12 @@
 //! unauthenticated caller learns nothing, not even that its query is malformed.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use chrono::DateTime;
+use chrono::{DateTime, Datelike};
 use meterhook_store::EntryCursor;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::blocking;
+use super::{blocking, path_id};
 use crate::error::ApiError;
 use crate::registration::{self, RegistrationError};
 use crate::state::AppState;
@@ -39,6 +39,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::put().to(register_vehicle),
     )
     .route(
+        "/api/smartcar-vehicles/{smartcar_vehicle_id}",
+        web::delete().to(purge_vehicle),
+    )
+    .route(
         "/api/smartcar-vehicles/{smartcar_vehicle_id}/deactivate",
         web::post().to(deactivate_vehicle),
     )
@@ -49,10 +53,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    match &state.api_token {
-        Some(token) if token.admits(req) => Ok(()),
-        _ => Err(ApiError::BadToken),
-    }
+    crate::auth::check(req, state, crate::auth::Realm::Api)
 }
 
 /// The query, parsed after the token check; unknown parameters (`offset`) are refused.
@@ -88,12 +89,18 @@ fn entry_cursor_text(c: EntryCursor) -> String {
     format!("{}_{}", c.entry_date.and_utc().timestamp_micros(), c.id)
 }
 
+/// Reading times a cursor may carry: years 1 to 9999, within what both backends store
+/// (PostgreSQL's `timestamp` ends at 4713 BC and chrono's reach is far wider: a forged cursor
+/// dated outside it got 500).
+const CURSOR_YEARS: std::ops::RangeInclusive<i32> = 1..=9999;
+
 fn parse_entry_cursor(text: &str) -> Result<EntryCursor, ApiError> {
     let bad = || ApiError::BadRequest("after is not a cursor this API gave (next_after)".into());
     let (micros, id) = text.split_once('_').ok_or_else(bad)?;
     let micros: i64 = micros.parse().map_err(|_| bad())?;
     let id: i64 = id.parse().map_err(|_| bad())?;
     let entry_date = DateTime::from_timestamp_micros(micros)
+        .filter(|t| CURSOR_YEARS.contains(&t.year()))
         .ok_or_else(bad)?
         .naive_utc();
     Ok(EntryCursor { entry_date, id })
@@ -106,7 +113,7 @@ async fn meter_entries(
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
     let page: EntriesQuery = query(&req)?;
-    let vehicle_id = path.into_inner();
+    let vehicle_id = path_id("vehicle_id", path.into_inner())?;
     let limit = page_limit(page.limit, 100)?;
     let after = page.after.as_deref().map(parse_entry_cursor).transpose()?;
     let include_void = page.include_void.unwrap_or(false);
@@ -134,7 +141,7 @@ async fn latest_signals(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
-    let vehicle_id = path.into_inner();
+    let vehicle_id = path_id("vehicle_id", path.into_inner())?;
     let store = state.store.clone();
     let id = vehicle_id.clone();
     let signals = blocking(move || store.latest_signals(&id)).await?;
@@ -150,7 +157,7 @@ async fn health(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
-    let vehicle_id = path.into_inner();
+    let vehicle_id = path_id("vehicle_id", path.into_inner())?;
     let store = state.store.clone();
     let id = vehicle_id.clone();
     let (vehicles, errors, latest) = blocking(move || {
@@ -223,13 +230,15 @@ struct RegisterBody {
 async fn register_vehicle(
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    // The token before a byte of the body: a caller without it holds nothing.
     authorize(&req, &state)?;
+    let smartcar_vehicle_id = path_id("smartcar_vehicle_id", path.into_inner())?;
+    let body = state.limits.read(&req, payload).await?;
     let body: RegisterBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("bad body: {e}")))?;
-    let smartcar_vehicle_id = path.into_inner();
     let pipeline = state.pipeline.clone();
     let registered = web::block(move || {
         registration::register(&pipeline, &smartcar_vehicle_id, &body.vehicle_id)
@@ -237,6 +246,7 @@ async fn register_vehicle(
     .await
     .map_err(|_| ApiError::Internal("the registration task stopped".into()))?
     .map_err(|e| match e {
+        RegistrationError::Invalid(e) => ApiError::BadRequest(e.to_string()),
         RegistrationError::Store(meterhook_store::StoreError::Invalid(reason)) => {
             ApiError::BadRequest(reason)
         }
@@ -260,7 +270,7 @@ async fn set_active(
     active: bool,
 ) -> Result<HttpResponse, ApiError> {
     authorize(&req, &state)?;
-    let smartcar_vehicle_id = path.into_inner();
+    let smartcar_vehicle_id = path_id("smartcar_vehicle_id", path.into_inner())?;
     let store = state.store.clone();
     let vehicle = web::block(move || store.set_vehicle_active(&smartcar_vehicle_id, active))
         .await
@@ -286,4 +296,50 @@ async fn activate_vehicle(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     set_active(req, path, state, true).await
+}
+
+/// The query of a purge: `purge=true`, said explicitly.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeQuery {
+    purge: Option<bool>,
+}
+
+async fn purge_vehicle(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    authorize(&req, &state)?;
+    let confirm: PurgeQuery = query(&req)?;
+    let smartcar_vehicle_id = path_id("smartcar_vehicle_id", path.into_inner())?;
+    if confirm.purge != Some(true) {
+        return Err(ApiError::BadRequest(
+            "deleting erases the vehicle and everything it sent: confirm with ?purge=true \
+             (or deactivate it to keep the data)"
+                .into(),
+        ));
+    }
+    let store = state.pipeline.store().clone();
+    let by = match req.peer_addr() {
+        Some(peer) => format!("the API from {}", peer.ip()),
+        None => "the API".to_owned(),
+    };
+    let purged = web::block(move || registration::purge(&store, &smartcar_vehicle_id, &by))
+        .await
+        .map_err(|_| ApiError::Internal("the purge task stopped".into()))?
+        .map_err(|e| match e {
+            meterhook_store::StoreError::NotFound(reason) => ApiError::NotFound(reason),
+            e => ApiError::from_store(e),
+        })?;
+    Ok(HttpResponse::Ok().json(json!({
+        "vehicle": views::vehicle(&purged.vehicle),
+        "erased": {
+            "meter_entries": purged.entries,
+            "signals": purged.signals,
+            "errors": purged.errors,
+            "sync_logs": purged.sync_logs,
+            "events": purged.events,
+        },
+    })))
 }

@@ -19,3 +19,12 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|_| ApiError::Internal("the query task stopped".into()))?
         .map_err(ApiError::from_store)
 }
+
+/// An id taken from a path, checked by the rule every stored id follows
+/// (`meterhook_smartcar::limits::check_id`): 400 with the rule it broke. No such id is stored,
+/// and one with a NUL would reach PostgreSQL, which refuses it (500).
+pub(crate) fn path_id(field: &'static str, id: String) -> Result<String, ApiError> {
+    meterhook_smartcar::limits::check_id(field, &id)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok(id)
+}

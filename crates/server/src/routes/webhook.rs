@@ -6,17 +6,17 @@
 use actix_web::http::header::HeaderValue;
 use actix_web::{web, HttpRequest, HttpResponse};
 use log::{info, warn};
-use meterhook_ingest::{Delivery, IngestError, Ingested};
+use meterhook_domain::Outcome;
+use meterhook_ingest::{classify, Delivery, IngestError, Ingested};
 use meterhook_smartcar::{
     is_safe_challenge, parse_event, parse_event_with, ChallengeAnswer, DeliveryHeaders, Event,
     EventType, SignatureCheck, DATA_AGE_HEADER, SIGNATURE_HEADER, UNIT_SYSTEM_HEADER,
 };
-use meterhook_store::Outcome;
 use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::rejections::Noted;
-use crate::state::{AppState, BodyLimits};
+use crate::state::AppState;
 
 /// What a delivery is answered with when it was stored.
 #[derive(Debug, Serialize)]
@@ -33,7 +33,7 @@ pub async fn receive(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(&req, payload, &state.limits).await?;
+    let body = state.limits.read(&req, payload).await?;
     let received_at = meterhook_store::now();
     let header = req
         .headers()
@@ -49,16 +49,14 @@ pub async fn receive(
                 }
             }
         }
-        state.metrics.signature_failure();
+        let noted = if check == SignatureCheck::Missing {
+            Noted::MissingSignature
+        } else {
+            Noted::InvalidSignature
+        };
+        state.metrics.signature_failure(noted);
         // Anyone can send these: counted, and logged once per interval (see `rejections`).
-        state.rejections.note(
-            if check == SignatureCheck::Missing {
-                Noted::MissingSignature
-            } else {
-                Noted::InvalidSignature
-            },
-            peer(&req),
-        );
+        state.rejections.note(noted, peer(&req));
         return Err(ApiError::Unauthorized);
     }
 
@@ -67,16 +65,17 @@ pub async fn receive(
             return answer_challenge(&req, &state, &event)
         }
         Ok(event) => (
-            Delivery::received(&event, &body, received_at, state.ingest.intake()),
+            classify::received(&event, &body, received_at, state.ingest.intake()),
             event.event_type.as_str().to_owned(),
         ),
         // A signed body that is not a JSON object, or breaks the string limits: kept as
         // received, then 400.
         Err(parse_error) => {
-            let delivery = Delivery::malformed(&body, &parse_error, received_at);
+            let delivery = classify::malformed(&body, &parse_error, received_at);
             let answer = submit(&req, &state, delivery).await?;
             state.metrics.event("other", Outcome::Malformed.as_str());
-            let event_id = meterhook_smartcar::EventId::from_body(&body).value;
+            let id = meterhook_smartcar::EventId::from_body(&body).value;
+            let event_id = meterhook_smartcar::Escaped(&id);
             match answer {
                 Ingested::AlreadyReceived => {
                     info!("Webhook event {event_id}: malformed again; already kept")
@@ -94,7 +93,7 @@ pub async fn receive(
     let started = std::time::Instant::now();
     let mut answers = Vec::with_capacity(deliveries.len());
     for delivery in deliveries {
-        let event_id = delivery.event_id().to_owned();
+        let event_id = delivery.event_id.clone();
         let outcome = submit(&req, &state, delivery).await?;
         let (status, outcome) = match outcome {
             Ingested::Stored(outcome) => ("accepted", outcome.as_str()),
@@ -141,43 +140,6 @@ fn delivery_headers(req: &HttpRequest) -> DeliveryHeaders {
     DeliveryHeaders {
         unit_system: header(UNIT_SYSTEM_HEADER),
         data_age: header(DATA_AGE_HEADER),
-    }
-}
-
-/// Reads the whole body within the size limit and the client timeout: actix bounds the time to
-/// send the request head, this bounds the body, so a client that stalls mid-body cannot hold a
-/// connection (and a worker's attention) forever.
-async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limits: &BodyLimits,
-) -> Result<web::Bytes, ApiError> {
-    use futures_util::StreamExt as _;
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limits.max_bytes) {
-        return Err(ApiError::PayloadTooLarge(limits.max_bytes));
-    }
-    // Grown as the bytes arrive, never sized from the declared length: a client that declares
-    // the limit and then stalls must not hold that much memory.
-    let mut body = web::BytesMut::new();
-    let read = async {
-        while let Some(chunk) = payload.next().await {
-            let chunk =
-                chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
-            if body.len() + chunk.len() > limits.max_bytes {
-                return Err(ApiError::PayloadTooLarge(limits.max_bytes));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(())
-    };
-    match tokio::time::timeout(limits.timeout, read).await {
-        Ok(result) => result.map(|()| body.freeze()),
-        Err(_) => Err(ApiError::Timeout),
     }
 }
 

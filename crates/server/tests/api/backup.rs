@@ -96,3 +96,51 @@ fn postgres_backups_are_pg_dumps() {
     assert!(stderr(&out).contains("pg_dump"), "{}", stderr(&out));
     assert!(!dir.path().join("copy.db").exists());
 }
+
+#[test]
+fn a_backup_named_like_a_uri_is_written_exactly_at_that_path() {
+    let app = spawn_app();
+    app.store
+        .register_vehicle("sc-1", "car-1")
+        .expect("register");
+    let answer =
+        app.post_signed(odometer_event("u1", "sc-1", 10.0, "km", 1_767_000_000_000).as_bytes());
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let dir = tempfile::tempdir().expect("tmp");
+    let env = [("DATABASE_URL", app.db.url())];
+    // SQLite reads `file:…` as a URI: the copy went to `copy.db`, 0644, beside an empty file.
+    for name in ["file:copy.db", "file:other.db#x"] {
+        let out = meterhook(dir.path(), &env, &["backup", name]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let at = dir.path().join(name);
+        let bytes = std::fs::read(&at).expect("the copy at the path given");
+        assert!(
+            bytes.starts_with(b"SQLite format 3\0"),
+            "{name}: not a copy"
+        );
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&at).expect("copy").permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["file:copy.db", "file:other.db#x"]);
+    // Each is a complete database (opening them adds SQLite's own side files).
+    for name in ["file:copy.db", "file:other.db#x"] {
+        let at = dir.path().join(name);
+        let url = format!("sqlite://{}", at.display());
+        let out = meterhook(
+            dir.path(),
+            &[("DATABASE_URL", url.as_str())],
+            &["events", "list", "--json"],
+        );
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let events: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+        assert_eq!(events.as_array().map(Vec::len), Some(1), "{name}: {events}");
+    }
+}

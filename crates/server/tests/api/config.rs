@@ -109,12 +109,12 @@ fn api_status(server: &BinaryServer, authorization: &str) -> u16 {
 fn tokens_that_look_like_numbers_are_kept_as_written() {
     let mut server = BinaryServer::start(&[
         ("SMARTCAR_MANAGEMENT_TOKEN", "0001"),
-        ("METERHOOK_API_TOKEN", "000123"),
+        ("METERHOOK_API_TOKEN", "0001234567890123456"),
     ]);
     assert_eq!(post_signed_with(&server, "1"), 401);
     assert_eq!(post_signed_with(&server, "0001"), 200);
-    assert_eq!(api_status(&server, "Bearer 123"), 401);
-    assert_eq!(api_status(&server, "Bearer 000123"), 200);
+    assert_eq!(api_status(&server, "Bearer 1234567890123456"), 401);
+    assert_eq!(api_status(&server, "Bearer 0001234567890123456"), 200);
     let (status, log) = server.stop();
     assert!(status.success(), "{log}");
 }
@@ -160,18 +160,40 @@ fn an_empty_key_or_token_stops_the_start() {
 }
 
 #[test]
-fn a_short_api_token_draws_a_warning_that_does_not_show_it() {
+fn a_short_api_token_or_ui_password_stops_the_start_naming_it_and_the_fix() {
+    for var in ["METERHOOK_API_TOKEN", "METERHOOK_UI_PASSWORD"] {
+        for short in ["1234", "fifteen-bytes!!"] {
+            let dir = tempfile::tempdir().expect("tmp");
+            let env = [
+                ("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN),
+                (var, short),
+                ("METERHOOK_LISTEN", "127.0.0.1:0"),
+            ];
+            let out = meterhook(dir.path(), &env, &["serve"]);
+            assert_eq!(out.status.code(), Some(78), "{var}={short} started");
+            assert_eq!(
+                stderr(&out),
+                format!(
+                    "error: configuration: {var}: is only {} bytes; use at least 16 random \
+                     bytes, e.g. the output of `openssl rand -hex 32`\n",
+                    short.len()
+                )
+            );
+            // Refused before the database is opened: nothing is left behind.
+            let files: Vec<_> = std::fs::read_dir(dir.path()).expect("list").collect();
+            assert!(files.is_empty(), "{var}: made files: {files:?}");
+        }
+    }
+    // 16 bytes is enough, and both doors open.
     let mut server = BinaryServer::start(&[
         ("SMARTCAR_MANAGEMENT_TOKEN", LONG_TOKEN),
-        ("METERHOOK_API_TOKEN", "sh0rt-api"),
+        ("METERHOOK_API_TOKEN", "sixteen-bytes-ok"),
+        ("METERHOOK_UI_PASSWORD", "sixteen-bytes-ok"),
     ]);
-    assert_eq!(api_status(&server, "Bearer sh0rt-api"), 200);
-    let (_, log) = server.stop();
-    assert!(
-        log.contains("METERHOOK_API_TOKEN is shorter than 16 bytes"),
-        "{log}"
-    );
-    assert!(!log.contains("sh0rt-api"), "{log}");
+    assert_eq!(api_status(&server, "Bearer sixteen-bytes-ok"), 200);
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("sixteen-bytes-ok"), "{log}");
 }
 
 #[test]

@@ -99,3 +99,42 @@ fn the_prune_timer_runs_the_prune_command_daily() {
     assert_eq!(timer["Timer"]["OnCalendar"], ["daily"]);
     assert_eq!(timer["Install"]["WantedBy"], ["timers.target"]);
 }
+
+/// Every metric an alert in deploy/alerts.yml reads is one the service exports: a renamed metric
+/// would leave its alert silent for good.
+#[test]
+fn every_alert_reads_metrics_the_service_exports() {
+    use crate::helpers::odometer_event;
+    let app = crate::helpers::spawn_app();
+    // A labelled family appears once it has a sample: one delivery, one refused signature.
+    let body = odometer_event("e-1", "sc-1", 100.0, "km", 1_700_000_000_000);
+    assert_eq!(app.post_signed(body.as_bytes()).status, 200);
+    assert_eq!(app.post_raw(body.as_bytes(), Some("v1=00")).status, 401);
+    let exported = app.get("/metrics").body;
+    let rules: serde_norway::Value =
+        serde_norway::from_str(&repo_file("deploy/alerts.yml")).expect("alerts.yml is YAML");
+    let mut alerts = 0;
+    for group in rules["groups"].as_sequence().expect("groups") {
+        for rule in group["rules"].as_sequence().expect("rules") {
+            let expr = rule["expr"].as_str().expect("expr");
+            alerts += 1;
+            let names = expr
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|word| word.starts_with("meterhook_"));
+            for name in names {
+                // A family without samples yet still declares its type (without the suffixes).
+                let family = ["_total", "_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .unwrap_or(name);
+                assert!(
+                    exported.contains(&format!("# TYPE {family} ")),
+                    "{} reads {name}, which /metrics does not export",
+                    rule["alert"].as_str().unwrap_or("an alert")
+                );
+            }
+        }
+    }
+    assert!(alerts > 0);
+    assert!(repo_file("deploy/alerts.yml").contains("meterhook_invalid_signatures_total"));
+}

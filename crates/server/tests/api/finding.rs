@@ -3,8 +3,9 @@
 
 use base64::Engine as _;
 use chrono::TimeDelta;
+use meterhook_domain::Outcome;
 use meterhook_store::testing::TestDatabase;
-use meterhook_store::{EventFilter, NewEvent, Outcome, PoolOptions};
+use meterhook_store::{EventFilter, NewEvent, PoolOptions};
 
 use crate::helpers::*;
 

@@ -472,6 +472,11 @@ fn the_read_api_behind_a_bearer_token() {
             "after=abc",
             "after=1_x",
             "after=9223372036854775807_1",
+            // Within chrono's range, outside PostgreSQL's (it got 500 there): years -93,000 and
+            // 2 BC, and year 10,000.
+            "after=-3000000000000000000_1",
+            "after=-62200000000000000_1",
+            "after=253402300800000000_1",
             "offset=2",
             "include_void=yes",
         ] {

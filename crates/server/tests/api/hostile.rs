@@ -474,7 +474,7 @@ fn a_flood_of_refused_requests_is_logged_as_a_few_summary_lines() {
     // Every refusal is in a summary line, and there are only a few of them.
     let summaries: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("Refused ") && l.contains("webhook request"))
+        .filter(|l| l.contains("Refused ") && l.contains(" request"))
         .collect();
     let answered: Vec<&str> = log
         .lines()
@@ -514,4 +514,40 @@ fn a_flood_of_refused_requests_is_logged_as_a_few_summary_lines() {
         log.lines().count()
     );
     assert!(summaries.iter().all(|l| l.contains("WARN")), "{log}");
+}
+
+#[test]
+fn a_signed_body_cannot_forge_a_log_line() {
+    let mut server = BinaryServer::start(&[("SMARTCAR_MANAGEMENT_TOKEN", TOKEN)]);
+    let url = server.url("/api/smartcar/webhook");
+    let post = |body: &str| {
+        let sig = meterhook_smartcar::sign(TOKEN.as_bytes(), body.as_bytes());
+        agent()
+            .post(&url)
+            .header("SC-Signature", &sig)
+            .send(body.as_bytes())
+            .expect("sent")
+            .status()
+            .as_u16()
+    };
+    // Free text may hold line breaks, so an event type may: it is logged with the event.
+    let typed = serde_json::json!({"eventId": "forge-1",
+        "eventType": "VEHICLE_STATE\nFORGED-1 admin logged in\r\u{2028}x",
+        "data": {"vehicle": {"id": "sc-1"}}, "meta": {"version": "4.0", "mode": "LIVE"}});
+    assert_eq!(post(&typed.to_string()), 200);
+    // An id with a line break makes the body malformed: kept and logged under its hash.
+    let malformed =
+        r#"{"eventId":"forge-2\nFORGED-2 admin logged in","eventType":"VEHICLE_STATE"}"#;
+    assert_eq!(post(malformed), 400);
+    let (status, log) = server.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.lines()
+            .all(|l| !l.starts_with("FORGED") && !l.starts_with('x')),
+        "{log}"
+    );
+    assert!(
+        log.contains(r"VEHICLE_STATE\nFORGED-1 admin logged in\r\u{2028}x"),
+        "{log}"
+    );
 }

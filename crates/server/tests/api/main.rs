@@ -18,6 +18,7 @@ mod overload;
 mod readings;
 mod registrations;
 mod reliability;
+mod replays;
 mod send_test_event;
 mod status_page;
 mod webhook;

@@ -91,6 +91,13 @@ fn request(app: &TestApp, method: &str, path: &str, body: Option<&Value>, token:
     let agent = agent();
     let auth = format!("Bearer {API_TOKEN}");
     let response = match method {
+        "delete" => {
+            let mut r = agent.delete(&url);
+            if token {
+                r = r.header("Authorization", &auth);
+            }
+            r.call()
+        }
         "get" => {
             let mut r = agent.get(&url);
             if token {
@@ -150,12 +157,51 @@ fn every_documented_route_answers_as_documented() {
             let event = odometer_event(&format!("o{i}"), "sc-1", km, "km", at);
             assert_eq!(app.post_signed(event.as_bytes()).status, 200);
         }
-        for (path, item) in paths {
-            for (method, operation) in item.as_object().expect("path item") {
+        // Paging follows next_after to the end (before the vehicle is erased below).
+        let first = request(
+            &app,
+            "get",
+            "/api/vehicles/car-1/meter-entries?limit=2",
+            None,
+            true,
+        );
+        let cursor = first.json()["next_after"]
+            .as_str()
+            .expect("cursor")
+            .to_owned();
+        let rest = request(
+            &app,
+            "get",
+            &format!("/api/vehicles/car-1/meter-entries?limit=2&after={cursor}"),
+            None,
+            true,
+        );
+        assert_eq!(rest.json()["entries"].as_array().map(Vec::len), Some(1));
+        // Deletions last: they erase the vehicle the other routes read.
+        let mut operations: Vec<(&String, &String, &Value)> = paths
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .expect("path item")
+                    .iter()
+                    .map(move |(method, operation)| (path, method, operation))
+            })
+            .collect();
+        operations.sort_by_key(|(_, method, _)| method.as_str() == "delete");
+        for (path, method, operation) in operations {
+            {
+                // A deletion says so in its query (`purge=true`, the documented example).
+                let confirm = if method == "delete" {
+                    "?purge=true"
+                } else {
+                    ""
+                };
                 let at = format!("{} {path}", method.to_uppercase());
                 let concrete = |vehicle: &str, smartcar: &str| {
-                    path.replace("{vehicle_id}", vehicle)
-                        .replace("{smartcar_vehicle_id}", smartcar)
+                    let path = path
+                        .replace("{vehicle_id}", vehicle)
+                        .replace("{smartcar_vehicle_id}", smartcar);
+                    format!("{path}{confirm}")
                 };
                 let body = operation
                     .pointer("/requestBody/content/application~1json/example")
@@ -187,32 +233,13 @@ fn every_documented_route_answers_as_documented() {
                     let bad = if body.is_some() {
                         request(&app, method, &good, Some(&serde_json::json!({})), true)
                     } else {
-                        request(&app, method, &format!("{good}?limit=0"), None, true)
+                        let sep = if good.contains('?') { '&' } else { '?' };
+                        request(&app, method, &format!("{good}{sep}limit=0"), None, true)
                     };
                     check_answer(&spec, operation, 400, &bad, &at);
                 }
             }
         }
-        // Paging follows next_after to the end.
-        let first = request(
-            &app,
-            "get",
-            "/api/vehicles/car-1/meter-entries?limit=2",
-            None,
-            true,
-        );
-        let cursor = first.json()["next_after"]
-            .as_str()
-            .expect("cursor")
-            .to_owned();
-        let rest = request(
-            &app,
-            "get",
-            &format!("/api/vehicles/car-1/meter-entries?limit=2&after={cursor}"),
-            None,
-            true,
-        );
-        assert_eq!(rest.json()["entries"].as_array().map(Vec::len), Some(1));
     }
 }
 

@@ -465,3 +465,94 @@ fn readers_stuck_on_a_lock_never_hold_a_connection_a_delivery_needs() {
         "{statuses:?}"
     );
 }
+
+/// A registration that declares a body of `length` bytes and sends none of it.
+fn announced_upload(address: &str, token: Option<&str>, length: usize) -> TcpStream {
+    let mut s = TcpStream::connect(address).expect("connect");
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    s.write_all(
+        format!(
+            "PUT /api/smartcar-vehicles/sc-1 HTTP/1.1\r\nHost: x\r\n{auth}\
+             Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .expect("head");
+    s
+}
+
+/// The status line of the answer on `s`, read until the server answers or closes; the read
+/// timeout only bounds a test that fails.
+fn status_line(s: &mut TcpStream) -> String {
+    use std::io::Read;
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.windows(2).any(|w| w == b"\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("no answer: {e}"),
+        }
+    }
+    let text = String::from_utf8_lossy(&answer);
+    text.lines().next().unwrap_or("").to_owned()
+}
+
+#[test]
+fn a_registration_is_refused_before_its_body_is_read() {
+    // A client timeout far longer than the socket's read timeout: an answer that waited for the
+    // body would never come in time.
+    let app = spawn_app_with(TestDatabase::sqlite(), PoolOptions::default(), |s| {
+        s.api_token = Some(meterhook::Secret::new(API_TOKEN));
+        s.client_timeout = Duration::from_secs(600);
+    });
+    let address = app.address.trim_start_matches("http://");
+    let mut without = announced_upload(address, None, 100_000);
+    assert_eq!(status_line(&mut without), "HTTP/1.1 401 Unauthorized");
+    let mut wrong = announced_upload(address, Some("not-the-token"), 100_000);
+    assert_eq!(status_line(&mut wrong), "HTTP/1.1 401 Unauthorized");
+    // With the token, the body limit is METERHOOK_BODY_LIMIT (64 KiB), not actix's 256 KiB, and
+    // a declared length over it is refused before a byte is read.
+    let mut large = announced_upload(address, Some(API_TOKEN), 100_000);
+    assert_eq!(status_line(&mut large), "HTTP/1.1 413 Payload Too Large");
+    assert!(app.store.list_vehicles().expect("list").is_empty());
+}
+
+#[test]
+fn stalled_api_uploads_do_not_starve_a_signed_delivery() {
+    let server = BinaryServer::start(&[
+        ("SMARTCAR_MANAGEMENT_TOKEN", TOKEN),
+        ("METERHOOK_API_TOKEN", API_TOKEN),
+        ("METERHOOK_WORKERS", "1"),
+        ("METERHOOK_MAX_CONNECTIONS", "50"),
+        ("METERHOOK_CLIENT_TIMEOUT", "1s"),
+    ]);
+    // 40 uploads with the token that stall after their head, and 40 without it: more than the
+    // worker's connections once a delivery comes too.
+    let mut with_token: Vec<TcpStream> = (0..40)
+        .map(|_| announced_upload(&server.address, Some(API_TOKEN), 60_000))
+        .collect();
+    let mut without: Vec<TcpStream> = (0..40)
+        .map(|_| announced_upload(&server.address, None, 60_000))
+        .collect();
+    let body = odometer_event("behind-uploads", "sc-1", 1.0, "km", T0);
+    let sig = meterhook_smartcar::sign(TOKEN.as_bytes(), body.as_bytes());
+    let status = agent()
+        .post(server.url("/api/smartcar/webhook"))
+        .header("SC-Signature", &sig)
+        .send(body.as_bytes())
+        .expect("sent")
+        .status()
+        .as_u16();
+    assert_eq!(status, 200);
+    // Those without the token were refused at once, those with it cut off by the client
+    // timeout.
+    for s in &mut without {
+        assert_eq!(status_line(s), "HTTP/1.1 401 Unauthorized");
+    }
+    for s in &mut with_token {
+        assert_eq!(status_line(s), "HTTP/1.1 408 Request Timeout");
+    }
+}

@@ -1,7 +1,7 @@
 //! Readings as Smartcar really sends them: test deliveries, car clocks ahead, failed odometer
 //! signals, and signals of many values. Realistic v4 bodies, on every backend.
 
-use meterhook_store::Outcome;
+use meterhook_domain::Outcome;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -569,5 +569,62 @@ fn legacy_v2_data_becomes_readings_one_per_vehicle() {
             .iter()
             .all(|v| v["outcome"] == "already_received"));
         assert_eq!(app.event_count(), 2);
+    }
+}
+
+#[test]
+fn nested_tires_are_kept_like_the_doors_of_the_same_shape() {
+    for app in spawn_apps() {
+        app.store
+            .register_vehicle("sc-1", "car-1")
+            .expect("register");
+        let at = now_ms() - HOUR;
+        // The shape of the dashboard's test delivery: `values` nested beside the counts.
+        let grid = |values: Value| json!({"rowCount": 2, "columnCount": 2, "values": values});
+        let delivery = |id: &str, tires: Value, at: i64| {
+            json!({"eventId": id, "eventType": "VEHICLE_STATE",
+                "data": {"vehicle": {"id": "sc-1"}, "signals": [
+                    {"code": "wheel-tires", "name": "Tires", "group": "Wheel",
+                     "body": {"values": tires, "unit": "kPa"},
+                     "meta": {"oemUpdatedAt": at}, "status": {"value": "SUCCESS"}},
+                    {"code": "closure-doors", "name": "Doors", "group": "Closure",
+                     "body": {"values": grid(json!([{"row": 0, "column": 0, "isOpen": false}]))},
+                     "meta": {"oemUpdatedAt": at}, "status": {"value": "SUCCESS"}}]},
+                "meta": {"version": "4.0", "mode": "LIVE"}})
+            .to_string()
+        };
+        let wheels = grid(json!([
+            {"row": 0, "column": 0, "tirePressure": 230},
+            {"row": 0, "column": 1, "tirePressure": 231},
+            {"row": 1, "column": 0, "tirePressure": 232},
+            {"row": 1, "column": 1, "tirePressure": 233}
+        ]));
+        let answer = app.post_signed(delivery("nested", wheels, at).as_bytes());
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let latest = app.store.latest_signals("car-1").expect("latest");
+        let mut codes: Vec<(&str, Option<f64>)> =
+            latest.iter().map(|s| (s.code.as_str(), s.value)).collect();
+        codes.sort_by(|a, b| a.0.cmp(b.0));
+        assert_eq!(
+            codes,
+            [
+                ("closure-doors", None),
+                ("wheel-tires/0/0", Some(230.0)),
+                ("wheel-tires/0/1", Some(231.0)),
+                ("wheel-tires/1/0", Some(232.0)),
+                ("wheel-tires/1/1", Some(233.0)),
+            ]
+        );
+        // No wheel can be read: the signal is kept whole under its own code, as the doors are.
+        let unreadable = grid(json!([{"front": "ok"}]));
+        let answer = app.post_signed(delivery("unreadable", unreadable, at + HOUR).as_bytes());
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let history = app
+            .store
+            .signal_history("car-1", "wheel-tires", 10)
+            .expect("history");
+        assert_eq!(history.len(), 1, "{history:?}");
+        let raw: Value = serde_json::from_str(&history[0].raw).expect("raw json");
+        assert_eq!(raw["body"]["values"]["values"][0]["front"], "ok");
     }
 }

@@ -288,7 +288,7 @@ fn the_overview_shows_deliveries_backlog_and_the_vehicles_needing_attention() {
         );
         // car-1 needs its owner; car-2 has no reading yet.
         let attention = body
-            .split("<h2>Needs attention</h2>")
+            .split("<h2 id=\"attention\">Needs attention</h2>")
             .nth(1)
             .and_then(|s| s.split("<h2>").next())
             .expect("attention section");
@@ -461,4 +461,70 @@ fn ids_and_texts_from_events_are_escaped() {
     assert!(page(&app, "/ui/events")
         .body
         .contains(&format!("href=\"{href}\"")));
+}
+
+#[test]
+fn the_overview_bounds_every_table_and_links_to_the_rest() {
+    let app = spawn_app_with(
+        TestDatabase::sqlite(),
+        PoolOptions::default(),
+        with_password,
+    );
+    // 1,200 vehicles, every other one deactivated, none with a reading: all need attention.
+    for i in 0..1_200 {
+        let sc = format!("sc-{i:04}");
+        app.store
+            .register_vehicle(&sc, &format!("car-{i:04}"))
+            .expect("register");
+        if i % 2 == 1 {
+            app.store
+                .set_vehicle_active(&sc, false)
+                .expect("deactivate");
+        }
+    }
+    let rows = |body: &str, section: &str, next: &str| -> usize {
+        let start = body.find(section).expect("the section");
+        let end = body[start..].find(next).map_or(body.len(), |e| start + e);
+        body[start..end].matches("<tr>").count()
+    };
+    let first = page(&app, "/ui/");
+    assert_eq!(first.status, 200);
+    // Header row plus at most 100 rows of attention and 1,000 of vehicles.
+    assert_eq!(
+        rows(&first.body, "id=\"attention\"", "id=\"vehicles\""),
+        1 + 100
+    );
+    assert_eq!(rows(&first.body, "id=\"vehicles\"", "</main>"), 1 + 1_000);
+    assert!(first.body.len() < 600_000, "{} bytes", first.body.len());
+    assert!(
+        first.body.contains("and 200 more vehicles."),
+        "the vehicles' tail"
+    );
+    assert!(first.body.contains("href=\"/ui/?vehicles=1000#vehicles\""));
+    assert!(first.body.contains("more vehicles need attention"));
+    assert!(first.body.contains("href=\"/ui/?attention=100#attention\""));
+
+    // The links show the rest.
+    let next = page(&app, "/ui/?vehicles=1000");
+    assert_eq!(next.status, 200);
+    assert_eq!(rows(&next.body, "id=\"vehicles\"", "</main>"), 1 + 200);
+    assert!(next.body.contains("car-1199"));
+    assert!(!next.body.contains("more vehicles."));
+    let attention = page(&app, "/ui/?attention=100");
+    assert_eq!(attention.status, 200);
+    assert_eq!(
+        rows(&attention.body, "id=\"attention\"", "id=\"vehicles\""),
+        1 + 100
+    );
+    assert!(attention.body.contains("101–200 of"));
+
+    // Forged offsets are refused.
+    for bad in [
+        "attention=x",
+        "vehicles=-1",
+        "vehicles=99999999999",
+        "page=2",
+    ] {
+        assert_eq!(page(&app, &format!("/ui/?{bad}")).status, 400, "{bad}");
+    }
 }

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::html;
-use meterhook_store::{EventFilter, EventSummary, Outcome};
+use meterhook_domain::Outcome;
+use meterhook_store::{EventFilter, EventSummary};
 use serde::Deserialize;
 
 use super::layout::{self, second, Section};

@@ -20,7 +20,8 @@ use actix_web::http::StatusCode;
 use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpResponse, ResponseError};
 use maud::html;
-use meterhook_store::{Outcome, SyncStatus};
+use meterhook_domain::Outcome;
+use meterhook_store::SyncStatus;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::error::ApiError;
@@ -44,15 +45,16 @@ async fn guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let admitted = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|state| state.ui_password.as_ref())
-        .is_some_and(|password| password.admits(req.request()));
-    let mut response = if admitted {
-        next.call(req).await?.map_into_left_body()
-    } else {
-        let refused = PageError(ApiError::BadPassword).error_response();
-        req.into_response(refused).map_into_right_body()
+    let admitted = match req.app_data::<web::Data<AppState>>() {
+        Some(state) => crate::auth::check(req.request(), state, crate::auth::Realm::Ui),
+        None => Err(ApiError::BadPassword),
+    };
+    let mut response = match admitted {
+        Ok(()) => next.call(req).await?.map_into_left_body(),
+        Err(refused) => {
+            let refused = PageError(refused).error_response();
+            req.into_response(refused).map_into_right_body()
+        }
     };
     protect(response.headers_mut());
     Ok(response)

@@ -3,22 +3,53 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{NaiveDateTime, TimeDelta, Timelike};
 use maud::{html, Markup};
 use meterhook_store::{Backlog, HourlyCount, LastReading, SyncStatus, Vehicle, VehicleErrorRow};
+use serde::Deserialize;
 
 use super::chart::{self, Bar, Segment};
 use super::layout::{self, ago, minute, Section};
 use super::{html_page, outcome_badge, status_of, status_style, vehicle_href, PageError};
+use crate::error::ApiError;
+use crate::metrics::InvalidSignatures;
 use crate::routes::blocking;
 use crate::state::AppState;
 
 /// A vehicle without a reading for this long needs a look.
 const STALE_AFTER: TimeDelta = TimeDelta::days(3);
-/// Most vehicles and open errors read for the page.
+/// Most rows of the vehicles table on one page, and of open errors read for the page.
 const MAX_VEHICLES: i64 = 1_000;
 const MAX_ERRORS: i64 = 1_000;
+/// Most rows of the "Needs attention" table on one page.
+const MAX_ATTENTION: usize = 100;
+/// The largest offset a link may ask for.
+const MAX_OFFSET: usize = 10_000_000;
+
+/// Where each table starts: `?attention=<n>` and `?vehicles=<n>`, the links under the tables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pages {
+    attention: Option<String>,
+    vehicles: Option<String>,
+}
+
+/// An offset from the query: a whole number from 0 to [`MAX_OFFSET`].
+fn offset(name: &str, text: Option<&str>) -> Result<usize, ApiError> {
+    match text.map(str::trim) {
+        None | Some("") => Ok(0),
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= MAX_OFFSET)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "{name} must be a whole number from 0 to {MAX_OFFSET}"
+                ))
+            }),
+    }
+}
 
 struct Figures {
     hourly: Vec<HourlyCount>,
@@ -39,7 +70,12 @@ enum Reason<'a> {
 }
 
 /// The overview page.
-pub async fn show(state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, PageError> {
+    let pages = web::Query::<Pages>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadRequest(format!("bad query: {e}")))?
+        .into_inner();
+    let attention_from = offset("attention", pages.attention.as_deref())?;
+    let vehicles_from = offset("vehicles", pages.vehicles.as_deref())?;
     let now = meterhook_store::now();
     let this_hour = now
         .with_minute(0)
@@ -56,7 +92,12 @@ pub async fn show(state: web::Data<AppState>) -> Result<HttpResponse, PageError>
             spooled: spool.map(|s| s.unprocessed_count()).transpose()?,
             newest: store.newest_event_at()?,
             vehicles: store.list_vehicles()?,
-            last_readings: store.last_readings(MAX_VEHICLES)?,
+            // Up to the end of the vehicles table's page: one row per app vehicle, by id.
+            last_readings: store.last_readings(
+                i64::try_from(vehicles_from)
+                    .unwrap_or(i64::MAX)
+                    .saturating_add(MAX_VEHICLES),
+            )?,
             errors: store.all_open_errors(MAX_ERRORS)?,
         })
     })
@@ -65,13 +106,31 @@ pub async fn show(state: web::Data<AppState>) -> Result<HttpResponse, PageError>
         Section::Overview,
         "Fleet status",
         html! {
+            (refused_signatures(&state.metrics.invalid_signatures(), now))
             (delivering(&figures, now))
             (backlog(&figures))
             (deliveries(&figures.hourly, since))
-            (attention(&figures, now))
-            (fleet(&figures, now))
+            (attention(&figures, now, attention_from))
+            (fleet(&figures, now, vehicles_from))
         },
     )))
+}
+
+/// Deliveries refused for an invalid signature: first on the page, since each is a reading lost
+/// once Smartcar stops retrying, and nothing else on the page would show it.
+fn refused_signatures(refused: &InvalidSignatures, now: NaiveDateTime) -> Markup {
+    html! {
+        @if let Some(last) = refused.last {
+            p.warn role="alert" {
+                span.badge.failed { "signatures refused" } " "
+                (refused.count) " deliver" (if refused.count == 1 { "y" } else { "ies" })
+                " refused for an invalid SC-Signature since the service started, the last "
+                (ago(now, last)) " (" (minute(last)) "). Most likely Smartcar signs with another "
+                "token than SMARTCAR_MANAGEMENT_TOKEN, and every such delivery is lost after "
+                "Smartcar's retries: run " code { "meterhook doctor" } "."
+            }
+        }
+    }
 }
 
 fn delivering(f: &Figures, now: NaiveDateTime) -> Markup {
@@ -211,7 +270,18 @@ fn by_app_vehicle(vehicles: &[Vehicle]) -> BTreeMap<&str, Vec<&Vehicle>> {
     map
 }
 
-fn attention(f: &Figures, now: NaiveDateTime) -> Markup {
+/// "and N more" under a table of `total` rows whose page ends at `end`, linking to the next page.
+fn more(total: usize, end: usize, what: &str, href: String) -> Markup {
+    html! {
+        @if total > end {
+            p.muted {
+                "and " (total - end) " more " (what) ". " a href=(href) { "Show the next ones" }
+            }
+        }
+    }
+}
+
+fn attention(f: &Figures, now: NaiveDateTime, from: usize) -> Markup {
     let app_vehicles = by_app_vehicle(&f.vehicles);
     let mut rows: Vec<(&str, Vec<Reason<'_>>)> = Vec::new();
     for (app_id, registrations) in &app_vehicles {
@@ -253,16 +323,22 @@ fn attention(f: &Figures, now: NaiveDateTime) -> Markup {
         };
         (rank, *id)
     });
+    let total = rows.len();
+    let end = from.saturating_add(MAX_ATTENTION).min(total);
+    let shown = rows.get(from.min(total)..end).unwrap_or_default();
     html! {
-        h2 { "Needs attention" }
+        h2 #attention { "Needs attention" }
         @if rows.is_empty() {
             p { "Every vehicle is active, without open errors, and read within the last "
                 (STALE_AFTER.num_days()) " days." }
         } @else {
             table {
                 thead { tr { th scope="col" { "Vehicle" } th scope="col" { "Why" } } }
+                @if from > 0 {
+                    caption.muted { (from + 1) "–" (end) " of " (total) }
+                }
                 tbody {
-                    @for (id, reasons) in &rows {
+                    @for (id, reasons) in shown {
                         tr {
                             td.t { a href=(vehicle_href(id)) { (id) } }
                             td {
@@ -274,6 +350,7 @@ fn attention(f: &Figures, now: NaiveDateTime) -> Markup {
                     }
                 }
             }
+            (more(total, end, "vehicles need attention", format!("/ui/?attention={end}#attention")))
         }
     }
 }
@@ -304,10 +381,12 @@ fn reason_markup(reason: &Reason<'_>, now: NaiveDateTime) -> Markup {
     }
 }
 
-fn fleet(f: &Figures, now: NaiveDateTime) -> Markup {
+fn fleet(f: &Figures, now: NaiveDateTime, from: usize) -> Markup {
     let app_vehicles = by_app_vehicle(&f.vehicles);
+    let total = app_vehicles.len();
+    let end = from.saturating_add(MAX_VEHICLES as usize).min(total);
     html! {
-        h2 { "Vehicles" }
+        h2 #vehicles { "Vehicles" }
         @if app_vehicles.is_empty() {
             p { "No vehicle is registered. Register one with "
                 code { "meterhook vehicles add SMARTCAR_ID --vehicle-id ID" } "." }
@@ -320,7 +399,7 @@ fn fleet(f: &Figures, now: NaiveDateTime) -> Markup {
                     th.num scope="col" { "Open errors" }
                 } }
                 tbody {
-                    @for (id, registrations) in app_vehicles.iter().take(MAX_VEHICLES as usize) {
+                    @for (id, registrations) in app_vehicles.iter().skip(from).take(MAX_VEHICLES as usize) {
                         @let open = f.errors.iter().filter(|e| registrations.iter().any(|v| v.smartcar_vehicle_id == e.smartcar_vehicle_id)).count();
                         tr {
                             td.t { a href=(vehicle_href(id)) { (id) } }
@@ -341,9 +420,7 @@ fn fleet(f: &Figures, now: NaiveDateTime) -> Markup {
                     }
                 }
             }
-            @if app_vehicles.len() > MAX_VEHICLES as usize {
-                p.muted { "The first " (MAX_VEHICLES) " of " (app_vehicles.len()) " vehicles are shown." }
-            }
+            (more(total, end, "vehicles", format!("/ui/?vehicles={end}#vehicles")))
         }
     }
 }

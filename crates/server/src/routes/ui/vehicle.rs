@@ -39,7 +39,7 @@ pub async fn show(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let vehicle_id = path.into_inner();
+    let vehicle_id = crate::routes::path_id("vehicle_id", path.into_inner())?;
     let window = web::Query::<Window>::from_query(req.query_string())
         .map_err(|e| ApiError::BadRequest(format!("bad query: {e}")))?
         .into_inner();

@@ -1,7 +1,9 @@
-//! The stored outcome of an event and the status of a sync attempt.
+//! What became of an event: the business vocabulary every layer stores, counts and shows.
 
 use std::fmt;
 use std::str::FromStr;
+
+use crate::Decision;
 
 /// What became of an event; stored as text in `smartcar_webhook_events.outcome`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,13 +38,19 @@ pub enum Outcome {
     Ignored,
     /// A signed body that is not a JSON object; kept as received.
     Malformed,
+    /// A signed delivery Smartcar sent longer ago than any event meterhook may have pruned: a
+    /// replay of an old capture, whose id no longer stops it. Kept for audit, nothing done.
+    Replayed,
     /// Processing failed on every attempt; waits for `events reprocess`.
     Dead,
+    /// Self-healing outvoted an accepted entry: the readings it refused agree with each other, so
+    /// it was voided and they were accepted. Only a sync log has it; no event ends with it.
+    Superseded,
 }
 
 impl Outcome {
     /// Every outcome, for listings and metrics.
-    pub const ALL: [Outcome; 15] = [
+    pub const ALL: [Outcome; 17] = [
         Outcome::Pending,
         Outcome::Created,
         Outcome::Duplicate,
@@ -57,7 +65,9 @@ impl Outcome {
         Outcome::VehicleErrorRecorded,
         Outcome::Ignored,
         Outcome::Malformed,
+        Outcome::Replayed,
         Outcome::Dead,
+        Outcome::Superseded,
     ];
 
     /// The stored name.
@@ -77,7 +87,9 @@ impl Outcome {
             Outcome::VehicleErrorRecorded => "vehicle_error_recorded",
             Outcome::Ignored => "ignored",
             Outcome::Malformed => "malformed",
+            Outcome::Replayed => "replayed",
             Outcome::Dead => "dead",
+            Outcome::Superseded => "superseded",
         }
     }
 
@@ -85,13 +97,12 @@ impl Outcome {
     pub fn is_error(self) -> bool {
         matches!(
             self,
-            Outcome::InvalidReading | Outcome::Malformed | Outcome::Dead
+            Outcome::InvalidReading | Outcome::Malformed | Outcome::Replayed | Outcome::Dead
         )
     }
 
     /// The outcome of an odometer decision.
-    pub fn from_decision(decision: &meterhook_domain::Decision) -> Outcome {
-        use meterhook_domain::Decision;
+    pub fn of(decision: &Decision) -> Outcome {
         match decision {
             Decision::Accept { .. } => Outcome::Created,
             Decision::Duplicate { .. } => Outcome::Duplicate,
@@ -120,48 +131,6 @@ impl FromStr for Outcome {
             .into_iter()
             .find(|o| o.as_str() == s)
             .ok_or_else(|| UnknownOutcome(s.to_owned()))
-    }
-}
-
-/// The status column of `smartcar_sync_logs`: how a sync attempt went, in the seed's terms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncStatus {
-    /// Data was written (a meter entry, a vehicle error).
-    Success,
-    /// Nothing to write: a duplicate.
-    Skipped,
-    /// The data was refused by the rules.
-    Rejected,
-    /// The data could not be used.
-    Failed,
-}
-
-impl SyncStatus {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncStatus::Success => "success",
-            SyncStatus::Skipped => "skipped",
-            SyncStatus::Rejected => "rejected",
-            SyncStatus::Failed => "failed",
-        }
-    }
-
-    /// The status that goes with an outcome.
-    pub fn for_outcome(outcome: Outcome) -> SyncStatus {
-        match outcome {
-            Outcome::Created | Outcome::VehicleErrorRecorded => SyncStatus::Success,
-            Outcome::Duplicate
-            | Outcome::UnknownVehicle
-            | Outcome::InactiveVehicle
-            | Outcome::NoOdometer
-            | Outcome::OdometerUnavailable
-            | Outcome::TestEvent
-            | Outcome::Ignored
-            | Outcome::Pending => SyncStatus::Skipped,
-            Outcome::OutOfSequence | Outcome::ImplausibleJump => SyncStatus::Rejected,
-            Outcome::InvalidReading | Outcome::Malformed | Outcome::Dead => SyncStatus::Failed,
-        }
     }
 }
 

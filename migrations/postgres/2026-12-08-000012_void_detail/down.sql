@@ -1,0 +1,1 @@
+ALTER TABLE meter_entries DROP COLUMN void_detail;

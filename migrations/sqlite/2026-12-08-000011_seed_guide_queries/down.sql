@@ -1,0 +1,1 @@
+ALTER TABLE smartcar_webhook_events DROP COLUMN created_at;
