@@ -130,6 +130,11 @@ impl Default for Metrics {
             last_invalid_signature.clone(),
         );
         let refusals = Family::<RefusalLabels, Counter>::default();
+        // Both reasons from the start, at 0: the series exist before the first refusal, so that
+        // `increase()` sees the first one and dashboards find the metric.
+        for reason in ["queue_full", "spool_full"] {
+            let _ = refusals.get_or_create(&RefusalLabels { reason });
+        }
         registry.register(
             "deliveries_refused",
             "Signed deliveries answered 503 because the writers' queues (queue_full) or the outage spool (spool_full) were full",

@@ -17,6 +17,9 @@ pub struct Registration {
     pub processed: usize,
     /// How many of them made a meter entry.
     pub entries_created: usize,
+    /// The other Smartcar vehicles registered for the same app vehicle (allowed, since a car can
+    /// be reconnected under a new id; their readings are judged as one odometer).
+    pub others: Vec<Vehicle>,
 }
 
 /// Why a registration failed.
@@ -47,8 +50,15 @@ pub fn register(
         .store()
         .register_vehicle(smartcar_vehicle_id, vehicle_id)?;
     let waiting = pipeline.reprocess(Reprocess::UnknownVehicle(smartcar_vehicle_id))?;
+    let others = pipeline
+        .store()
+        .vehicles_for(&vehicle.vehicle_id)?
+        .into_iter()
+        .filter(|v| v.smartcar_vehicle_id != vehicle.smartcar_vehicle_id)
+        .collect();
     Ok(Registration {
         vehicle,
+        others,
         processed: waiting.len(),
         entries_created: waiting
             .iter()

@@ -109,9 +109,12 @@ impl Pruned {
     }
 }
 
-/// What `meterhook prune` deleted, per table; `None` where the table was kept.
+/// What `meterhook prune` deleted (with `--dry-run`: would delete), per table; `None` where the
+/// table was kept.
 #[derive(Debug, Default, Serialize)]
 pub struct PruneSummary {
+    /// Nothing was deleted: `deleted` counts what would have been.
+    pub dry_run: bool,
     /// Processed events.
     pub events: Option<Pruned>,
     /// Signal values.

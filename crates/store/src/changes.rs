@@ -31,6 +31,9 @@ pub enum ChangeType {
     MeterEntryVoided,
     /// A void meter entry was made active again.
     MeterEntryUnvoided,
+    /// A void meter entry was deleted: `events reprocess` judges its reading anew (and writes
+    /// what it decides now as a new entry), or its vehicle was erased.
+    MeterEntryDeleted,
     /// The vehicle needs its owner to reconnect it.
     VehicleNeedsReconnection,
     /// The vehicle answers again after it needed reconnection.
@@ -45,14 +48,18 @@ pub enum ChangeType {
     VehicleDeactivated,
     /// A vehicle was activated again.
     VehicleActivated,
+    /// A vehicle was erased with everything it sent (`vehicles delete --purge`); the earlier
+    /// changes about it keep their place in the record, their objects erased.
+    VehicleDeleted,
 }
 
 impl ChangeType {
     /// Every type, in the order the docs list them.
-    pub const ALL: [ChangeType; 10] = [
+    pub const ALL: [ChangeType; 12] = [
         ChangeType::MeterEntryCreated,
         ChangeType::MeterEntryVoided,
         ChangeType::MeterEntryUnvoided,
+        ChangeType::MeterEntryDeleted,
         ChangeType::VehicleNeedsReconnection,
         ChangeType::VehicleReconnected,
         ChangeType::VehicleErrorOpened,
@@ -60,6 +67,7 @@ impl ChangeType {
         ChangeType::VehicleRegistered,
         ChangeType::VehicleDeactivated,
         ChangeType::VehicleActivated,
+        ChangeType::VehicleDeleted,
     ];
 
     /// The type as stored and sent: `meter_entry.created`, …
@@ -68,6 +76,7 @@ impl ChangeType {
             ChangeType::MeterEntryCreated => "meter_entry.created",
             ChangeType::MeterEntryVoided => "meter_entry.voided",
             ChangeType::MeterEntryUnvoided => "meter_entry.unvoided",
+            ChangeType::MeterEntryDeleted => "meter_entry.deleted",
             ChangeType::VehicleNeedsReconnection => "vehicle.needs_reconnection",
             ChangeType::VehicleReconnected => "vehicle.reconnected",
             ChangeType::VehicleErrorOpened => "vehicle.error_opened",
@@ -75,6 +84,7 @@ impl ChangeType {
             ChangeType::VehicleRegistered => "vehicle.registered",
             ChangeType::VehicleDeactivated => "vehicle.deactivated",
             ChangeType::VehicleActivated => "vehicle.activated",
+            ChangeType::VehicleDeleted => "vehicle.deleted",
         }
     }
 }
@@ -165,6 +175,29 @@ struct LastPosition {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     last_position: i64,
 }
+
+impl NewChange {
+    /// A void entry deleted: `data` names it (`id`, `vehicle_id`, `event_id`).
+    pub(crate) fn entry_deleted(
+        id: i64,
+        vehicle_id: &str,
+        event_id: Option<&str>,
+        smartcar_vehicle_id: Option<&str>,
+        at: NaiveDateTime,
+    ) -> NewChange {
+        let data = serde_json::json!({ "id": id, "vehicle_id": vehicle_id, "event_id": event_id });
+        NewChange {
+            change_type: ChangeType::MeterEntryDeleted,
+            vehicle_id: Some(vehicle_id.to_owned()),
+            smartcar_vehicle_id: smartcar_vehicle_id.map(str::to_owned),
+            data: data.to_string(),
+            created_at: at,
+        }
+    }
+}
+
+/// What an erased vehicle's earlier changes keep of their object.
+pub(crate) const ERASED: &str = r#"{"erased":true}"#;
 
 fn to_json(view: &impl Serialize) -> String {
     // A view of plain fields cannot fail to serialise.
@@ -371,16 +404,7 @@ impl Store {
     ) -> Result<u64> {
         use changes::dsl as c;
         let mut conn = self.conn()?;
-        let first_kept: Option<i64> = c::changes
-            .filter(c::created_at.ge(before))
-            .order(c::position.asc())
-            .select(c::position)
-            .first(&mut *conn)
-            .optional()?;
-        let cut = match first_kept {
-            Some(position) => position,
-            None => last_position(&mut conn)? + 1,
-        };
+        let cut = first_kept(&mut conn, before)?;
         crate::store::delete_in_batches(
             &mut conn,
             batch,
@@ -407,6 +431,35 @@ impl Store {
                 .execute(conn)?)
             },
         )
+    }
+}
+
+impl Store {
+    /// How many changes [`Store::prune_changes`] would delete now.
+    pub fn count_prunable_changes(&self, before: NaiveDateTime) -> Result<i64> {
+        use changes::dsl as c;
+        let mut conn = self.conn()?;
+        let cut = first_kept(&mut conn, before)?;
+        Ok(c::changes
+            .filter(c::position.lt(cut))
+            .count()
+            .get_result(&mut *conn)?)
+    }
+}
+
+/// The first position kept with the window ending at `before`: the first recorded at or after
+/// it, found walking the primary key (positions follow time); past the last when none is.
+fn first_kept(conn: &mut DbConnection, before: NaiveDateTime) -> Result<i64> {
+    use changes::dsl as c;
+    let first: Option<i64> = c::changes
+        .filter(c::created_at.ge(before))
+        .order(c::position.asc())
+        .select(c::position)
+        .first(conn)
+        .optional()?;
+    match first {
+        Some(position) => Ok(position),
+        None => Ok(last_position(conn)? + 1),
     }
 }
 

@@ -8,6 +8,7 @@ use diesel::sql_types::{Bool, Text};
 use meterhook_domain::Outcome;
 use serde::Serialize;
 
+use crate::changes::{record_changes, NewChange};
 use crate::db::{on_backend, DbConnection};
 use crate::prepared::{self, Bind};
 use crate::schema::{meter_entries, smartcar_webhook_events};
@@ -296,14 +297,33 @@ impl Store {
             // rare command), so each statement reads the void entries once: a few statements for
             // all the events, never one per event.
             let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+            let at = now();
+            let mut deleted = Vec::new();
             for some in ids.chunks(REPROCESS_IDS_PER_STATEMENT) {
-                diesel::delete(
+                let gone: Vec<(i64, String, Option<String>)> = diesel::delete(
                     meter_entries::table
                         .filter(meter_entries::void.eq(true))
                         .filter(meter_entries::event_id.eq_any(some)),
                 )
-                .execute(conn)?;
+                .returning((
+                    meter_entries::id,
+                    meter_entries::vehicle_id,
+                    meter_entries::event_id,
+                ))
+                .get_results(conn)?;
+                deleted.extend(gone);
             }
+            // The app is told, so that its copy drops them too.
+            let changes: Vec<NewChange> = deleted
+                .iter()
+                .map(|(id, vehicle_id, event_id)| {
+                    let smartcar = events
+                        .iter()
+                        .find(|e| Some(&e.event_id) == event_id.as_ref())
+                        .and_then(|e| e.smartcar_vehicle_id.as_deref());
+                    NewChange::entry_deleted(*id, vehicle_id, event_id.as_deref(), smartcar, at)
+                })
+                .collect();
             for event in &mut events {
                 diesel::update(e::smartcar_webhook_events.filter(e::id.eq(event.id)))
                     .set((
@@ -318,6 +338,7 @@ impl Store {
                 event.processed = false;
                 event.outcome = Outcome::Pending.as_str().to_owned();
             }
+            record_changes(conn, &changes)?;
             Ok(events)
         })
     }

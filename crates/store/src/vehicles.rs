@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::changes::{record_changes, ChangeType, NewChange};
+use crate::changes::{record_changes, ChangeType, NewChange, ERASED};
 use crate::db::{on_backend, DbConnection};
 use crate::prepared::{self, Bind};
 use crate::schema::{
@@ -188,6 +188,7 @@ impl Store {
             )?;
             diesel::delete(v::smartcar_vehicles.filter(v::smartcar_vehicle_id.eq(&id)))
                 .execute(conn)?;
+            erase_changes(conn, &vehicle, sole, entries)?;
             Ok(Purged {
                 vehicle,
                 entries,
@@ -393,4 +394,41 @@ pub(crate) fn lock_vehicles(
         )
         .load(c)?),
     }
+}
+
+/// The record of changes forgets what an erased vehicle sent: its earlier changes keep their
+/// place (a reader's cursor stays valid) with their objects erased, and a `vehicle.deleted`
+/// change says so. `sole`: it was the only Smartcar vehicle of its app vehicle, whose changes
+/// go too.
+fn erase_changes(
+    conn: &mut DbConnection,
+    vehicle: &Vehicle,
+    sole: bool,
+    entries: u64,
+) -> Result<()> {
+    use crate::schema::changes::dsl as c;
+    let its = c::smartcar_vehicle_id.eq(&vehicle.smartcar_vehicle_id);
+    if sole {
+        diesel::update(c::changes.filter(its.or(c::vehicle_id.eq(&vehicle.vehicle_id))))
+            .set(c::data.eq(ERASED))
+            .execute(conn)?;
+    } else {
+        diesel::update(c::changes.filter(its))
+            .set(c::data.eq(ERASED))
+            .execute(conn)?;
+    }
+    let at = now();
+    let data = serde_json::json!({
+        "smartcar_vehicle_id": vehicle.smartcar_vehicle_id,
+        "vehicle_id": vehicle.vehicle_id,
+        "entries_deleted": entries,
+    });
+    let change = NewChange {
+        change_type: ChangeType::VehicleDeleted,
+        vehicle_id: Some(vehicle.vehicle_id.clone()),
+        smartcar_vehicle_id: Some(vehicle.smartcar_vehicle_id.clone()),
+        data: data.to_string(),
+        created_at: at,
+    };
+    record_changes(conn, &[change])
 }

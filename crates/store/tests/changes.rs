@@ -221,3 +221,59 @@ fn a_void_entry_says_why_for_people_and_for_programs() {
         assert_eq!(entry["refused_by"], first, "{entry}");
     }
 }
+
+/// `events reprocess` deletes the void entry of a reading it judges anew: the app is told
+/// (`meter_entry.deleted`), then told of what the reading makes now. Erasing a vehicle keeps
+/// its changes' places with their objects erased, and says so (`vehicle.deleted`).
+#[test]
+fn reprocessing_and_erasing_are_recorded() {
+    for db in TestDatabase::all() {
+        let backend = db.backend();
+        let store = db.store();
+        store.register_vehicle("sc-1", "car-1").unwrap();
+        write(
+            &store,
+            &[reading("r1", km(100, T0)), reading("r2", km(50, T0 + H))],
+        );
+        let void = store.list_entries("car-1", true).unwrap();
+        let void_id = void.iter().find(|e| e.void).unwrap().id;
+        let start = recorded(&db).len();
+        let records = store
+            .reset_for_reprocess(meterhook_store::Reprocess::Event("r2"))
+            .unwrap();
+        assert_eq!(records.len(), 1, "{backend}");
+        let after = recorded(&db);
+        assert_eq!(after.len(), start + 1, "{backend}");
+        assert_eq!(after[start].1, "meter_entry.deleted", "{backend}");
+        let url = DatabaseUrl::parse(db.url()).unwrap();
+        let mut conn = connect(&url, std::time::Duration::from_secs(5)).unwrap();
+        let data: String = changes::table
+            .filter(changes::position.eq(after[start].0))
+            .select(changes::data)
+            .first(&mut conn)
+            .unwrap();
+        let data: serde_json::Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(data["id"], void_id, "{backend}");
+        assert_eq!(data["event_id"], "r2", "{backend}");
+
+        // Erased: every earlier change about it keeps its place, its object gone.
+        let positions_before: Vec<i64> = recorded(&db).iter().map(|c| c.0).collect();
+        store.purge_vehicle("sc-1").unwrap();
+        let rows: Vec<(i64, String, String)> = changes::table
+            .order(changes::position.asc())
+            .select((changes::position, changes::change_type, changes::data))
+            .load(&mut conn)
+            .unwrap();
+        let (last, earlier) = rows.split_last().unwrap();
+        assert_eq!(last.1, "vehicle.deleted", "{backend}");
+        assert_eq!(
+            earlier.iter().map(|r| r.0).collect::<Vec<_>>(),
+            positions_before,
+            "{backend}"
+        );
+        assert!(
+            earlier.iter().all(|r| r.2 == r#"{"erased":true}"#),
+            "{backend}: {earlier:?}"
+        );
+    }
+}

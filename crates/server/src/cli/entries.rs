@@ -14,8 +14,8 @@ use crate::views::{self, rfc3339};
 pub enum EntriesCommand {
     /// List a vehicle's meter entries, oldest reading first.
     List {
-        /// The app's vehicle id.
-        #[arg(long)]
+        /// The app's vehicle id, or a Smartcar vehicle id (its app vehicle's entries).
+        #[arg(long, visible_alias = "vehicle", value_name = "ID")]
         vehicle_id: String,
         /// Include voided entries.
         #[arg(long)]
@@ -39,8 +39,8 @@ pub enum EntriesCommand {
     },
     /// Export a vehicle's entries (void ones included, marked) to standard output.
     Export {
-        /// The app's vehicle id.
-        #[arg(long)]
+        /// The app's vehicle id, or a Smartcar vehicle id (its app vehicle's entries).
+        #[arg(long, visible_alias = "vehicle", value_name = "ID")]
         vehicle_id: String,
         /// Output format.
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
@@ -64,7 +64,10 @@ pub fn run(store: &Store, settings: &Settings, cmd: EntriesCommand) -> Result<()
             vehicle_id,
             all,
             json,
-        } => print_entries(&store.list_entries(&vehicle_id, all)?, json)?,
+        } => {
+            let vehicle_id = super::vehicles::app_vehicle_id(store, &vehicle_id)?;
+            print_entries(&store.list_entries(&vehicle_id, all)?, json)?;
+        }
         EntriesCommand::Void { entry_id, reason } => {
             let entry = store.void_entry(entry_id, &reason)?;
             println!(
@@ -92,6 +95,7 @@ pub fn run(store: &Store, settings: &Settings, cmd: EntriesCommand) -> Result<()
             }
         }
         EntriesCommand::Export { vehicle_id, format } => {
+            let vehicle_id = super::vehicles::app_vehicle_id(store, &vehicle_id)?;
             let entries = store.list_entries(&vehicle_id, true)?;
             let bar = super::progress::bar("entries", entries.len() as u64);
             match format {
@@ -162,19 +166,23 @@ fn print_entries(entries: &[MeterEntry], json: bool) -> Result<(), CliError> {
         println!("{}", serde_json::to_string(&rows)?);
     } else {
         let mut out = format!(
-            "{:<8} {:<26} {:>16} {:<18} {}\n",
-            "ID", "READ AT", "KM", "SOURCE", "EVENT"
+            "{:<8} {:<26} {:>16} {:<18} {:<40} {}\n",
+            "ID", "READ AT", "KM", "SOURCE", "EVENT", "VOID"
         );
         for e in entries {
+            let void = match (e.void, e.void_reason.as_deref()) {
+                (false, _) => "-".into(),
+                (true, None) => "void".into(),
+                (true, Some(reason)) => format!("void: {}", super::cell(reason)),
+            };
             let _ = writeln!(
                 out,
-                "{:<8} {:<26} {:>16.3} {:<18} {}{}",
+                "{:<8} {:<26} {:>16.3} {:<18} {:<40} {void}",
                 e.id,
                 rfc3339(e.entry_date),
                 e.distance().km(),
                 super::cell(&e.source_type),
                 super::cell(e.event_id.as_deref().unwrap_or("-")),
-                if e.void { " (void)" } else { "" }
             );
         }
         print!("{out}");

@@ -32,6 +32,39 @@ pub struct PruneArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Delete nothing: count, per table, what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Allow a signal or sync-log window below its floor (7d and 30d). The events' floor, 7d,
+    /// always holds.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The shortest signal window without `--force`: a typo such as `1s` would delete every value.
+pub const SIGNAL_FLOOR: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The shortest sync-log window without `--force`: sync logs are the audit trail.
+pub const SYNC_LOG_FLOOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Refuses a window under its floor unless forced, naming the flag or the setting it came from.
+fn check_floor(
+    window: Option<Duration>,
+    from_flag: bool,
+    flag: &str,
+    setting: &str,
+    floor: Duration,
+    force: bool,
+) -> Result<(), CliError> {
+    match window {
+        Some(w) if w < floor && !force => Err(CliError::usage(format!(
+            "{} is {}, below the floor of {}: that would delete recent rows; pass --force if \
+             you mean it",
+            if from_flag { flag } else { setting },
+            humantime::format_duration(w),
+            humantime::format_duration(floor)
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Runs `meterhook prune`.
@@ -44,36 +77,76 @@ pub fn run(store: &Store, settings: &Settings, args: &PruneArgs) -> Result<(), C
     }
     let signals = args.signals_older_than.or(settings.signal_retention);
     let sync_logs = args.sync_logs_older_than.or(settings.sync_log_retention);
+    check_floor(
+        signals,
+        args.signals_older_than.is_some(),
+        "--signals-older-than",
+        "METERHOOK_SIGNAL_RETENTION",
+        SIGNAL_FLOOR,
+        args.force,
+    )?;
+    check_floor(
+        sync_logs,
+        args.sync_logs_older_than.is_some(),
+        "--sync-logs-older-than",
+        "METERHOOK_SYNC_LOG_RETENTION",
+        SYNC_LOG_FLOOR,
+        args.force,
+    )?;
     let changes = args.changes_older_than.or(settings.change_retention);
     let batch = i64::from(args.batch);
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
 
-    let mut summary = views::PruneSummary::default();
+    let mut summary = views::PruneSummary {
+        dry_run: args.dry_run,
+        ..views::PruneSummary::default()
+    };
     if let Some(w) = events {
         let before = ago(w, "--older-than")?;
-        let bar = progress::counter("processed events");
-        let deleted = store.prune_events_with(before, batch, |n| bar.set_position(n))?;
-        bar.finish_and_clear();
+        let deleted = if args.dry_run {
+            count(store.count_prunable_events(before)?)
+        } else {
+            let bar = progress::counter("processed events");
+            let deleted = store.prune_events_with(before, batch, |n| bar.set_position(n))?;
+            bar.finish_and_clear();
+            deleted
+        };
         summary.events = Some(Pruned::new(deleted, before));
     }
     if let Some(w) = signals {
         let before = ago(w, "--signals-older-than")?;
-        let bar = progress::counter("signal values");
-        let deleted = store.prune_signals(before, batch, |n| bar.set_position(n))?;
-        bar.finish_and_clear();
+        let deleted = if args.dry_run {
+            count(store.count_prunable_signals(before)?)
+        } else {
+            let bar = progress::counter("signal values");
+            let deleted = store.prune_signals(before, batch, |n| bar.set_position(n))?;
+            bar.finish_and_clear();
+            deleted
+        };
         summary.signal_values = Some(Pruned::new(deleted, before));
     }
     if let Some(w) = sync_logs {
         let before = ago(w, "--sync-logs-older-than")?;
-        let bar = progress::counter("sync logs");
-        let deleted = store.prune_sync_logs(before, batch, |n| bar.set_position(n))?;
-        bar.finish_and_clear();
+        let deleted = if args.dry_run {
+            count(store.count_prunable_sync_logs(before)?)
+        } else {
+            let bar = progress::counter("sync logs");
+            let deleted = store.prune_sync_logs(before, batch, |n| bar.set_position(n))?;
+            bar.finish_and_clear();
+            deleted
+        };
         summary.sync_logs = Some(Pruned::new(deleted, before));
     }
     if let Some(w) = changes {
         let before = ago(w, "--changes-older-than")?;
-        let bar = progress::counter("changes");
-        let deleted = store.prune_changes(before, batch, |n| bar.set_position(n))?;
-        bar.finish_and_clear();
+        let deleted = if args.dry_run {
+            count(store.count_prunable_changes(before)?)
+        } else {
+            let bar = progress::counter("changes");
+            let deleted = store.prune_changes(before, batch, |n| bar.set_position(n))?;
+            bar.finish_and_clear();
+            deleted
+        };
         summary.changes = Some(Pruned::new(deleted, before));
     }
 
@@ -81,8 +154,13 @@ pub fn run(store: &Store, settings: &Settings, args: &PruneArgs) -> Result<(), C
         println!("{}", serde_json::to_string(&summary)?);
         return Ok(());
     }
+    let done = if args.dry_run {
+        "would prune"
+    } else {
+        "pruned"
+    };
     let line = |p: &Option<Pruned>, what: &str, verb: &str, kept: &str| match p {
-        Some(p) => println!("pruned {} {what} {verb} before {}", p.deleted, p.before),
+        Some(p) => println!("{done} {} {what} {verb} before {}", p.deleted, p.before),
         None => println!("{what} kept ({kept})"),
     };
     line(

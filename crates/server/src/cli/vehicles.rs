@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use clap::Subcommand;
-use meterhook_store::Store;
+use meterhook_store::{Store, Vehicle};
 
 use super::{pipeline, CliError};
 use crate::config::Settings;
@@ -28,12 +28,14 @@ pub enum VehiclesCommand {
     },
     /// Stop processing events for a vehicle (they are still kept).
     Deactivate {
-        /// Smartcar's vehicle id.
+        /// A Smartcar vehicle id, or an app vehicle id with one Smartcar vehicle.
+        #[arg(value_name = "ID")]
         smartcar_vehicle_id: String,
     },
     /// Resume processing events for a vehicle.
     Activate {
-        /// Smartcar's vehicle id.
+        /// A Smartcar vehicle id, or an app vehicle id with one Smartcar vehicle.
+        #[arg(value_name = "ID")]
         smartcar_vehicle_id: String,
     },
     /// Erase a vehicle: its registration, meter entries, signals, errors, sync logs and the
@@ -51,12 +53,68 @@ pub enum VehiclesCommand {
     },
     /// A vehicle's health (open errors) and latest readings.
     Show {
-        /// Smartcar's vehicle id.
+        /// A Smartcar vehicle id, or an app vehicle id with one Smartcar vehicle.
+        #[arg(value_name = "ID")]
         smartcar_vehicle_id: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How a command reads a vehicle id: an id registered as a Smartcar vehicle id names that
+/// Smartcar vehicle (and the app vehicle it feeds); any other id is an app vehicle id. Smartcar's
+/// ids are UUIDs, so the two kinds do not collide in practice.
+pub(super) fn app_vehicle_id(store: &Store, id: &str) -> Result<String, CliError> {
+    Ok(match store.find_vehicle(id)? {
+        Some(v) => v.vehicle_id,
+        None => id.to_owned(),
+    })
+}
+
+/// The Smartcar vehicle ids an id stands for (see [`app_vehicle_id`]): a registered Smartcar
+/// vehicle; else the Smartcar vehicles registered for that app vehicle; else the id itself, as an
+/// unregistered Smartcar vehicle's (events wait with `unknown_vehicle` under it).
+pub(super) fn smartcar_ids(store: &Store, id: &str) -> Result<Vec<String>, CliError> {
+    if store.find_vehicle(id)?.is_some() {
+        return Ok(vec![id.to_owned()]);
+    }
+    let mapped: Vec<String> = store
+        .vehicles_for(id)?
+        .into_iter()
+        .map(|v| v.smartcar_vehicle_id)
+        .collect();
+    Ok(if mapped.is_empty() {
+        vec![id.to_owned()]
+    } else {
+        mapped
+    })
+}
+
+/// The one registration an id names: a Smartcar vehicle id, or an app vehicle id that has exactly
+/// one Smartcar vehicle.
+pub(super) fn one_registration(store: &Store, id: &str) -> Result<Vehicle, CliError> {
+    if let Some(v) = store.find_vehicle(id)? {
+        return Ok(v);
+    }
+    let mut mapped = store.vehicles_for(id)?;
+    match mapped.len() {
+        0 => Err(CliError::new(format!(
+            "no vehicle with Smartcar id or app vehicle id {}",
+            super::cell(id)
+        ))),
+        1 => Ok(mapped.remove(0)),
+        _ => Err(CliError::new(format!(
+            "app vehicle {} has {} Smartcar vehicles ({}); name one by its Smartcar id",
+            super::cell(id),
+            mapped.len(),
+            mapped
+                .iter()
+                .map(|v| super::cell(&v.smartcar_vehicle_id).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
 }
 
 /// Runs `meterhook vehicles …`.
@@ -75,6 +133,24 @@ pub fn run(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<(
                 "registered Smartcar vehicle {} for vehicle {} (active)",
                 r.vehicle.smartcar_vehicle_id, r.vehicle.vehicle_id
             );
+            if !r.others.is_empty() {
+                println!(
+                    "note: vehicle {} also has Smartcar vehicle{} {}; the readings of all of them \
+                     are judged as one odometer. If the car was reconnected under a new id, \
+                     deactivate the old one (`meterhook vehicles deactivate OLD_ID`)",
+                    super::cell(&r.vehicle.vehicle_id),
+                    if r.others.len() == 1 { "" } else { "s" },
+                    r.others
+                        .iter()
+                        .map(|v| format!(
+                            "{} ({})",
+                            super::cell(&v.smartcar_vehicle_id),
+                            if v.is_active { "active" } else { "inactive" }
+                        ))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
             if r.processed > 0 {
                 println!(
                     "processed {} event{} that waited for this vehicle ({} meter entr{} created)",
@@ -86,16 +162,26 @@ pub fn run(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<(
             }
         }
         VehiclesCommand::Activate {
-            smartcar_vehicle_id,
+            smartcar_vehicle_id: id,
         } => {
-            store.set_vehicle_active(&smartcar_vehicle_id, true)?;
-            println!("activated Smartcar vehicle {smartcar_vehicle_id}");
+            let v = one_registration(store, &id)?;
+            store.set_vehicle_active(&v.smartcar_vehicle_id, true)?;
+            println!(
+                "activated Smartcar vehicle {} (vehicle {})",
+                super::cell(&v.smartcar_vehicle_id),
+                super::cell(&v.vehicle_id)
+            );
         }
         VehiclesCommand::Deactivate {
-            smartcar_vehicle_id,
+            smartcar_vehicle_id: id,
         } => {
-            store.set_vehicle_active(&smartcar_vehicle_id, false)?;
-            println!("deactivated Smartcar vehicle {smartcar_vehicle_id}");
+            let v = one_registration(store, &id)?;
+            store.set_vehicle_active(&v.smartcar_vehicle_id, false)?;
+            println!(
+                "deactivated Smartcar vehicle {} (vehicle {})",
+                super::cell(&v.smartcar_vehicle_id),
+                super::cell(&v.vehicle_id)
+            );
         }
         VehiclesCommand::Delete {
             smartcar_vehicle_id,
@@ -103,15 +189,11 @@ pub fn run(store: &Store, settings: &Settings, cmd: VehiclesCommand) -> Result<(
             yes,
         } => delete(store, &smartcar_vehicle_id, purge, yes)?,
         VehiclesCommand::Show {
-            smartcar_vehicle_id,
+            smartcar_vehicle_id: id,
             json,
         } => {
-            let Some(vehicle) = store.find_vehicle(&smartcar_vehicle_id)? else {
-                return Err(CliError::new(format!(
-                    "no vehicle with Smartcar id {smartcar_vehicle_id}"
-                )));
-            };
-            let errors = store.open_errors(&smartcar_vehicle_id)?;
+            let vehicle = one_registration(store, &id)?;
+            let errors = store.open_errors(&vehicle.smartcar_vehicle_id)?;
             let signals = store.latest_signals(&vehicle.vehicle_id)?;
             let latest_entry = store.entries_page(&vehicle.vehicle_id, false, 1, None)?;
             if json {

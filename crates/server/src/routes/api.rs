@@ -273,6 +273,9 @@ async fn register_vehicle(
         "vehicle": views::vehicle(&registered.vehicle),
         "processed_events": registered.processed,
         "entries_created": registered.entries_created,
+        // Allowed (a car can be reconnected under a new id), but said: their readings are judged
+        // as one odometer.
+        "other_smartcar_vehicles": registered.others.iter().map(views::vehicle).collect::<Vec<_>>(),
     })))
 }
 

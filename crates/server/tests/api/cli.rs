@@ -47,7 +47,7 @@ fn vehicles_entries_events_and_stats_commands() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out).trim(),
-        "error: no vehicle with Smartcar id nope"
+        "error: no vehicle with Smartcar id or app vehicle id nope"
     );
 
     assert_eq!(

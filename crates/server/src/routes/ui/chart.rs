@@ -120,6 +120,7 @@ pub fn odometer(
         let margin = ((hi - lo) * 0.08).max(1.0);
         (lo - margin, hi + margin)
     };
+    let (lo, hi, ticks) = round_ticks(lo, hi);
     let span_ms = (to - from).num_milliseconds().max(1) as f64;
     let x = |t: NaiveDateTime| left + ((t - from).num_milliseconds() as f64 / span_ms) * plot_w;
     let y = |v: f64| top + plot_h - ((v - lo) / (hi - lo)).clamp(0.0, 1.0) * plot_h;
@@ -134,12 +135,11 @@ pub fn odometer(
             aria-labelledby=(format!("{id}-title {id}-desc")) xmlns="http://www.w3.org/2000/svg" {
             title id=(format!("{id}-title")) { (title) }
             desc id=(format!("{id}-desc")) { (description) }
-            @for fraction in [0.0, 0.5, 1.0] {
-                @let v = lo + (hi - lo) * fraction;
-                line x1=(num(left)) x2=(num(WIDTH - right)) y1=(num(y(v))) y2=(num(y(v)))
+            @for v in &ticks {
+                line x1=(num(left)) x2=(num(WIDTH - right)) y1=(num(y(*v))) y2=(num(y(*v)))
                     stroke=(colour::RULE) stroke-width="1" {}
-                text x=(num(left - 6.0)) y=(num(y(v) + 4.0)) text-anchor="end" font-size="13"
-                    fill=(colour::MUTED) { (format!("{v:.0} km")) }
+                text x=(num(left - 6.0)) y=(num(y(*v) + 4.0)) text-anchor="end" font-size="13"
+                    fill=(colour::MUTED) { (km_label(*v)) " km" }
             }
             @for (t, anchor) in [(from, "start"), (mid, "middle"), (to, "end")] {
                 text x=(num(x(t))) y=(num(HEIGHT - 8.0)) text-anchor=(anchor) font-size="13"
@@ -194,6 +194,42 @@ fn nice_ceiling(v: f64) -> f64 {
         .unwrap_or(v)
 }
 
+/// The axis `[lo, hi]` widened to round numbers, and its ticks: a step of 1, 2, 2.5 or 5 times a
+/// power of ten, so that labels read 48,000 / 50,000 / 52,000 km, with two to five ticks.
+fn round_ticks(lo: f64, hi: f64) -> (f64, f64, Vec<f64>) {
+    let step = nice_ceiling((hi - lo) / 3.0);
+    let first = (lo / step).floor();
+    let last = (hi / step).ceil().max(first + 1.0);
+    // Integer multiples of the step: no drift from adding it up.
+    let ticks: Vec<f64> = (0..=(last - first) as i64)
+        .map(|i| (first + i as f64) * step)
+        .collect();
+    (first * step, last * step, ticks)
+}
+
+/// A kilometre figure with thousands separated by commas and only the decimals it has:
+/// `48,000`, `12.5`.
+fn km_label(v: f64) -> String {
+    let rounded = (v * 100.0).round() / 100.0;
+    let whole = rounded.trunc().abs() as u64;
+    let digits = whole.to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let fraction = format!("{:.2}", rounded.fract().abs());
+    let fraction = fraction.trim_start_matches('0').trim_end_matches('0');
+    let sign = if rounded < 0.0 { "-" } else { "" };
+    if fraction == "." {
+        format!("{sign}{grouped}")
+    } else {
+        format!("{sign}{grouped}{fraction}")
+    }
+}
+
 fn count_label(v: f64) -> String {
     if v.fract() == 0.0 {
         format!("{v:.0}")
@@ -223,6 +259,39 @@ mod tests {
             (1234.0, 2000.0),
         ] {
             assert_eq!(nice_ceiling(v), expected, "{v}");
+        }
+    }
+
+    #[test]
+    fn odometer_ticks_are_round() {
+        // The values the issue saw: 48,001 to 52,382 km, with the chart's margin.
+        let (lo, hi, ticks) = round_ticks(47_651.0, 52_732.0);
+        assert_eq!(
+            ticks,
+            vec![46_000.0, 48_000.0, 50_000.0, 52_000.0, 54_000.0]
+        );
+        assert_eq!((lo, hi), (46_000.0, 54_000.0));
+        for (lo, hi) in [
+            (0.0, 1.0),
+            (99.0, 102.0),
+            (12_340.5, 12_343.9),
+            (1.0e6, 1.3e6),
+        ] {
+            let (a, b, ticks) = round_ticks(lo, hi);
+            assert!(a <= lo && b >= hi, "{lo}..{hi} -> {a}..{b}");
+            assert!((2..=5).contains(&ticks.len()), "{lo}..{hi}: {ticks:?}");
+            let step = ticks[1] - ticks[0];
+            assert_eq!(nice_ceiling(step), step, "{lo}..{hi}: step {step}");
+        }
+        for (v, label) in [
+            (48_000.0, "48,000"),
+            (1_250_000.0, "1,250,000"),
+            (999.0, "999"),
+            (12.5, "12.5"),
+            (0.25, "0.25"),
+            (0.0, "0"),
+        ] {
+            assert_eq!(km_label(v), label, "{v}");
         }
     }
 

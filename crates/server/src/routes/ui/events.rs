@@ -1,12 +1,12 @@
-//! `/ui/events?outcome=…&limit=…`: the newest events, of one outcome when asked, each linked to
-//! its vehicle.
+//! `/ui/events?outcome=…&limit=…`: the newest events by the time they were received, of one
+//! outcome when asked, each linked to its vehicle.
 
 use std::collections::HashMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use maud::html;
 use meterhook_domain::Outcome;
-use meterhook_store::EventSummary;
+use meterhook_store::{EventFilter, EventSummary};
 use serde::Deserialize;
 
 use super::layout::{self, second, Section};
@@ -52,7 +52,11 @@ pub async fn show(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
     };
     let store = state.store.clone();
     let (events, app_ids) = blocking(move || {
-        let events = store.recent_events_with(outcome, limit)?;
+        let filter = EventFilter {
+            outcome,
+            ..EventFilter::default()
+        };
+        let events = store.list_events(&filter, limit)?;
         // The app vehicle behind each Smartcar vehicle on the page: at most `limit` look-ups on
         // the unique index.
         let mut app_ids: HashMap<String, Option<String>> = HashMap::new();
