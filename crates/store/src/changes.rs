@@ -330,6 +330,9 @@ pub enum ChangesError {
     Store(#[from] StoreError),
 }
 
+/// How many positions a filtered read of the changes walks at most.
+const FILTERED_SCAN: i64 = 10_000;
+
 impl Store {
     /// Up to `limit` changes after position `after` that pass `filter`, by position; `None` reads
     /// from the oldest change kept. A position older than what is kept is
@@ -349,8 +352,18 @@ impl Store {
         if from > last {
             return Err(ChangesError::Ahead { after: from, last });
         }
+        // A filtered read walks at most FILTERED_SCAN positions (the vehicle and type are not
+        // indexed, to keep writes cheap) and answers where it stopped, so no request reads the
+        // whole record however rare its matches.
+        let filtered = !filter.types.is_empty() || filter.vehicle_id.is_some();
+        let end = if filtered {
+            from.saturating_add(FILTERED_SCAN).min(last)
+        } else {
+            last
+        };
         let mut query = c::changes
             .filter(c::position.gt(from))
+            .filter(c::position.le(end))
             .order(c::position.asc())
             .limit(limit + 1)
             .select(Change::as_select())
@@ -373,17 +386,16 @@ impl Store {
                 });
             }
         }
-        let has_more = found.len() as i64 > limit;
+        let overflow = found.len() as i64 > limit;
         found.truncate(limit as usize);
         let next = match found.last() {
-            Some(change) if has_more => change.position,
-            Some(change) => change.position.max(last),
-            None => from.max(last),
+            Some(change) if overflow => change.position,
+            _ => end.max(from),
         };
         Ok(ChangesPage {
             changes: found,
             next,
-            has_more,
+            has_more: overflow || end < last,
         })
     }
 
@@ -492,25 +504,20 @@ impl Store {
         limit: i64,
         after: Option<EntryCursor>,
     ) -> Result<Vec<MeterEntry>> {
-        use crate::schema::meter_entries::dsl as m;
+        // No index by update time: each written entry would pay a page of one (a vehicle's
+        // entries are read by date on their own partial indexes, the time filtered there). The
+        // record of changes is the way to follow changes cheaply; this is for an app catching up.
         let mut conn = self.conn()?;
-        let mut query = m::meter_entries
-            .filter(m::vehicle_id.eq(vehicle_id))
-            .filter(m::updated_at.ge(since))
-            .order((m::entry_date.desc(), m::id.desc()))
-            .limit(limit.max(0))
-            .select(MeterEntry::as_select())
-            .into_boxed();
-        if !include_void {
-            query = query.filter(m::void.eq(false));
-        }
-        if let Some(c) = after {
-            query = query.filter(
-                m::entry_date
-                    .lt(c.entry_date)
-                    .or(m::entry_date.eq(c.entry_date).and(m::id.lt(c.id))),
-            );
-        }
-        Ok(query.load(&mut *conn)?)
+        crate::entries::newest_first(
+            &mut conn,
+            vehicle_id,
+            crate::entries::ByDate {
+                include_void,
+                after,
+                updated_since: Some(since),
+                limit: Some(limit.max(0)),
+                ..Default::default()
+            },
+        )
     }
 }

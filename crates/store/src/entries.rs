@@ -428,19 +428,25 @@ struct EntryId {
 
 /// Which of a vehicle's entries [`newest_first`] reads.
 #[derive(Debug, Clone, Copy, Default)]
-struct ByDate {
-    include_void: bool,
+pub(crate) struct ByDate {
+    pub include_void: bool,
     /// Only those after this one, newest first (keyset paging).
-    after: Option<EntryCursor>,
+    pub after: Option<EntryCursor>,
     /// Only those read at or after this time.
-    since: Option<NaiveDateTime>,
-    limit: Option<i64>,
+    pub since: Option<NaiveDateTime>,
+    /// Only those written, voided or unvoided at or after this time.
+    pub updated_since: Option<NaiveDateTime>,
+    pub limit: Option<i64>,
 }
 
 /// A vehicle's entries, newest reading first (by reading time, then id). Active and void entries
 /// each have their own partial index by date (the rules read the active one, and an accepted
 /// reading writes one index page the fewer); a listing of both reads each and merges them.
-fn newest_first(conn: &mut DbConnection, vehicle_id: &str, how: ByDate) -> Result<Vec<MeterEntry>> {
+pub(crate) fn newest_first(
+    conn: &mut DbConnection,
+    vehicle_id: &str,
+    how: ByDate,
+) -> Result<Vec<MeterEntry>> {
     use meter_entries::dsl as m;
     // Literals, so that the planners use the partial indexes.
     let kinds: &[&str] = if how.include_void {
@@ -465,6 +471,9 @@ fn newest_first(conn: &mut DbConnection, vehicle_id: &str, how: ByDate) -> Resul
         }
         if let Some(since) = how.since {
             query = query.filter(m::entry_date.ge(since));
+        }
+        if let Some(since) = how.updated_since {
+            query = query.filter(m::updated_at.ge(since));
         }
         if let Some(limit) = how.limit {
             query = query.limit(limit);
