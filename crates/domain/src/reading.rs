@@ -24,10 +24,23 @@ impl fmt::Display for Millis {
     /// A UTC date-time for people, e.g. `2026-11-30 14:02:46 UTC` (with `.835` when it has
     /// milliseconds); an instant outside the calendar as its milliseconds.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match chrono::DateTime::from_timestamp_millis(self.0) {
-            Some(t) if self.0 % Millis::SECOND == 0 => write!(f, "{} UTC", t.format("%F %T")),
-            Some(t) => write!(f, "{} UTC", t.format("%F %T%.3f")),
-            None => write!(f, "{}ms since 1970", self.0),
+        use chrono::{Datelike, Timelike};
+        let Some(t) = chrono::DateTime::from_timestamp_millis(self.0) else {
+            return write!(f, "{}ms since 1970", self.0);
+        };
+        write!(
+            f,
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            t.year(),
+            t.month(),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        )?;
+        match self.0.rem_euclid(Millis::SECOND) {
+            0 => f.write_str(" UTC"),
+            ms => write!(f, ".{ms:03} UTC"),
         }
     }
 }

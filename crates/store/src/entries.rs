@@ -24,7 +24,11 @@ const SQLITE_TIMESTAMP: &str = "%F %T%.f";
 /// compare as the column's do.
 #[cfg(feature = "sqlite")]
 pub(crate) fn sqlite_time(t: &NaiveDateTime) -> String {
-    t.format(SQLITE_TIMESTAMP).to_string()
+    // The format parsed once, not at every call (three times a reading).
+    static ITEMS: std::sync::OnceLock<Vec<chrono::format::Item<'static>>> =
+        std::sync::OnceLock::new();
+    let items = ITEMS.get_or_init(|| chrono::format::StrftimeItems::new(SQLITE_TIMESTAMP).collect());
+    t.format_with_items(items.iter()).to_string()
 }
 
 /// A stored entry's value and time as a reading; `None` for a value no reading can have.
