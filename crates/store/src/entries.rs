@@ -27,7 +27,8 @@ pub(crate) fn sqlite_time(t: &NaiveDateTime) -> String {
     // The format parsed once, not at every call (three times a reading).
     static ITEMS: std::sync::OnceLock<Vec<chrono::format::Item<'static>>> =
         std::sync::OnceLock::new();
-    let items = ITEMS.get_or_init(|| chrono::format::StrftimeItems::new(SQLITE_TIMESTAMP).collect());
+    let items =
+        ITEMS.get_or_init(|| chrono::format::StrftimeItems::new(SQLITE_TIMESTAMP).collect());
     t.format_with_items(items.iter()).to_string()
 }
 
